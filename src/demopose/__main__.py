@@ -1,0 +1,5 @@
+import sys
+
+from demopose.cli import main
+
+sys.exit(main())

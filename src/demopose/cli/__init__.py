@@ -1,0 +1,63 @@
+"""The ``demopose`` command: one entry point, one module per subcommand.
+
+Each subcommand module in :data:`COMMANDS` defines ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int`` (the exit code). Heavy imports happen inside ``run`` so ``--help`` stays fast.
+A new subcommand is one module plus one line here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "COMMANDS"]
+
+COMMANDS: dict[str, str] = {
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from demopose import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="demopose",
+        description="Category-level 9-DoF object pose estimation from RGB-D (DeMo-Pose, GPV-Pose, "
+        "CleanPose): data, training, evaluation, inference.",
+    )
+    parser.add_argument("--version", action="version", version=f"demopose {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=module.__doc__ or module.HELP,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._module.run(args) or 0)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        # User-facing failures (bad paths, malformed files) are reported without a traceback.
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"demopose {args.command}: error: {msg}", file=sys.stderr)
+        if args.verbose:
+            raise
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
