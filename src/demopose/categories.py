@@ -36,6 +36,8 @@ class Category:
         handle_rule: symmetric about y only when the handle is *not* visible (NOCS mug rule).
         mean_size: mean metric extents ``(x, y, z)`` in metres over the training instances, or None.
         synset: ShapeNet synset id for CAMERA-style data, when one exists.
+        mirror_xy: the shape is mirror-symmetric about its object xy plane (z -> -z), e.g. a laptop or a
+            mug with its handle on +x; used by GPV-Pose's symmetry-aware reconstruction (sym_info[1]).
     """
 
     id: int
@@ -44,6 +46,7 @@ class Category:
     handle_rule: bool = False
     mean_size: tuple[float, float, float] | None = None
     synset: str | None = None
+    mirror_xy: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,8 +130,9 @@ NOCS_REAL = CategoryTable(
         Category(2, "bowl", y_symmetric=True, mean_size=_mm(165, 80, 165), synset="02880940"),
         Category(3, "camera", mean_size=_mm(88, 128, 156), synset="02942699"),
         Category(4, "can", y_symmetric=True, mean_size=_mm(68, 146, 72), synset="02946921"),
-        Category(5, "laptop", mean_size=_mm(346, 200, 335), synset="03642806"),
-        Category(6, "mug", handle_rule=True, mean_size=_mm(146, 83, 114), synset="03797390"),
+        Category(5, "laptop", mean_size=_mm(346, 200, 335), synset="03642806", mirror_xy=True),
+        Category(6, "mug", handle_rule=True, mean_size=_mm(146, 83, 114), synset="03797390",
+                 mirror_xy=True),
     ),
 )
 """NOCS categories with the REAL275 mean sizes (used for Real and CAMERA+Real training)."""
@@ -140,8 +144,9 @@ NOCS_CAMERA = CategoryTable(
         Category(2, "bowl", y_symmetric=True, mean_size=_mm(168.75, 67.75, 168.75), synset="02880940"),
         Category(3, "camera", mean_size=_mm(116, 121.75, 175.5), synset="02942699"),
         Category(4, "can", y_symmetric=True, mean_size=_mm(112.5, 188.25, 115), synset="02946921"),
-        Category(5, "laptop", mean_size=_mm(145.25, 111.25, 168), synset="03642806"),
-        Category(6, "mug", handle_rule=True, mean_size=_mm(167.5, 135, 124.25), synset="03797390"),
+        Category(5, "laptop", mean_size=_mm(145.25, 111.25, 168), synset="03642806", mirror_xy=True),
+        Category(6, "mug", handle_rule=True, mean_size=_mm(167.5, 135, 124.25), synset="03797390",
+                 mirror_xy=True),
     ),
 )
 """NOCS categories with the CAMERA (ShapeNet synset) mean sizes (CAMERA-only training)."""
