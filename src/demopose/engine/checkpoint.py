@@ -1,0 +1,65 @@
+"""Atomic, resumable checkpoints: model, optimizer, scheduler, step, RNG states and the config.
+
+A checkpoint is written to a temporary file and moved into place, so a kill mid-write never destroys the
+previous one. ``last.pt`` always names the newest complete checkpoint of a run directory.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from demopose.io import atomic_path
+
+__all__ = ["capture_rng_state", "load_checkpoint", "restore_rng_state", "save_checkpoint", "unwrap_model"]
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare model inside DistributedDataParallel / torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(),  # noqa: NPY002
+                             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """``torch.save`` ``state`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (full pickle: only load files you trust).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not a demopose checkpoint.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {p} does not exist")
+    try:
+        state = torch.load(p, map_location=map_location, weights_only=False)
+    except Exception as e:
+        raise ValueError(f"{p}: not a readable torch checkpoint ({e})") from e
+    if not isinstance(state, dict) or "model" not in state:
+        raise ValueError(f"{p}: not a demopose checkpoint (no 'model' key)")
+    return state

@@ -1,0 +1,111 @@
+"""YAML configs with inheritance and dotted command-line overrides (OmegaConf underneath).
+
+A config file may name one or more parents with ``_base_`` (a path relative to the file, or the name of
+a packaged config); parents are merged first, in order, and the child overrides them. Overrides are
+``key.sub=value`` strings applied last. An override of a key that does not exist, or with a value of a
+different type than the existing one (int -> float is allowed), is an error that names the key — typos
+never pass silently. Packaged configs live in ``demopose/configs/*.yaml`` and are found by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from demopose.io import write_text_atomic
+
+__all__ = ["PACKAGED_CONFIGS", "load_config", "apply_overrides", "save_config", "resolve_config_path",
+           "list_packaged_configs"]
+
+PACKAGED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def list_packaged_configs() -> list[str]:
+    """Names of the configs shipped with the package (without ``.yaml``)."""
+    return sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
+
+
+def resolve_config_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """Find a config: an existing path (absolute, or relative to ``relative_to`` / the cwd), else a packaged
+    config name. Raises ``FileNotFoundError`` listing the packaged names."""
+    p = Path(name_or_path)
+    candidates = [p] if p.is_absolute() else ([relative_to / p] if relative_to else []) + [p]
+    candidates.append(PACKAGED_CONFIGS / (p.name if p.suffix == ".yaml" else f"{p.name}.yaml"))
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    raise FileNotFoundError(f"config {str(name_or_path)!r} not found (as a path, or among the packaged configs: "
+                            f"{', '.join(list_packaged_configs()) or 'none'})")
+
+
+def _load_tree(path: Path, stack: tuple[Path, ...] = ()) -> DictConfig:
+    if path in stack:
+        raise ValueError(f"{path}: _base_ cycle: {' -> '.join(str(s) for s in stack + (path,))}")
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as e:  # yaml errors carry line numbers; keep them
+        raise ValueError(f"{path}: not a valid YAML config: {e}") from e
+    if not isinstance(cfg, DictConfig):
+        raise ValueError(f"{path}: the top level of a config must be a mapping")
+    bases = cfg.pop("_base_", None)
+    if bases is None:
+        return cfg
+    bases = [bases] if isinstance(bases, str) else list(bases)
+    merged = OmegaConf.create()
+    for b in bases:
+        merged = OmegaConf.merge(merged, _load_tree(resolve_config_path(b, path.parent), stack + (path,)))
+    return OmegaConf.merge(merged, cfg)
+
+
+def _parse_value(text: str) -> Any:
+    return OmegaConf.from_dotlist([f"v={text}"]).v
+
+
+def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: str = "command line") -> DictConfig:
+    """Apply ``key.sub=value`` overrides in place and return ``cfg``.
+
+    Raises:
+        ValueError: malformed override, unknown key, or a value whose type differs from the existing one.
+    """
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"{source}: override {item!r} must look like key.sub=value")
+        key, text = item.split("=", 1)
+        key = key.strip().lstrip("-")
+        if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
+            parent = key.rsplit(".", 1)[0] if "." in key else ""
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            known = sorted(node.keys()) if isinstance(node, DictConfig) else []
+            raise ValueError(f"{source}: unknown config key {key!r}" +
+                             (f"; keys under {parent or 'the top level'}: {', '.join(map(str, known))}"
+                              if known else ""))
+        old = OmegaConf.select(cfg, key)
+        new = _parse_value(text)
+        if old is not None and not isinstance(old, (DictConfig, ListConfig)):
+            ok = (type(new) is type(old) or (isinstance(old, float) and isinstance(new, int)
+                                             and not isinstance(new, bool)) or new is None)
+            if not ok:
+                raise ValueError(f"{source}: {key} expects a {type(old).__name__} (now {old!r}), got {text!r}")
+            if isinstance(old, float) and isinstance(new, int):
+                new = float(new)
+        OmegaConf.update(cfg, key, new, merge=True)
+    return cfg
+
+
+_MISSING = object()
+
+
+def load_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """Load a config with its ``_base_`` chain, then apply dotted ``overrides``."""
+    path = resolve_config_path(name_or_path)
+    cfg = _load_tree(path)
+    apply_overrides(cfg, overrides)
+    return cfg
+
+
+def save_config(cfg: DictConfig, path: str | Path) -> None:
+    """Write the fully resolved config as YAML, atomically."""
+    write_text_atomic(path, OmegaConf.to_yaml(cfg, resolve=True))

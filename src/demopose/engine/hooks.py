@@ -1,0 +1,210 @@
+"""Trainer hooks (detectron2's ``HookBase`` idea): the loop stays small, everything else is a hook.
+
+Order matters and is the order of the list given to the trainer; :func:`default_hooks` returns
+checkpointing before evaluation (a failed evaluation still leaves a checkpoint) and writers last.
+``before_step`` must be cheap. Each hook holds a weak reference to the trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from demopose.engine import dist
+from demopose.engine.checkpoint import capture_rng_state, restore_rng_state
+
+if TYPE_CHECKING:
+    from demopose.engine.trainer import Trainer
+
+__all__ = ["CheckpointHook", "EvalHook", "HookBase", "JSONLWriter", "ProgressHook", "TensorBoardWriter",
+           "default_hooks"]
+
+log = logging.getLogger(__name__)
+
+
+class HookBase:
+    """Base class: override any of the five callbacks; ``state_dict`` is saved in checkpoints."""
+
+    _trainer_ref: Callable[[], Trainer | None] | None = None
+
+    @property
+    def trainer(self) -> Trainer:
+        t = self._trainer_ref() if self._trainer_ref else None
+        if t is None:
+            raise RuntimeError("hook is not attached to a live trainer")
+        return t
+
+    def attach(self, trainer: Trainer) -> None:
+        self._trainer_ref = weakref.ref(trainer)
+
+    def before_train(self) -> None: ...
+    def before_step(self) -> None: ...
+    def after_step(self) -> None: ...
+    def after_train(self) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class CheckpointHook(HookBase):
+    """Write ``last.pt`` every ``every`` steps and at the end (rank 0 only), atomically."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if self.every and t.step % self.every == 0 and t.step < t.max_steps:
+            t.save_checkpoint()
+
+    def after_train(self) -> None:
+        t = self.trainer
+        if t.step >= t.max_steps:
+            t.save_checkpoint()
+
+
+class EvalHook(HookBase):
+    """Run ``fn(trainer) -> dict[str, float]`` every ``every`` steps and at the end; results are logged.
+
+    Enable it on all ranks or none: ``fn`` may gather across ranks. Non-finite values are kept (and
+    written) but never chosen as the best.
+    """
+
+    def __init__(self, fn: Callable[[Trainer], dict[str, float]], every: int, key: str | None = None,
+                 mode: str = "max") -> None:
+        self.fn, self.every, self.key, self.mode = fn, every, key, mode
+        self.best: float | None = None
+
+    def _run(self) -> None:
+        t = self.trainer
+        rng = capture_rng_state()  # evaluation must not shift the training RNG stream (exact resume)
+        try:
+            results = self.fn(t) or {}
+        finally:
+            restore_rng_state(rng)
+        try:
+            results = {k: float(v) for k, v in results.items()}
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"EvalHook: the evaluation function must return a flat dict of floats: {e}") from e
+        t.record({f"val/{k}": v for k, v in results.items()})
+        if self.key and self.key in results and math.isfinite(results[self.key]):
+            v = results[self.key]
+            better = self.best is None or (v > self.best if self.mode == "max" else v < self.best)
+            if better:
+                self.best = v
+                t.save_checkpoint("best.pt")
+        dist.barrier()
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if self.every and t.step % self.every == 0 and t.step < t.max_steps:
+            self._run()
+
+    def after_train(self) -> None:
+        if self.trainer.step >= self.trainer.max_steps:
+            self._run()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state.get("best")
+
+
+class JSONLWriter(HookBase):
+    """Append the records of each step to ``run_dir/metrics.jsonl`` (rank 0). Lines past the resumed step
+    are dropped on resume, so the file always describes one consistent run."""
+
+    def __init__(self, every: int = 20) -> None:
+        self.every = every
+
+    @property
+    def path(self) -> Path:
+        return self.trainer.run_dir / "metrics.jsonl"
+
+    def before_train(self) -> None:
+        if not dist.is_main() or not self.path.exists():
+            return
+        keep = [line for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= self.trainer.step]
+        self.path.write_text("".join(k + "\n" for k in keep))
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if not dist.is_main():
+            return
+        if t.step % self.every == 0 or t.step >= t.max_steps or any(k.startswith("val/") for k in t.records):
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": t.step, **t.records}) + "\n")
+
+
+class TensorBoardWriter(HookBase):
+    """Scalars to TensorBoard under ``run_dir/tb`` (rank 0; needs the ``logging`` extra)."""
+
+    def __init__(self, every: int = 20) -> None:
+        self.every = every
+        self._writer: Any = None
+
+    def before_train(self) -> None:
+        if not dist.is_main():
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            log.info("tensorboard is not installed (pip install 'demopose[logging]'); TensorBoard logs off")
+            return
+        self._writer = SummaryWriter(str(self.trainer.run_dir / "tb"), purge_step=self.trainer.step)
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if self._writer is None:
+            return
+        if t.step % self.every == 0 or any(k.startswith("val/") for k in t.records):
+            for k, v in t.records.items():
+                self._writer.add_scalar(k, v, t.step)
+
+    def after_train(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+class ProgressHook(HookBase):
+    """A tqdm bar over steps (rank 0) showing the total loss and the learning rate."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+
+    def before_train(self) -> None:
+        if self.enabled and dist.is_main():
+            from tqdm.auto import tqdm
+
+            t = self.trainer
+            self._bar = tqdm(total=t.max_steps, initial=t.step, desc="train", unit="step", dynamic_ncols=True)
+
+    def after_step(self) -> None:
+        if self._bar is not None:
+            r = self.trainer.records
+            self._bar.set_postfix(loss=f"{r.get('loss/total', float('nan')):.4g}", lr=f"{r.get('lr', 0):.2e}")
+            self._bar.update(1)
+
+    def after_train(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def default_hooks(checkpoint_every: int, log_every: int, eval_fn: Callable[[Trainer], dict[str, float]] | None = None,
+                  eval_every: int = 0, best_key: str | None = None, progress: bool = True) -> list[HookBase]:
+    """Checkpoint, then evaluation, then writers (JSONL, TensorBoard), then the progress bar."""
+    hooks: list[HookBase] = [CheckpointHook(checkpoint_every)]
+    if eval_fn is not None:
+        hooks.append(EvalHook(eval_fn, eval_every, key=best_key))
+    hooks += [JSONLWriter(log_every), TensorBoardWriter(log_every), ProgressHook(progress)]
+    return hooks
