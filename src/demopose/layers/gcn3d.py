@@ -1,0 +1,194 @@
+"""3D graph convolution (3D-GC) layers.
+
+Lin, Huang, Wang, "Convolution in the Cloud: Learning Deformable Kernels in 3D Graph Convolution
+Networks for Point Cloud Analysis", CVPR 2020 (zhihao-lin/3dgcn), in the form used by GPV-Pose
+(lolrudy/GPV_Pose : network/fs_net_repo/gcn3d.py, notes/depth_and_eval.md §1.2).
+
+A kernel is ``S`` learnable unit *support directions* ``d_s``. For a point ``p_i`` with neighbours
+``p_j`` and unit neighbour directions ``u_ij = (p_j - p_i) / |p_j - p_i|``, the similarity is
+``θ_ijs = ReLU(u_ij · d_s)``:
+
+* surface conv (no input features): ``f_i,k = agg_s max_j θ_ij,sk``;
+* graph conv: ``f W + b`` is split into a centre part ``c_i`` and per-support parts ``g_j,s``;
+  ``out_i = c_i + agg_s max_j (θ_ijs ⊙ g_j,s)``;
+* random pooling: max over the 4 nearest neighbours, then keep a random ``N // rate`` subset.
+
+``agg`` is a sum in 3D-GC / GPV-Pose and a mean in HS-Pose (notes §2). Everything is batched; the
+neighbour index is computed once per resolution by the caller (:mod:`demopose.layers.knn`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from demopose.layers.knn import gather_points, knn_indices, nearest_indices
+
+__all__ = [
+    "GraphConv",
+    "RandomPool",
+    "SurfaceConv",
+    "neighbor_directions",
+    "upsample_nearest",
+]
+
+Aggregate = Literal["sum", "mean"]
+
+
+def neighbor_directions(vertices: torch.Tensor, neighbor_index: torch.Tensor) -> torch.Tensor:
+    """Unit directions from each point to its neighbours.
+
+    Args:
+        vertices: ``(B, N, 3)`` points.
+        neighbor_index: ``(B, N, K)`` neighbour indices.
+
+    Returns:
+        ``(B, N, K, 3)``; a neighbour at distance 0 (duplicate point) gives the zero vector.
+    """
+    neighbors = gather_points(vertices, neighbor_index)
+    return F.normalize(neighbors - vertices.unsqueeze(2), dim=-1, eps=1e-12)
+
+
+def _aggregate(x: torch.Tensor, how: Aggregate) -> torch.Tensor:
+    """Reduce the support dimension (-2) of ``(B, N, S, C)``."""
+    return x.sum(dim=-2) if how == "sum" else x.mean(dim=-2)
+
+
+class SurfaceConv(nn.Module):
+    """3D-GC surface convolution: geometry-only features from neighbour directions.
+
+    Args:
+        kernel_num: output channels ``K``.
+        support_num: supports per kernel ``S`` (7 in GPV-Pose).
+        aggregate: ``"sum"`` over supports (3D-GC, GPV-Pose) or ``"mean"`` (HS-Pose).
+
+    Shapes:
+        forward(vertices ``(B, N, 3)``, neighbor_index ``(B, N, k)``) -> ``(B, N, K)``.
+    """
+
+    def __init__(self, kernel_num: int, support_num: int = 7, aggregate: Aggregate = "sum") -> None:
+        super().__init__()
+        self.kernel_num = kernel_num
+        self.support_num = support_num
+        self.aggregate = aggregate
+        self.directions = nn.Parameter(torch.empty(3, support_num * kernel_num))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # U(±1/sqrt(S·K)) as in zhihao-lin/3dgcn (GPV-Pose gcn3d.py Conv_surface.initialize).
+        bound = 1.0 / math.sqrt(self.support_num * self.kernel_num)
+        nn.init.uniform_(self.directions, -bound, bound)
+
+    def forward(self, vertices: torch.Tensor, neighbor_index: torch.Tensor) -> torch.Tensor:
+        B, N, k = neighbor_index.shape
+        u = neighbor_directions(vertices, neighbor_index)  # (B, N, k, 3)
+        d = F.normalize(self.directions, dim=0)
+        theta = torch.relu(u @ d).view(B, N, k, self.support_num, self.kernel_num)
+        return _aggregate(theta.amax(dim=2), self.aggregate)
+
+    def extra_repr(self) -> str:
+        return f"kernel_num={self.kernel_num}, support_num={self.support_num}, aggregate={self.aggregate}"
+
+
+class GraphConv(nn.Module):
+    """3D-GC graph convolution over a given neighbour index.
+
+    Args:
+        in_channels: input feature channels ``Cin``.
+        out_channels: output channels ``Cout``.
+        support_num: supports per kernel ``S``.
+        aggregate: ``"sum"`` (GPV-Pose) or ``"mean"`` (HS-Pose) over supports.
+
+    Shapes:
+        forward(vertices ``(B, N, 3)``, features ``(B, N, Cin)``, neighbor_index ``(B, N, k)``)
+        -> ``(B, N, Cout)``. ``neighbor_index`` may come from xyz or from feature space (HS-Pose);
+        the directions ``u_ij`` always use xyz.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, support_num: int = 7, aggregate: Aggregate = "sum"
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.support_num = support_num
+        self.aggregate = aggregate
+        self.weight = nn.Parameter(torch.empty(in_channels, (support_num + 1) * out_channels))
+        self.bias = nn.Parameter(torch.empty((support_num + 1) * out_channels))
+        self.directions = nn.Parameter(torch.empty(3, support_num * out_channels))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # U(±1/sqrt(Cout·(S+1))) for all three tensors (GPV-Pose gcn3d.py Conv_layer.initialize).
+        bound = 1.0 / math.sqrt(self.out_channels * (self.support_num + 1))
+        for p in (self.weight, self.bias, self.directions):
+            nn.init.uniform_(p, -bound, bound)
+
+    def forward(
+        self, vertices: torch.Tensor, features: torch.Tensor, neighbor_index: torch.Tensor
+    ) -> torch.Tensor:
+        B, N, k = neighbor_index.shape
+        S, C = self.support_num, self.out_channels
+        u = neighbor_directions(vertices, neighbor_index)  # (B, N, k, 3)
+        theta = torch.relu(u @ F.normalize(self.directions, dim=0))  # (B, N, k, S*C)
+        out = torch.addmm(self.bias, features.reshape(B * N, -1), self.weight).view(B, N, (S + 1) * C)
+        center, support = out[..., :C], out[..., C:].contiguous()
+        support = gather_points(support, neighbor_index)  # (B, N, k, S*C)
+        act = (theta * support).view(B, N, k, S, C).amax(dim=2)  # max over neighbours
+        return center + _aggregate(act, self.aggregate)
+
+    def extra_repr(self) -> str:
+        return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
+                f"support_num={self.support_num}, aggregate={self.aggregate}")
+
+
+class RandomPool(nn.Module):
+    """3D-GC pooling: max over the ``neighbor_num`` nearest neighbours, then a random subset.
+
+    The neighbours exclude the point itself, as in the reference (GPV-Pose gcn3d.py Pool_layer takes
+    top-(k+1) and drops the first). The subset of ``int(N / rate)`` points is drawn with
+    ``torch.randperm`` and shared by the whole batch; pass a ``generator`` for reproducible inference.
+
+    Shapes:
+        forward(vertices ``(B, N, 3)``, features ``(B, N, C)``) ->
+        (vertices ``(B, N', 3)``, features ``(B, N', C)``, kept indices ``(N',)``), ``N' = int(N / rate)``.
+    """
+
+    def __init__(self, rate: int = 4, neighbor_num: int = 4) -> None:
+        super().__init__()
+        self.rate = rate
+        self.neighbor_num = neighbor_num
+
+    def forward(
+        self, vertices: torch.Tensor, features: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        N = vertices.shape[1]
+        idx = knn_indices(vertices, k=min(self.neighbor_num, N - 1), exclude_self=True)
+        pooled = gather_points(features, idx).amax(dim=2)
+        keep = int(N / self.rate)
+        gen_device = generator.device if generator is not None else vertices.device
+        sample = torch.randperm(N, generator=generator, device=gen_device)[:keep].to(vertices.device)
+        return vertices[:, sample], pooled[:, sample], sample
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}, neighbor_num={self.neighbor_num}"
+
+
+def upsample_nearest(
+    target_vertices: torch.Tensor, source_vertices: torch.Tensor, source_features: torch.Tensor
+) -> torch.Tensor:
+    """Propagate features to every target point from its nearest source point.
+
+    Args:
+        target_vertices: ``(B, N, 3)`` (all points).
+        source_vertices: ``(B, M, 3)`` (pooled points).
+        source_features: ``(B, M, C)``.
+
+    Returns:
+        ``(B, N, C)``.
+    """
+    return gather_points(source_features, nearest_indices(target_vertices, source_vertices))

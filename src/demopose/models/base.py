@@ -1,0 +1,45 @@
+"""Types shared by every pose model: the prediction record.
+
+Convention: ``R`` acts on column vectors and maps the NOCS object frame (y up) to the OpenCV camera
+frame; ``t`` is the object centre in the camera frame; ``size`` holds the metric extents along the
+object's x, y, z axes. All lengths are metres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["PosePrediction"]
+
+
+@dataclass
+class PosePrediction:
+    """Per-instance 9-DoF poses predicted by a model for a batch of ``B`` instances.
+
+    Attributes:
+        R: ``(B, 3, 3)`` rotations, det +1.
+        t: ``(B, 3)`` translations in metres (camera frame).
+        size: ``(B, 3)`` metric extents ``(x, y, z)`` in metres.
+        score: ``(B,)`` confidence in [0, 1], or None when the model has no score of its own (the
+            detection score is then used downstream).
+        outputs: raw head outputs by name (model-specific; documented by each model), used by the
+            losses and for debugging.
+    """
+
+    R: torch.Tensor
+    t: torch.Tensor
+    size: torch.Tensor
+    score: torch.Tensor | None = None
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def detach(self) -> PosePrediction:
+        """A copy with every tensor detached from the graph."""
+        return PosePrediction(
+            R=self.R.detach(),
+            t=self.t.detach(),
+            size=self.size.detach(),
+            score=None if self.score is None else self.score.detach(),
+            outputs={k: v.detach() for k, v in self.outputs.items()},
+        )

@@ -1,0 +1,454 @@
+"""GPV-Pose: depth-only category-level 9-DoF pose network.
+
+Di, Zhang, Lou, Manhardt, Ji, Navab, Tombari, "GPV-Pose: Category-level Object Pose Estimation via
+Geometry-guided Point-wise Voting", CVPR 2022 (lolrudy/GPV_Pose; notes/depth_and_eval.md §1). The
+``hs`` backbone option is HS-Pose (Zheng et al., CVPR 2023; Lynne-Zheng-Linfang/HS-Pose; notes §2).
+
+Pipeline for ``B`` instances of ``N`` object points (metres, camera frame):
+
+1. centre the points on their centroid; 3D-GC backbone (widths 128-128-256-256-512, S = 7 supports,
+   k = 10 neighbours, two random 4x poolings: 1028 -> 257 -> 64 points), per-point features of the
+   pooled levels propagated back to all points by nearest neighbour, global max feature;
+   per-point feature = [fm_0 .. fm_4, one-hot category] (1286 channels for 6 categories);
+2. green (object y) and red (object x) heads: unit vector + sigmoid confidence each;
+3. rotation: the two vectors are made orthogonal by rotating each toward/away from the other in
+   their common plane, the less confident one moving more (:func:`rectify_vectors`); for
+   y-symmetric instances only the green vector counts; ``R = [x | y | z]`` with y first;
+4. translation = residual + centroid; size = residual + category mean size;
+5. training only: per-point bounding-box face normals / distances / confidences (6 faces, order
+   ``[y+, x+, z+, x-, z-, y-]``) and a symmetric-counterpart point per input point.
+
+Losses: :mod:`demopose.models.gpv_loss`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from demopose._checks import check_shape
+from demopose.categories import CategoryTable, get_table
+from demopose.layers.gcn3d import GraphConv, RandomPool, SurfaceConv
+from demopose.layers.hs_layer import HSLayer, HSSurfaceLayer
+from demopose.layers.knn import gather_points, knn_indices, nearest_indices
+from demopose.layers.mlp import PointMLP, PooledVectorHead
+from demopose.models.base import PosePrediction
+from demopose.models.registry import register_model
+
+__all__ = [
+    "FACE_AXES",
+    "FACE_SIGNS",
+    "FaceReconHead",
+    "GPVBackbone",
+    "GPVConfig",
+    "GPVPose",
+    "gpv",
+    "gpv_small",
+    "hs_pose",
+    "hs_pose_small",
+    "rectify_vectors",
+    "rotation_from_vectors",
+    "vectors_to_rotation",
+]
+
+FACE_AXES = (1, 0, 2, 0, 2, 1)
+"""Object axis of each bounding-box face, face order ``[y+, x+, z+, x-, z-, y-]`` (GPV-Pose)."""
+FACE_SIGNS = (1.0, 1.0, 1.0, -1.0, -1.0, -1.0)
+"""Outward direction of each face along its axis."""
+
+
+@dataclass(frozen=True)
+class GPVConfig:
+    """Architecture of a GPV-Pose network; defaults are the paper's / reference code's.
+
+    Attributes:
+        backbone: ``"gcn"`` (3D-GC, GPV-Pose) or ``"hs"`` (HS-Pose hybrid-scope layers).
+        category_table: name of the category table giving the classes, mean sizes and symmetry.
+        num_points: points per instance the model is trained with (1028; any N works at run time).
+        neighbor_num: kNN size k of the graph layers (10; min(k, n // 8) after pooling).
+        support_num: supports S per 3D-GC kernel (7).
+        widths: output channels of conv_0 .. conv_4.
+        pool_rate, pool_neighbor_num: random pooling by 4 with max over 4 neighbours.
+        head_point_channels, head_fc_channels, head_dropout: the pooled vector heads
+            (rotation, translation/size): 1x1 convs 1024, 256 -> max -> FC 256 -> dropout 0.2.
+        recon_block: shared per-point MLP of the training-only heads (512, 512, 256).
+        recon_hidden: hidden width of the symmetric-reconstruction head (128).
+        face_hidden: hidden widths of the face (voting) head (512, 256, 128).
+        vector_eps: epsilon of the vector normalisation ``v / (|v| + eps)`` (1e-6).
+    """
+
+    backbone: Literal["gcn", "hs"] = "gcn"
+    category_table: str = "nocs_real"
+    num_points: int = 1028
+    neighbor_num: int = 10
+    support_num: int = 7
+    widths: tuple[int, int, int, int, int] = (128, 128, 256, 256, 512)
+    pool_rate: int = 4
+    pool_neighbor_num: int = 4
+    head_point_channels: tuple[int, ...] = (1024, 256)
+    head_fc_channels: int = 256
+    head_dropout: float = 0.2
+    recon_block: tuple[int, ...] = (512, 512, 256)
+    recon_hidden: int = 128
+    face_hidden: tuple[int, ...] = (512, 256, 128)
+    vector_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.backbone not in ("gcn", "hs"):
+            raise ValueError(f"GPVConfig.backbone: expected 'gcn' or 'hs', got {self.backbone!r}")
+        if len(self.widths) != 5:
+            raise ValueError(f"GPVConfig.widths: expected 5 channel counts, got {self.widths}")
+        for name in ("neighbor_num", "support_num", "pool_rate", "pool_neighbor_num", "num_points"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"GPVConfig.{name}: expected a positive integer, got {getattr(self, name)}")
+
+    @classmethod
+    def small(cls, **overrides) -> GPVConfig:
+        """A narrow preset for tests and CPU experiments (~1/4 of the channels, same topology)."""
+        base = cls(
+            widths=(32, 32, 64, 64, 128),
+            head_point_channels=(256, 128),
+            head_fc_channels=128,
+            recon_block=(128, 128, 64),
+            recon_hidden=64,
+            face_hidden=(128, 64, 64),
+        )
+        return replace(base, **overrides)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------------
+# rotation from the two vectors
+# --------------------------------------------------------------------------------------------------
+
+
+def rectify_vectors(
+    green: torch.Tensor,
+    red: torch.Tensor,
+    green_conf: torch.Tensor,
+    red_conf: torch.Tensor,
+    y_symmetric: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Make the green (y) and red (x) vectors orthogonal, weighted by their confidences.
+
+    With ``φ`` the angle between the unit vectors, both are rotated in their common plane toward
+    (``φ > 90°``) or away from each other: green by ``c_r / (c_g + c_r) · (φ − π/2)``, red by
+    ``c_g / (c_g + c_r) · (φ − π/2)``, so the gap closes exactly and the more confident vector moves
+    less (GPV-Pose tools/rot_utils.py ``get_vertical_rot_vec``; the cosine is clamped to
+    ±(1 − 1e-6) as in HS-Pose's batched version, and gradients flow through the angles). For
+    ``y_symmetric`` rows ``c_r`` is 0: green is kept and red only orthogonalised
+    (GPV-Pose tools/geom_utils.py ``generate_RT``).
+
+    Args:
+        green, red: ``(B, 3)`` vectors (normalised here).
+        green_conf, red_conf: ``(B,)`` non-negative confidences.
+        y_symmetric: ``(B,)`` bool, or None (no symmetric rows).
+
+    Returns:
+        ``(green', red')``, each ``(B, 3)`` unit, mutually orthogonal.
+    """
+    g = F.normalize(green, dim=-1)
+    r = F.normalize(red, dim=-1)
+    if y_symmetric is not None:
+        red_conf = torch.where(y_symmetric.bool(), torch.zeros_like(red_conf), red_conf)
+    cos = (g * r).sum(-1, keepdim=True).clamp(-1 + 1e-6, 1 - 1e-6)
+    gap = torch.acos(cos) - math.pi / 2  # (B, 1)
+    total = (green_conf + red_conf).clamp_min(1e-12).unsqueeze(-1)
+    theta_g = red_conf.unsqueeze(-1) / total * gap
+    theta_r = green_conf.unsqueeze(-1) / total * gap
+    # In-plane unit directions: from g toward r and from r toward g (Rodrigues about g x r).
+    g_to_r = F.normalize(r - cos * g, dim=-1)
+    r_to_g = F.normalize(g - cos * r, dim=-1)
+    g_new = torch.cos(theta_g) * g + torch.sin(theta_g) * g_to_r
+    r_new = torch.cos(theta_r) * r + torch.sin(theta_r) * r_to_g
+    return g_new, r_new
+
+
+def rotation_from_vectors(y_axis: torch.Tensor, x_axis: torch.Tensor) -> torch.Tensor:
+    """Rotation ``(B, 3, 3)`` with columns ``[x | y | z]`` from a y and an approximate x axis, y first.
+
+    ``y = normalize(y)``, ``z = normalize(x × y)``, ``x = y × z`` (GPV-Pose ``get_rot_mat_y_first``).
+    """
+    y = F.normalize(y_axis, dim=-1)
+    z = F.normalize(torch.cross(x_axis, y, dim=-1), dim=-1)
+    x = torch.cross(y, z, dim=-1)
+    return torch.stack((x, y, z), dim=-1)
+
+
+def vectors_to_rotation(
+    green: torch.Tensor,
+    red: torch.Tensor,
+    green_conf: torch.Tensor,
+    red_conf: torch.Tensor,
+    y_symmetric: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """GPV-Pose rotation recovery: :func:`rectify_vectors` then :func:`rotation_from_vectors`.
+
+    Shapes: ``(B, 3)``, ``(B, 3)``, ``(B,)``, ``(B,)``, ``(B,)`` -> ``(B, 3, 3)``.
+    """
+    g, r = rectify_vectors(green, red, green_conf, red_conf, y_symmetric)
+    return rotation_from_vectors(g, r)
+
+
+# --------------------------------------------------------------------------------------------------
+# modules
+# --------------------------------------------------------------------------------------------------
+
+
+def _bn_points(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
+    """BatchNorm1d over the channels of ``(B, N, C)``."""
+    return bn(x.transpose(1, 2)).transpose(1, 2)
+
+
+class GPVBackbone(nn.Module):
+    """3D-GC (or HS-Pose) point backbone of GPV-Pose (lolrudy/GPV_Pose : FaceRecon.py, notes §1.2).
+
+    Shapes:
+        forward(vertices ``(B, N, 3)``, centred) -> (per-point features ``(B, N, sum(widths))``,
+        global feature ``(B, widths[-1])``). ``N`` must be at least ``4 * rate * rate`` (64 for rate 4)
+        so that every level keeps neighbours.
+    """
+
+    def __init__(self, config: GPVConfig) -> None:
+        super().__init__()
+        c, S = config.widths, config.support_num
+        self.kind = config.backbone
+        self.neighbor_num = config.neighbor_num
+        if self.kind == "gcn":
+            self.conv_0: nn.Module = SurfaceConv(c[0], S)
+            convs = [GraphConv(c[0], c[1], S), GraphConv(c[1], c[2], S),
+                     GraphConv(c[2], c[3], S), GraphConv(c[3], c[4], S)]
+        else:
+            self.conv_0 = HSSurfaceLayer(c[0], S)
+            convs = [HSLayer(c[0], c[1], S), HSLayer(c[1], c[2], S),
+                     HSLayer(c[2], c[3], S), HSLayer(c[3], c[4], S)]
+        self.conv_1, self.conv_2, self.conv_3, self.conv_4 = convs
+        self.bn_1 = nn.BatchNorm1d(c[1])
+        self.bn_2 = nn.BatchNorm1d(c[2])
+        self.bn_3 = nn.BatchNorm1d(c[3])
+        self.pool_1 = RandomPool(config.pool_rate, config.pool_neighbor_num)
+        self.pool_2 = RandomPool(config.pool_rate, config.pool_neighbor_num)
+        self.out_channels = sum(c)
+        self.global_channels = c[4]
+        self.min_points = 4 * config.pool_rate * config.pool_rate
+
+    def _knn(self, v: torch.Tensor, pooled: bool) -> torch.Tensor:
+        n = v.shape[1]
+        # After pooling GPV-Pose uses min(k, n // 8) neighbours (FaceRecon.forward).
+        k = min(self.neighbor_num, n // 8) if pooled else min(self.neighbor_num, n - 1)
+        return knn_indices(v, k=max(1, k), exclude_self=True)
+
+    def forward(
+        self, vertices: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        v0 = vertices
+        if v0.shape[1] < self.min_points:
+            raise ValueError(f"points: expected at least {self.min_points} points, got {v0.shape[1]}")
+        idx0 = self._knn(v0, pooled=False)
+        fm_0 = torch.relu(self.conv_0(v0, idx0))
+        fm_1 = torch.relu(_bn_points(self.bn_1, self.conv_1(v0, fm_0, idx0)))
+        v1, fm_p1, _ = self.pool_1(v0, fm_1, generator)
+        idx1 = self._knn(v1, pooled=True)
+        fm_2 = torch.relu(_bn_points(self.bn_2, self.conv_2(v1, fm_p1, idx1)))
+        fm_3 = torch.relu(_bn_points(self.bn_3, self.conv_3(v1, fm_2, idx1)))
+        v2, fm_p2, _ = self.pool_2(v1, fm_3, generator)
+        idx2 = self._knn(v2, pooled=True)
+        fm_4 = self.conv_4(v2, fm_p2, idx2)
+        f_global = fm_4.amax(dim=1)
+        near_1 = nearest_indices(v0, v1)
+        near_2 = nearest_indices(v0, v2)
+        feat = torch.cat(
+            [fm_0, fm_1, gather_points(fm_2, near_1), gather_points(fm_3, near_1), gather_points(fm_4, near_2)],
+            dim=-1,
+        )
+        return feat, f_global
+
+
+class FaceReconHead(nn.Module):
+    """Training-only heads: point-wise box-face voting and symmetric-counterpart reconstruction.
+
+    GPV-Pose FaceRecon ``conv1d_block`` / ``recon_head`` / ``face_head`` (notes §1.3): a shared
+    per-point MLP; the reconstruction head predicts one 3D point per input point; the face head sees
+    [global feature, shared per-point feature, centred xyz] and predicts 6 x (normal 3, distance 1,
+    confidence 1) = 30 values per point.
+
+    Shapes:
+        forward(feat ``(B, C, N)``, global ``(B, G)``, centred points ``(B, N, 3)``) ->
+        (recon ``(B, N, 3)`` in the centred frame, face normals ``(B, N, 6, 3)`` unit,
+        face distances ``(B, N, 6)`` metres, face confidences ``(B, N, 6)`` in (0, 1)).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        global_channels: int,
+        block: Sequence[int] = (512, 512, 256),
+        recon_hidden: int = 128,
+        face_hidden: Sequence[int] = (512, 256, 128),
+        vector_eps: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        self.block = PointMLP(in_channels, block)
+        c = self.block.out_channels
+        self.recon_head = PointMLP(c, (recon_hidden, 3), last_act=False)
+        self.face_head = PointMLP(global_channels + c + 3, (*face_hidden, 30), last_act=False)
+        self.vector_eps = vector_eps
+
+    def forward(
+        self, feat: torch.Tensor, f_global: torch.Tensor, centred: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        B, _, N = feat.shape
+        shared = self.block(feat)
+        recon = self.recon_head(shared).transpose(1, 2)
+        face_in = torch.cat([f_global.unsqueeze(-1).expand(-1, -1, N), shared, centred.transpose(1, 2)], 1)
+        face = self.face_head(face_in).transpose(1, 2)  # (B, N, 30)
+        normal = face[..., :18].reshape(B, N, 6, 3)
+        normal = normal / (normal.norm(dim=-1, keepdim=True) + self.vector_eps)
+        return recon, normal, face[..., 18:24], torch.sigmoid(face[..., 24:30])
+
+
+class GPVPose(nn.Module):
+    """GPV-Pose network (see module docstring).
+
+    Args:
+        config: architecture; default :class:`GPVConfig()` (paper sizes).
+        mean_sizes: ``(num_classes, 3)`` metres overriding the table's mean sizes (e.g. computed from
+            HouseCat6D training labels); default: ``table.mean_sizes()`` (zeros where unknown).
+
+    ``forward(batch)`` reads:
+        ``points`` ``(B, N, 3)`` float metres, camera frame; ``class_ids`` ``(B,)`` int, 1-based ids
+        of the category table; optional ``y_symmetric`` ``(B,)`` bool (default: the table's rule with
+        the handle visible, i.e. a mug is asymmetric, as in GPV-Pose's evaluation); optional
+        ``mean_size`` ``(B, 3)`` metres (default: the model's table).
+
+    Returns a :class:`PosePrediction` with ``score=None`` and ``outputs``:
+        ``green``, ``red`` ``(B, 3)`` raw unit vectors (object y / x in the camera frame);
+        ``green_conf``, ``red_conf`` ``(B,)``; ``green_rect``, ``red_rect`` ``(B, 3)`` after
+        rectification; ``size_residual``, ``mean_size``, ``centroid`` ``(B, 3)``;
+        ``y_symmetric`` ``(B,)`` bool; in training mode only: ``recon`` ``(B, N, 3)`` (camera frame),
+        ``face_normal`` ``(B, N, 6, 3)``, ``face_dist`` ``(B, N, 6)``, ``face_conf`` ``(B, N, 6)``.
+    """
+
+    def __init__(self, config: GPVConfig | None = None, mean_sizes: Sequence | torch.Tensor | None = None):
+        super().__init__()
+        self.config = config = config or GPVConfig()
+        self.table: CategoryTable = get_table(config.category_table)
+        self.num_classes = nc = len(self.table)
+        self.backbone = GPVBackbone(config)
+        feat_c = self.backbone.out_channels + nc
+        head = dict(point_channels=config.head_point_channels, fc_channels=config.head_fc_channels,
+                    dropout=config.head_dropout)
+        self.rot_green = PooledVectorHead(feat_c, 4, **head)
+        self.rot_red = PooledVectorHead(feat_c, 4, **head)
+        self.ts_head = PooledVectorHead(feat_c + 3, 6, **head)
+        self.face_recon = FaceReconHead(feat_c, self.backbone.global_channels, config.recon_block,
+                                        config.recon_hidden, config.face_hidden, config.vector_eps)
+        table_sizes = torch.as_tensor(self.table.mean_sizes(), dtype=torch.float32)
+        if mean_sizes is not None:
+            ms = torch.as_tensor(mean_sizes, dtype=torch.float32)
+            check_shape(ms, f"{nc} 3", "mean_sizes")
+            table_sizes[1:] = ms
+        self.register_buffer("mean_sizes", table_sizes, persistent=False)
+        sym = [False] + [self.table.is_y_symmetric(c.id, True) for c in self.table]
+        self.register_buffer("y_symmetric_table", torch.tensor(sym), persistent=False)
+
+    # ------------------------------------------------------------------------------------------
+    def _inputs(self, batch: Mapping[str, torch.Tensor]):
+        for key in ("points", "class_ids"):
+            if key not in batch:
+                raise KeyError(f"GPVPose batch: missing key {key!r} (needs 'points' and 'class_ids')")
+        points = batch["points"]
+        dims = check_shape(points, "B N 3", "batch['points']")
+        class_ids = torch.as_tensor(batch["class_ids"], device=points.device).long().reshape(-1)
+        check_shape(class_ids, "B", "batch['class_ids']", dims)
+        if class_ids.numel() and (int(class_ids.min()) < 1 or int(class_ids.max()) > self.num_classes):
+            raise ValueError(f"batch['class_ids']: expected 1-based ids in 1..{self.num_classes} "
+                             f"({self.table.name}), got {class_ids.tolist()}")
+        sym = batch.get("y_symmetric")
+        sym = self.y_symmetric_table[class_ids] if sym is None else torch.as_tensor(sym, device=points.device)
+        sym = sym.bool().reshape(-1)
+        check_shape(sym, "B", "batch['y_symmetric']", dims)
+        mean_size = batch.get("mean_size")
+        mean_size = self.mean_sizes[class_ids] if mean_size is None else mean_size
+        check_shape(mean_size, "B 3", "batch['mean_size']", dims)
+        return points, class_ids, sym, mean_size.to(points.dtype)
+
+    def forward(
+        self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> PosePrediction:
+        """Predict poses; ``generator`` seeds the random pooling (reproducible inference)."""
+        points, class_ids, sym, mean_size = self._inputs(batch)
+        eps = self.config.vector_eps
+        centroid = points.mean(dim=1, keepdim=True)
+        centred = points - centroid
+        feat, f_global = self.backbone(centred, generator)
+        one_hot = F.one_hot(class_ids - 1, self.num_classes).to(feat.dtype)
+        feat = torch.cat([feat, one_hot.unsqueeze(1).expand(-1, feat.shape[1], -1)], dim=-1)
+        x = feat.transpose(1, 2)  # (B, C, N)
+
+        g_out, r_out = self.rot_green(x), self.rot_red(x)
+        green = g_out[:, 1:] / (g_out[:, 1:].norm(dim=-1, keepdim=True) + eps)
+        red = r_out[:, 1:] / (r_out[:, 1:].norm(dim=-1, keepdim=True) + eps)
+        green_conf, red_conf = torch.sigmoid(g_out[:, 0]), torch.sigmoid(r_out[:, 0])
+        ts = self.ts_head(torch.cat([x, centred.transpose(1, 2)], dim=1))
+        t = ts[:, :3] + centroid[:, 0]
+        size_residual = ts[:, 3:6]
+        g_rect, r_rect = rectify_vectors(green, red, green_conf, red_conf, sym)
+        R = rotation_from_vectors(g_rect, r_rect)
+        outputs = {
+            "green": green, "red": red, "green_conf": green_conf, "red_conf": red_conf,
+            "green_rect": g_rect, "red_rect": r_rect, "size_residual": size_residual,
+            "mean_size": mean_size, "centroid": centroid[:, 0], "y_symmetric": sym,
+        }
+        if self.training:
+            recon, normal, dist, conf = self.face_recon(x, f_global, centred)
+            outputs.update(recon=recon + centroid, face_normal=normal, face_dist=dist, face_conf=conf)
+        return PosePrediction(R=R, t=t, size=size_residual + mean_size, score=None, outputs=outputs)
+
+    def loss(self, pred: PosePrediction, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """All GPV-Pose training losses (:func:`demopose.models.gpv_loss.gpv_loss`)."""
+        from demopose.models.gpv_loss import gpv_loss
+
+        return gpv_loss(pred, batch)
+
+
+# --------------------------------------------------------------------------------------------------
+# builders
+# --------------------------------------------------------------------------------------------------
+
+
+def _build(config: GPVConfig, overrides: dict) -> GPVPose:
+    mean_sizes = overrides.pop("mean_sizes", None)
+    return GPVPose(replace(config, **overrides), mean_sizes=mean_sizes)
+
+
+@register_model("gpv")
+def gpv(**overrides) -> GPVPose:
+    """GPV-Pose with the paper's sizes (3D-GC backbone); ``overrides`` are :class:`GPVConfig` fields."""
+    return _build(GPVConfig(), overrides)
+
+
+@register_model("gpv_small")
+def gpv_small(**overrides) -> GPVPose:
+    """Narrow GPV-Pose for tests and CPU (:meth:`GPVConfig.small`)."""
+    return _build(GPVConfig.small(), overrides)
+
+
+@register_model("hs_pose")
+def hs_pose(**overrides) -> GPVPose:
+    """HS-Pose: GPV-Pose with the hybrid-scope backbone (k = 10, the paper's main setting)."""
+    return _build(GPVConfig(backbone="hs"), overrides)
+
+
+@register_model("hs_pose_small")
+def hs_pose_small(**overrides) -> GPVPose:
+    """Narrow HS-Pose for tests and CPU."""
+    return _build(GPVConfig.small(backbone="hs"), overrides)
