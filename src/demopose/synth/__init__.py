@@ -1,0 +1,1 @@
+"""Synthetic RGB-D data: procedural meshes, scenes, rendering and NOCS-layout writing."""

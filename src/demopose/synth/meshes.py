@@ -1,0 +1,249 @@
+"""Object meshes for the synthetic generator: procedural NOCS categories, distractors, user meshes.
+
+Every object is returned as a :class:`SynthObject` in the NOCS canonical frame (notes/depth_and_eval.md
+§5.6): metres, centred on its tight axis-aligned box, y up; category-specific front directions are
+documented in :mod:`demopose.synth.shapes` (mug handle +x, camera lens +x, laptop screen towards +x).
+The NOCS normalised model is ``mesh.vertices / norm(extents)``.
+
+Sizes: each procedural category draws its part dimensions around the REAL275 mean size
+(``NOCS_REAL[name].mean_size``, notes/depth_and_eval.md §1.5), roughly +-25 % per part; the resulting
+extents stay inside :data:`SIZE_RANGES` (a multiple of the mean size, per axis; tests check it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import trimesh
+
+from demopose.categories import NOCS_REAL
+from demopose.synth.distractors import build_distractor
+from demopose.synth.primitives import random_color
+from demopose.synth.shapes import BUILDERS
+
+__all__ = [
+    "CATEGORIES",
+    "SIZE_RANGES",
+    "SynthObject",
+    "canonicalize_mesh",
+    "load_user_mesh",
+    "make_distractor",
+    "make_object",
+]
+
+log = logging.getLogger(__name__)
+
+CATEGORIES: tuple[str, ...] = NOCS_REAL.names
+"""Procedural categories, in NOCS id order: bottle, bowl, camera, can, laptop, mug."""
+
+SIZE_RANGES: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    # (low, high) multiples of the REAL mean size (x, y, z) that every procedural instance stays inside
+    "bottle": ((0.6, 0.75, 0.6), (1.4, 1.25, 1.4)),
+    "bowl": ((0.6, 0.7, 0.6), (1.4, 1.35, 1.4)),
+    "camera": ((0.55, 0.6, 0.6), (1.7, 1.35, 1.4)),
+    "can": ((0.6, 0.7, 0.6), (1.7, 1.3, 1.7)),
+    "laptop": ((0.6, 0.45, 0.7), (1.5, 1.45, 1.3)),
+    "mug": ((0.6, 0.75, 0.7), (1.4, 1.35, 1.3)),
+}
+
+
+@dataclass
+class SynthObject:
+    """One object model for the generator.
+
+    Attributes:
+        name: unique model name, e.g. ``"mug_3f2a9c01"`` (deterministic from the generator).
+        category: NOCS category name, or ``"distractor"``.
+        class_id: id in :data:`demopose.categories.NOCS_REAL` (0 for distractors).
+        mesh: metres, NOCS canonical frame, centred on its tight axis-aligned box, y up.
+        extents: ``(3,)`` tight box extents in metres (``== mesh.extents``).
+        face_colors: ``(F, 3)`` uint8 RGB albedo per face.
+    """
+
+    name: str
+    category: str
+    class_id: int
+    mesh: trimesh.Trimesh
+    extents: np.ndarray
+    face_colors: np.ndarray
+
+    @property
+    def scale(self) -> float:
+        """NOCS scale: the tight-box diagonal in metres (``norm(extents)``)."""
+        return float(np.linalg.norm(self.extents))
+
+
+def _finish(name: str, category: str, class_id: int, mesh: trimesh.Trimesh, colors: np.ndarray) -> SynthObject:
+    """Centre ``mesh`` on its tight box (in place) and wrap it."""
+    lo, hi = mesh.bounds
+    mesh.apply_translation(-(lo + hi) / 2)
+    colors = np.ascontiguousarray(np.asarray(colors, dtype=np.uint8).reshape(len(mesh.faces), 3))
+    return SynthObject(name, category, int(class_id), mesh, np.asarray(mesh.extents, dtype=np.float64).copy(),
+                       colors)
+
+
+def _name(prefix: str, rng: np.random.Generator) -> str:
+    return f"{prefix}_{int(rng.integers(0, 2**32)):08x}"
+
+
+def make_object(category: str, rng: np.random.Generator) -> SynthObject:
+    """A new procedural instance of ``category`` (one of :data:`CATEGORIES`), deterministic given ``rng``.
+
+    Raises:
+        ValueError: unknown category.
+    """
+    if category not in BUILDERS:
+        raise ValueError(f"category: expected one of {CATEGORIES}, got {category!r}")
+    cat = NOCS_REAL[category]
+    name = _name(category, rng)
+    mesh, colors = BUILDERS[category](rng, np.asarray(cat.mean_size))
+    return _finish(name, category, cat.id, mesh, colors)
+
+
+def make_distractor(rng: np.random.Generator) -> SynthObject:
+    """A random class-0 distractor (box, sphere, torus, cylinder, capsule, cone or blob), 4-20 cm."""
+    name = _name("distractor", rng)
+    mesh, colors = build_distractor(rng)
+    return _finish(name, "distractor", 0, mesh, colors)
+
+
+# ----------------------------------------------------------------------------------------- user meshes
+_AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
+
+
+def _axis(spec: str, field: str) -> np.ndarray:
+    s = str(spec).strip().lower()
+    sign = -1.0 if s.startswith("-") else 1.0
+    key = s.lstrip("+-")
+    if key not in _AXES:
+        raise ValueError(f"{field}: expected one of x, y, z, -x, -y, -z, got {spec!r}")
+    return sign * np.array(_AXES[key])
+
+
+def _canonical_rotation(up_axis: str, front_axis: str | None) -> np.ndarray:
+    """``(3, 3)`` rotation taking the source ``up_axis`` to +y and ``front_axis`` (if given) to +x."""
+    up = _axis(up_axis, "up_axis")
+    if front_axis is None:
+        # the smallest rotation: +x stays +x, unless x is the up axis (then a 90 deg turn about z)
+        front = np.array([0.0, -up[0], 0.0]) if abs(up[0]) > 0.5 else np.array([1.0, 0.0, 0.0])
+    else:
+        front = _axis(front_axis, "front_axis")
+        if abs(front @ up) > 0.5:
+            raise ValueError(f"front_axis: must differ from up_axis, got up={up_axis!r} front={front_axis!r}")
+    rot = np.stack([front, up, np.cross(front, up)])
+    return rot
+
+
+def _geometry_colors(mesh: trimesh.Trimesh) -> np.ndarray | None:
+    """``(F, 3)`` uint8 face colours from a mesh's vertex/face colours, texture or material, or None."""
+    vis = getattr(mesh, "visual", None)
+    if vis is None or not getattr(vis, "defined", False):
+        return None
+    try:
+        if vis.kind == "texture":
+            vis = vis.to_color()
+        fc = np.asarray(vis.face_colors)
+    except Exception as err:  # malformed textures/materials: fall back to a random colour
+        log.warning("could not read colours from mesh: %s", err)
+        return None
+    if fc.shape != (len(mesh.faces), 4):
+        return None
+    return fc[:, :3].astype(np.uint8)
+
+
+def canonicalize_mesh(mesh: trimesh.Trimesh, up_axis: str = "y", front_axis: str | None = None,
+                      target_size=None) -> trimesh.Trimesh:
+    """Rotate ``mesh`` so ``up_axis`` is +y (and ``front_axis`` is +x), centre its tight box, rescale.
+
+    Args:
+        mesh: any mesh (copied, not modified).
+        up_axis: source axis that points up ('x', 'y', 'z', '-x', '-y', '-z').
+        front_axis: source axis that becomes canonical +x (mug handle, camera lens, laptop screen side).
+        target_size: None (keep size), a float (tight-box diagonal in metres, uniform scale) or ``(3,)``
+            extents in metres (per-axis scale, changes proportions).
+    """
+    out = mesh.copy()
+    tf = np.eye(4)
+    tf[:3, :3] = _canonical_rotation(up_axis, front_axis)
+    out.apply_transform(tf)
+    lo, hi = out.bounds
+    out.apply_translation(-(lo + hi) / 2)
+    if target_size is not None:
+        ts = np.asarray(target_size, dtype=np.float64)
+        ext = np.asarray(out.extents, dtype=np.float64)
+        if ts.ndim == 0:
+            if not ts > 0:
+                raise ValueError(f"target_size: expected a positive diagonal in metres, got {target_size!r}")
+            scale = np.full(3, float(ts) / np.linalg.norm(ext))
+        elif ts.shape == (3,) and np.all(ts > 0):
+            scale = ts / np.maximum(ext, 1e-12)
+        else:
+            raise ValueError(f"target_size: expected a float or 3 positive extents, got {target_size!r}")
+        out.apply_transform(np.diag([*scale, 1.0]))
+    return out
+
+
+def load_user_mesh(path, category: str, rng: np.random.Generator | None = None, target_size=None,
+                   up_axis: str = "y", front_axis: str | None = None) -> SynthObject:
+    """Load an OBJ/GLB/PLY/... mesh with trimesh and canonicalise it into a :class:`SynthObject`.
+
+    A scene is flattened into one mesh (node transforms applied). Face colours come from vertex colours,
+    face colours, textures (sampled at the vertices) or material colours when present, else one random
+    colour.
+
+    Args:
+        path: mesh file.
+        category: a NOCS category name or ``"distractor"``.
+        rng: generator for the fallback colour (default ``np.random.default_rng(0)``).
+        target_size: tight-box diagonal in metres (float) or ``(3,)`` extents; default: the diagonal of
+            the category's REAL mean size (native size for distractors).
+        up_axis: source axis that points up; front_axis: source axis that becomes +x (see
+            :func:`canonicalize_mesh`).
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: unknown category, unreadable or empty mesh.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: mesh file not found")
+    if category == "distractor":
+        class_id = 0
+    elif category in CATEGORIES:
+        class_id = NOCS_REAL[category].id
+        if target_size is None:
+            target_size = float(np.linalg.norm(NOCS_REAL[category].mean_size))
+    else:
+        raise ValueError(f"category: expected one of {CATEGORIES} or 'distractor', got {category!r}")
+    rng = np.random.default_rng(0) if rng is None else rng
+    try:
+        loaded = trimesh.load(path, process=False)
+    except Exception as err:
+        raise ValueError(f"{path}: trimesh could not read the mesh ({err})") from err
+    if isinstance(loaded, trimesh.Scene):
+        geoms = [g for g in loaded.dump() if isinstance(g, trimesh.Trimesh)]
+    elif isinstance(loaded, trimesh.Trimesh):
+        geoms = [loaded]
+    else:
+        geoms = []
+    geoms = [g for g in geoms if len(g.faces) > 0]
+    if not geoms:
+        raise ValueError(f"{path}: no triangle faces found (expected a surface mesh)")
+    fallback = random_color(rng)
+    cols = []
+    for g in geoms:
+        fc = _geometry_colors(g)
+        cols.append(np.tile(fallback, (len(g.faces), 1)) if fc is None else fc)
+    verts, faces, off = [], [], 0
+    for g in geoms:
+        verts.append(np.asarray(g.vertices, dtype=np.float64))
+        faces.append(np.asarray(g.faces, dtype=np.int64) + off)
+        off += len(g.vertices)
+    mesh = trimesh.Trimesh(np.concatenate(verts), np.concatenate(faces), process=False)
+    mesh = canonicalize_mesh(mesh, up_axis, front_axis, target_size)
+    stem = re.sub(r"[^A-Za-z0-9_]+", "_", os.path.splitext(os.path.basename(path))[0]).strip("_") or "mesh"
+    name = stem if stem.startswith(category) else f"{category}_{stem}"
+    return _finish(name, category, class_id, mesh, np.concatenate(cols))

@@ -1,0 +1,322 @@
+"""Procedural builders for the six NOCS categories, in the NOCS canonical frame (y up).
+
+Each ``build_<category>(rng, mean_size)`` draws part proportions around the category's REAL275 mean
+size (``mean_size = (x, y, z)`` metres, :data:`demopose.categories.NOCS_REAL`) and returns
+``(mesh, face_colors)``: a closed mesh in metres (not yet centred; :func:`demopose.synth.meshes.make_object`
+centres it on its tight box) and ``(F, 3)`` uint8 RGB albedo per face.
+
+Orientation, checked on the NOCS fixture meshes (tests/test_synth_meshes.py pins each one):
+
+* bottle, bowl, can, mug: symmetry axis = +y, opening / neck / cap at +y.
+* mug: handle on **+x** (``obj_models/real_test/mug_daniel_norm.obj``: the body spans x in
+  [-0.053, 0.020] m, the handle reaches x = +0.053 m).
+* camera: lens barrel along **+x** (``camera_canon_len_norm.obj``: body at -x, lens to +x), top plate +y.
+* laptop: hinge axis along z at the **-x** side, base extends towards +x, lid rises towards +y and
+  leans back towards -x, the screen faces +x (CAMERA ``val/03642806/*/model.obj`` after the NOCS
+  z flip, notes/depth_and_eval.md §5.6; the flip does not change x or y).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import trimesh
+
+from demopose.synth.primitives import box, concat, cylinder, hsv_color, random_color, revolve, tube
+
+__all__ = [
+    "build_bottle",
+    "build_bowl",
+    "build_camera",
+    "build_can",
+    "build_laptop",
+    "build_mug",
+    "BUILDERS",
+]
+
+_SECTIONS = 48
+
+
+def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(rng.uniform(lo, hi))
+
+
+def _ease(n: int) -> np.ndarray:
+    """``(n,)`` cosine ease 0 -> 1."""
+    return (1 - np.cos(np.linspace(0, np.pi, n))) / 2
+
+
+def _angle(c: np.ndarray) -> np.ndarray:
+    """Azimuth about y of face centroids ``(F, 3)``, in [0, 2 pi)."""
+    return np.mod(np.arctan2(c[:, 2], c[:, 0]), 2 * np.pi)
+
+
+def _paint_label(rng, centroids, colors, y0, y1, r_min, style=None):
+    """Paint a label band ``y0 < y < y1`` on faces with radius > ``r_min``: plain, stripes or patch."""
+    r = np.hypot(centroids[:, 0], centroids[:, 2])
+    band = (centroids[:, 1] > y0) & (centroids[:, 1] < y1) & (r > r_min)
+    style = style or rng.choice(["plain", "stripes", "patch", "two_tone"])
+    c1, c2 = random_color(rng), random_color(rng, s=(0.0, 0.6), v=(0.8, 1.0))
+    if style == "plain":
+        colors[band] = c1
+    elif style == "stripes":
+        n = int(rng.integers(2, 6))
+        k = np.floor((centroids[:, 1] - y0) / (y1 - y0) * (2 * n)).astype(int) % 2
+        colors[band & (k == 0)] = c1
+        colors[band & (k == 1)] = c2
+    elif style == "patch":
+        colors[band] = c1
+        a0 = rng.uniform(0, 2 * np.pi)
+        da = np.mod(_angle(centroids) - a0, 2 * np.pi)
+        ym = (y0 + y1) / 2
+        patch = band & (da < rng.uniform(0.6, 1.6)) & (np.abs(centroids[:, 1] - ym) < 0.3 * (y1 - y0))
+        colors[patch] = c2
+    else:  # two_tone: half the band around the axis
+        colors[band] = c1
+        colors[band & (_angle(centroids) < np.pi)] = c2
+    return colors
+
+
+# ---------------------------------------------------------------------------------------------- bottle
+def build_bottle(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.ndarray]:
+    """Revolved bottle: body, shoulder, neck, cap; label band and a cap of another colour."""
+    H = mean_size[1] * _u(rng, 0.78, 1.22)
+    R = (mean_size[0] + mean_size[2]) / 4 * _u(rng, 0.78, 1.22)
+    rn = max(R * _u(rng, 0.28, 0.45), 0.009)
+    rc = rn * _u(rng, 1.05, 1.25)
+    hc = H * _u(rng, 0.06, 0.11)
+    ln = H * _u(rng, 0.05, 0.15)
+    ls = H * _u(rng, 0.10, 0.25)
+    hb = H - hc - ln - ls
+    bev = R * _u(rng, 0.05, 0.15)
+    t = _ease(10)
+    # shoulder: cosine (round) or linear (conical) blend from R to rn
+    shape = t if rng.random() < 0.7 else np.linspace(0, 1, 10)
+    shoulder = np.stack([R + (rn - R) * shape, hb + ls * np.linspace(0, 1, 10)], 1)
+    a = np.linspace(-np.pi / 2, 0, 5)[1:-1]
+    bottom_bevel = np.stack([R - bev + bev * np.cos(a), bev + bev * np.sin(a)], 1)
+    ytop = hb + ls + ln
+    cbev = min(rc * 0.15, hc * 0.3)
+    profile = np.concatenate([
+        [[0.0, 0.004 * R / 0.044], [R - bev, 0.0]], bottom_bevel, [[R, bev]],
+        shoulder,
+        [[rn, ytop], [rc, ytop], [rc, H - cbev], [rc - cbev, H], [0.0, H]],
+    ])
+    mesh = revolve(profile, _SECTIONS)
+    c = mesh.triangles_center
+    glass = rng.random() < 0.5
+    body = hsv_color(rng.choice([0.3, 0.08, 0.55, 0.6]), _u(rng, 0.3, 0.9), _u(rng, 0.25, 0.6)) if glass \
+        else random_color(rng)
+    colors = np.tile(body, (len(c), 1))
+    colors = _paint_label(rng, c, colors, hb * _u(rng, 0.15, 0.35), hb * _u(rng, 0.7, 0.95), R * 0.9)
+    colors[c[:, 1] > ytop - 1e-6] = random_color(rng)
+    return mesh, colors
+
+
+# ------------------------------------------------------------------------------------------------ bowl
+def build_bowl(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.ndarray]:
+    """Revolved open bowl with wall thickness and a foot ring (a closed thick solid)."""
+    R = (mean_size[0] + mean_size[2]) / 4 * _u(rng, 0.78, 1.22)
+    H = mean_size[1] * _u(rng, 0.78, 1.22)
+    w = _u(rng, 0.003, 0.007)
+    rf = R * _u(rng, 0.35, 0.55)
+    hf = _u(rng, 0.004, 0.012)
+    a = _u(rng, 0.7, 1.4)
+    t = np.linspace(0, 1, 16)
+    outer = np.stack([rf + (R - rf) * np.sin(np.pi / 2 * t) ** a, hf + (H - hf) * (1 - np.cos(np.pi / 2 * t))], 1)
+    d = np.gradient(outer, axis=0)
+    nrm = np.stack([d[:, 1], -d[:, 0]], 1)
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    inner = outer - w * nrm
+    inner[0] = [rf - w * 0.5, hf + w]
+    profile = np.concatenate([
+        [[0.0, hf], [rf * 0.82, hf], [rf * 0.86, 0.0], [rf, 0.0]],
+        outer,
+        [[R - w / 2, H + w * 0.25]],
+        inner[::-1],
+        [[0.0, hf + w]],
+    ])
+    mesh = revolve(profile, _SECTIONS)
+    c = mesh.triangles_center
+    out_col = random_color(rng, s=(0.0, 0.8))
+    in_col = out_col if rng.random() < 0.5 else hsv_color(0, 0, _u(rng, 0.85, 0.98))
+    # faces on the inside: their normal points towards the axis or up from the inner bottom
+    n = mesh.face_normals
+    radial = (c[:, 0] * n[:, 0] + c[:, 2] * n[:, 2]) / np.maximum(np.hypot(c[:, 0], c[:, 2]), 1e-9)
+    inside = (radial < -0.2) | ((n[:, 1] > 0.5) & (c[:, 1] > hf + w / 2))
+    colors = np.where(inside[:, None], in_col, out_col).astype(np.uint8)
+    if rng.random() < 0.6:  # rim stripe or pattern band on the outside
+        colors = np.where(inside[:, None], colors,
+                          _paint_label(rng, c, colors.copy(), H * _u(rng, 0.55, 0.75), H * 0.95, 0.0))
+    return mesh, colors
+
+
+# ------------------------------------------------------------------------------------------------- can
+def build_can(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.ndarray]:
+    """Revolved can: domed bottom with chime, straight (or slightly tapered) body, necked top, rim, lid."""
+    H = mean_size[1] * _u(rng, 0.75, 1.25)
+    R = (mean_size[0] + mean_size[2]) / 4 * _u(rng, 0.78, 1.22)
+    taper = _u(rng, 0.9, 1.0) if rng.random() < 0.3 else 1.0
+    rn = R * _u(rng, 0.82, 0.94)  # neck radius at the top
+    hn = H * _u(rng, 0.03, 0.08)  # neck height
+    ch = min(0.006, H * 0.05)
+    lip = 0.0015
+    rec = _u(rng, 0.002, 0.005)  # lid recess
+    t = _ease(6)[1:]
+    rb = R * taper  # bottom radius (taper: narrower at the bottom)
+    body = np.stack([rb + (R - rb) * np.linspace(0, 1, 6), np.linspace(ch, H - hn, 6)], 1)
+    neck = np.stack([R + (rn - R) * t, H - hn + (hn - lip) * t], 1)
+    profile = np.concatenate([
+        [[0.0, ch * 1.2], [rb * 0.7, ch * 0.4], [rb * 0.8, 0.0], [rb * 0.93, 0.0]],
+        body,
+        neck,
+        [[rn + lip * 0.5, H - lip * 0.5], [rn, H], [rn - lip * 1.5, H], [rn - lip * 1.8, H - rec],
+         [0.0, H - rec]],
+    ])
+    mesh = revolve(profile, _SECTIONS)
+    c = mesh.triangles_center
+    metal = hsv_color(0, 0, _u(rng, 0.6, 0.85))
+    colors = np.tile(metal, (len(c), 1))
+    colors = _paint_label(rng, c, colors, ch, H - hn, rb * 0.9)
+    return mesh, colors
+
+
+# ------------------------------------------------------------------------------------------------- mug
+def build_mug(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.ndarray]:
+    """Revolved mug body (wall thickness, open top) with a tube handle on +x."""
+    H = mean_size[1] * _u(rng, 0.8, 1.3)
+    R = mean_size[2] / 2 * _u(rng, 0.8, 1.2)
+    Rb = R * _u(rng, 0.8, 1.0)  # bottom radius
+    w = _u(rng, 0.003, 0.006)
+    base = _u(rng, 0.004, 0.010)
+    bev = min(0.004, Rb * 0.1)
+    ys = np.linspace(bev, H, 8)
+    bulge = _u(rng, 0.0, 0.06) * R
+    rs = Rb + (R - Rb) * (ys / H) + bulge * np.sin(np.pi * ys / H)
+    outer = np.stack([rs, ys], 1)
+    inner = np.stack([rs - w, ys], 1)[::-1]
+    inner[-1, 1] = base
+    profile = np.concatenate([
+        [[0.0, 0.002], [Rb - bev, 0.0]],
+        outer,
+        [[R - w / 2, H + w * 0.3]],
+        inner[:-1],
+        [[rs[0] - w, base], [0.0, base]],
+    ])
+    body = revolve(profile, _SECTIONS)
+    # handle: half-ellipse in the x-y plane, ends sunk into the wall
+    rt = _u(rng, 0.004, 0.007)
+    reach = (mean_size[0] - mean_size[2]) * _u(rng, 0.8, 1.2) - rt
+    reach = max(reach, 0.015)
+    b = H * _u(rng, 0.25, 0.36)
+    yc = H * _u(rng, 0.45, 0.55)
+    yc = min(yc, H - b - rt - 0.004)
+    phi = np.linspace(np.pi / 2, -np.pi / 2, 20)
+
+    def radius_at(y):
+        return Rb + (R - Rb) * (y / H) + bulge * np.sin(np.pi * y / H)
+
+    xw = np.array([radius_at(yc + b * np.sin(p)) for p in phi])
+    square = _u(rng, 0.6, 1.0)  # < 1: squarer handle
+    cs = np.sign(np.cos(phi)) * np.abs(np.cos(phi)) ** square
+    sn = np.sign(np.sin(phi)) * np.abs(np.sin(phi)) ** square
+    path = np.stack([xw + reach * cs, yc + b * sn, np.zeros_like(phi)], 1)
+    sink = np.array([[-1.5 * rt - w, 0, 0]])
+    path = np.concatenate([path[:1] + sink, path, path[-1:] + sink])
+    handle = tube(path, rt, 12)
+    col = random_color(rng, s=(0.0, 0.9))
+    inside_col = col if rng.random() < 0.5 else hsv_color(0, 0, _u(rng, 0.85, 0.98))
+    c = body.triangles_center
+    r = np.hypot(c[:, 0], c[:, 2])
+    n = body.face_normals
+    radial = (c[:, 0] * n[:, 0] + c[:, 2] * n[:, 2]) / np.maximum(r, 1e-9)
+    inside = (radial < -0.2) | ((n[:, 1] > 0.5) & (c[:, 1] < H - w))
+    bcol = np.where(inside[:, None], inside_col, col).astype(np.uint8)
+    if rng.random() < 0.6:
+        bcol = np.where(inside[:, None], bcol,
+                        _paint_label(rng, c, bcol.copy(), H * _u(rng, 0.1, 0.3), H * _u(rng, 0.6, 0.9), 0.0))
+    return concat([(body, bcol), (handle, col)])
+
+
+# ---------------------------------------------------------------------------------------------- laptop
+def build_laptop(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.ndarray]:
+    """Laptop: base and lid boxes, hinge along z at -x, lid opened by a random angle (95-145 deg)."""
+    W = mean_size[2] * _u(rng, 0.78, 1.2)  # width along z
+    D = W * _u(rng, 0.62, 0.78)  # base depth along x
+    tb = _u(rng, 0.008, 0.02)
+    tl = _u(rng, 0.004, 0.009)
+    L = D * _u(rng, 0.92, 1.0)
+    theta = np.deg2rad(_u(rng, 95.0, 145.0))
+    shell = hsv_color(rng.random(), _u(rng, 0.0, 0.25), _u(rng, 0.15, 0.85))
+    dark = hsv_color(0, 0, _u(rng, 0.05, 0.2))
+    base = box([D, tb, W], [D / 2, tb / 2, 0.0], subdivisions=3)
+    c = base.triangles_center
+    n = base.face_normals
+    bcol = np.tile(shell, (len(c), 1))
+    top = n[:, 1] > 0.5
+    keys = top & (c[:, 0] > 0.06 * D) & (c[:, 0] < 0.55 * D) & (np.abs(c[:, 2]) < 0.42 * W)
+    pad = top & (c[:, 0] > 0.65 * D) & (c[:, 0] < 0.92 * D) & (np.abs(c[:, 2]) < 0.15 * W)
+    bcol[keys] = dark
+    bcol[pad] = (0.7 * shell + 0.3 * dark).astype(np.uint8)
+    # lid built closed on the base (x in [0, L], y in [0, tl]), then rotated about the hinge (z axis)
+    lid = box([L, tl, W], [L / 2, tl / 2, 0.0], subdivisions=3)
+    c = lid.triangles_center
+    n = lid.face_normals
+    lcol = np.tile(shell, (len(c), 1))
+    screen = (n[:, 1] < -0.5) & (c[:, 0] > 0.05 * L) & (c[:, 0] < 0.95 * L) & (np.abs(c[:, 2]) < 0.45 * W)
+    lcol[screen] = hsv_color(_u(rng, 0.5, 0.7), _u(rng, 0.2, 0.6), _u(rng, 0.05, 0.35))
+    rot = trimesh.transformations.rotation_matrix(theta, [0, 0, 1])
+    lid.apply_transform(rot)
+    lid.apply_translation([0.0, tb, 0.0])
+    return concat([(base, bcol), (lid, lcol)])
+
+
+# ---------------------------------------------------------------------------------------------- camera
+def build_camera(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.ndarray]:
+    """Camera: body box, lens barrel along +x (rings and front glass), grip on +z, viewfinder hump, flash, button."""
+    Wz = mean_size[2] * _u(rng, 0.8, 1.15)
+    Hb = mean_size[1] * _u(rng, 0.78, 1.1) * 0.82  # body height without the hump
+    Dx = mean_size[0] * _u(rng, 0.4, 0.6)
+    rl = min(Hb, Wz) * _u(rng, 0.25, 0.36)
+    Ll = max(mean_size[0] * _u(rng, 0.75, 1.25) - Dx, 0.015)
+    zl = -Wz * _u(rng, 0.0, 0.12)
+    yl = -Hb * _u(rng, 0.0, 0.08)
+    black = hsv_color(0, 0, _u(rng, 0.05, 0.2))
+    body_col = black if rng.random() < 0.6 else hsv_color(rng.random(), _u(rng, 0.0, 0.5), _u(rng, 0.5, 0.9))
+    body = box([Dx, Hb, Wz], [-Dx / 2, 0.0, 0.0], subdivisions=2)
+    c = body.triangles_center
+    bcol = np.tile(body_col, (len(c), 1))
+    if rng.random() < 0.5:  # two-tone: silver top plate
+        bcol[c[:, 1] > Hb * _u(rng, 0.15, 0.3)] = hsv_color(0, 0, _u(rng, 0.6, 0.85))
+    parts = [(body, bcol)]
+    x0 = 0.0
+    mount = cylinder(rl * 1.12, Ll * 0.2, "x", [x0 + Ll * 0.1, yl, zl], 32)
+    barrel = cylinder(rl, Ll * 0.8, "x", [x0 + Ll * 0.6, yl, zl], 32)
+    ring = cylinder(rl * 1.06, Ll * 0.25, "x", [x0 + Ll * _u(rng, 0.45, 0.75), yl, zl], 32)
+    glass = cylinder(rl * 0.75, 0.002, "x", [x0 + Ll + 0.0005, yl, zl], 32)
+    lens_col = hsv_color(0, 0, _u(rng, 0.05, 0.25)) if rng.random() < 0.8 else hsv_color(0, 0, 0.8)
+    parts += [(mount, hsv_color(0, 0, 0.7)), (barrel, lens_col), (ring, hsv_color(0, 0, 0.12)),
+              (glass, hsv_color(_u(rng, 0.55, 0.75), 0.6, 0.25))]
+    # grip on +z, protruding forward (+x)
+    gw = Wz * _u(rng, 0.18, 0.28)
+    gd = min(Dx * _u(rng, 0.3, 0.5), Ll * 0.8)
+    parts.append((box([gd, Hb * 0.88, gw], [gd / 2, -Hb * 0.04, Wz / 2 - gw / 2], 1), black))
+    # viewfinder hump above the lens, flash on the other side, shutter button on the grip
+    hh = Hb * _u(rng, 0.12, 0.22)
+    parts.append((box([Dx * 0.85, hh, rl * 1.6], [-Dx / 2, Hb / 2 + hh / 2, zl], 1), body_col))
+    fl = rl * _u(rng, 0.4, 0.7)
+    parts.append((box([Dx * 0.3, fl * 0.5, fl], [-Dx * 0.2, Hb / 2 + fl * 0.25, -Wz / 2 + fl * 0.8], 0),
+                  hsv_color(0, 0, 0.92)))
+    parts.append((cylinder(gw * 0.18, 0.006, "y", [-gd * 0.2 - 0.002, Hb / 2 + 0.003, Wz / 2 - gw / 2], 16),
+                  hsv_color(0, _u(rng, 0.0, 0.9), 0.7)))
+    return concat(parts)
+
+
+BUILDERS = {
+    "bottle": build_bottle,
+    "bowl": build_bowl,
+    "camera": build_camera,
+    "can": build_can,
+    "laptop": build_laptop,
+    "mug": build_mug,
+}
+"""Category name -> builder ``(rng, mean_size) -> (mesh, face_colors)``."""
