@@ -1,0 +1,295 @@
+"""Per-instance samples: from a frame and an instance mask to the point cloud a pose network eats.
+
+GPV-Pose's input pipeline (Di et al., CVPR 2022; lolrudy/GPV_Pose ``datasets/load_data.py``,
+``network/point_sample/pc_sample.py``; notes/depth_and_eval.md §1.1, §1.10), re-derived:
+
+1. the instance mask (ground truth, a segmentation pkl, or any detector), optionally with GPV's mask
+   boundary noise during training;
+2. back-projection of the masked valid depth pixels, with depth-outlier removal;
+3. ``n_points`` (1028) points sampled uniformly (with replacement when fewer), each keeping its pixel
+   ``(u, v)`` in the original image — the fusion with RGB features samples feature maps there;
+4. training augmentations in 3D (box scaling, rotation/translation jitter, box-cage for bowl/mug,
+   object-centred point noise), applied to the points *and* the targets consistently;
+5. targets: R, t, metric size and its residual to the category mean, symmetry flags.
+
+Every sample is a dict of NumPy arrays; :func:`collate_instances` stacks them into tensors. Keys:
+
+=================  ==============  ============================================================
+key                shape / dtype   meaning
+=================  ==============  ============================================================
+points             (N, 3) f32      camera-frame points, metres
+pixels             (N, 2) f32      their pixel coordinates (u = column, v = row)
+class_id           () i64          1-based category id
+mean_size          (3,) f32        the category mean size, metres
+y_symmetric        () bool         rotation about the object y axis is free (incl. mug handle rule)
+mirror_xy          () bool         mirror-symmetric about the object xy plane
+handle_visible     () bool         mug handle visibility (True when unknown / not a mug)
+R, t, size         (3,3) (3,) (3,) ground truth, f32, metres (absent at inference)
+size_residual      (3,) f32        size − mean_size
+model_points       (M, 3) f32      mesh surface samples in the metric object frame (optional)
+bbox               (4,) f32        the instance's 2D box x1 y1 x2 y2 (pixels)
+=================  ==============  ============================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from demopose.data.frame import Frame
+from demopose.geometry.camera import backproject_pixels
+from demopose.geometry.rotation import rotation_about_axis
+
+__all__ = [
+    "AugmentConfig",
+    "InstanceDataset",
+    "augment_instance",
+    "collate_instances",
+    "mask_boundary_noise",
+    "mask_bbox",
+    "remove_depth_outliers",
+    "sample_instance",
+    "sample_points",
+]
+
+log = logging.getLogger(__name__)
+
+N_POINTS = 1028
+"""Points per instance (GPV-Pose / HS-Pose)."""
+MIN_POINTS = 50
+"""Fewest valid depth pixels for a usable instance (HS-Pose skips smaller ones)."""
+
+
+def mask_bbox(mask: np.ndarray) -> np.ndarray:
+    """Tight box ``(x1, y1, x2, y2)`` (pixels, x2/y2 exclusive) of a non-empty ``(H, W)`` bool mask."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        raise ValueError("mask_bbox: the mask is empty")
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
+
+
+def mask_boundary_noise(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """GPV-Pose's ``defor_2D`` mask noise: in the band where a 2×2 erosion and dilation of the mask
+    differ, a random half of the pixels is dropped. ``(H, W)`` bool -> ``(H, W)`` bool."""
+    m = mask.astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2, 2))
+    band = cv2.dilate(m, kernel) != cv2.erode(m, kernel)
+    drop = band & (rng.random(mask.shape) < 0.5)
+    return mask & ~drop
+
+
+def remove_depth_outliers(z: np.ndarray, max_extent: float) -> np.ndarray:
+    """Keep-mask ``(N,)`` for depths within ``max_extent`` (metres) of the median depth.
+
+    Mask bleeding onto the background gives points far behind the object; an object is never deeper
+    than its largest extent, so anything farther than that from the median belongs to something else.
+    """
+    if len(z) == 0:
+        return np.zeros(0, dtype=bool)
+    return np.abs(z - np.median(z)) <= max_extent
+
+
+def sample_points(n_valid: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices ``(n,)`` of ``n`` points drawn from ``n_valid``: without replacement when there are
+    enough, otherwise every point once and the rest with replacement."""
+    if n_valid >= n:
+        return rng.choice(n_valid, n, replace=False)
+    extra = rng.choice(n_valid, n - n_valid, replace=True)
+    return rng.permutation(np.concatenate([np.arange(n_valid), extra]))
+
+
+@dataclass
+class AugmentConfig:
+    """GPV-Pose 3D augmentations (probabilities and ranges from notes/depth_and_eval.md §1.10).
+
+    Point noise follows HS-Pose (object-centred, ``aug_pc_r`` = 0.2) rather than GPV-Pose's
+    camera-centred 5 % noise, which moves a point 4 cm at 0.8 m.
+    """
+
+    p_scale: float = 0.3
+    scale_range: tuple[float, float] = (0.8, 1.2)
+    p_rt: float = 0.3
+    max_shift: float = 0.05  # metres per axis
+    max_angle_deg: float = 15.0
+    p_cage: float = 0.3
+    cage_categories: tuple[str, ...] = ("bowl", "mug")
+    p_noise: float = 0.2
+    noise_ratio: float = 0.2
+    p_mask_noise: float = 0.5
+
+
+def augment_instance(sample: dict[str, Any], rng: np.random.Generator, cfg: AugmentConfig,
+                     cage: bool = False) -> dict[str, Any]:
+    """Apply the training augmentations to ``points`` and the ``R, t, size`` targets consistently.
+
+    ``cage``: the category takes the box-cage deformation (x and z scaled linearly with height).
+    """
+    P, R, t, size = (sample["points"].astype(np.float64), sample["R"].astype(np.float64),
+                     sample["t"].astype(np.float64), sample["size"].astype(np.float64))
+    sym = bool(sample["y_symmetric"])
+    model = sample.get("model_points")
+    model = None if model is None else model.astype(np.float64)
+    if rng.random() < cfg.p_scale:
+        e = rng.uniform(*cfg.scale_range, size=3)
+        if sym:
+            e[0] = e[2] = (e[0] + e[2]) / 2
+        local = (P - t) @ R  # canonical frame
+        P = (local * e) @ R.T + t
+        size = size * e
+        model = None if model is None else model * e
+    if cage and rng.random() < cfg.p_cage:
+        e_down, e_up = rng.uniform(*cfg.scale_range, size=2)
+
+        def deform(x: np.ndarray) -> np.ndarray:
+            frac = np.clip((x[:, 1] + size[1] / 2) / size[1], 0, 1)[:, None]
+            f = e_down + (e_up - e_down) * frac
+            return x * np.concatenate([f, np.ones_like(f), f], axis=1)
+
+        local = deform((P - t) @ R)
+        P = local @ R.T + t
+        if model is not None:
+            model = deform(model)
+            size = model.max(0) - model.min(0)
+        else:
+            size = size * np.array([max(e_down, e_up), 1.0, max(e_down, e_up)])
+    if rng.random() < cfg.p_rt:
+        shift = rng.uniform(-cfg.max_shift, cfg.max_shift, size=3)
+        a = np.deg2rad(rng.uniform(-cfg.max_angle_deg, cfg.max_angle_deg, size=3))
+        R_aug = (rotation_about_axis(np.array(a[2]), "z") @ rotation_about_axis(np.array(a[1]), "y")
+                 @ rotation_about_axis(np.array(a[0]), "x"))
+        # rotate about the camera origin, after the shift (points and pose alike)
+        P = (P + shift) @ R_aug.T
+        t = R_aug @ (t + shift)
+        R = R_aug @ R
+    if rng.random() < cfg.p_noise:
+        P = P + rng.uniform(0, cfg.noise_ratio, size=P.shape) * (P - t)
+    out = dict(sample)
+    out.update(points=P.astype(np.float32), R=R.astype(np.float32), t=t.astype(np.float32),
+               size=size.astype(np.float32),
+               size_residual=(size - sample["mean_size"]).astype(np.float32))
+    if model is not None:
+        out["model_points"] = model.astype(np.float32)
+    return out
+
+
+def sample_instance(frame: Frame, mask: np.ndarray, class_id: int, rng: np.random.Generator,
+                    n_points: int = N_POINTS, index: int | None = None, mask_noise: bool = False,
+                    min_points: int = MIN_POINTS) -> dict[str, Any] | None:
+    """Build one instance's sample from a frame and its ``(H, W)`` bool mask.
+
+    Args:
+        frame: the frame (depth in metres, intrinsics, optional ground truth).
+        mask: the instance mask (ground truth or detected).
+        class_id: the category (ground truth or detected).
+        rng: randomness for point sampling and mask noise.
+        index: position of the instance in ``frame.poses`` for ground-truth targets (None: no targets).
+        mask_noise: apply GPV's mask boundary noise (training).
+
+    Returns:
+        the sample dict (module docstring), or None when fewer than ``min_points`` valid depth pixels remain.
+    """
+    cat = frame.categories[class_id]
+    mean_size = np.asarray(cat.mean_size if cat.mean_size is not None else (0.1, 0.1, 0.1), dtype=np.float32)
+    if mask_noise:
+        mask = mask_boundary_noise(mask, rng)
+    valid = mask & (frame.depth > 0)
+    v, u = np.nonzero(valid)
+    z = frame.depth[v, u].astype(np.float64)
+    keep = remove_depth_outliers(z, max_extent=float(np.max(mean_size)) * 1.5)
+    u, v, z = u[keep], v[keep], z[keep]
+    if len(z) < min_points:
+        return None
+    idx = sample_points(len(z), n_points, rng)
+    uv = np.stack([u[idx], v[idx]], -1).astype(np.float64)
+    pts = backproject_pixels(uv, z[idx], frame.K)
+    hv = True
+    if index is not None and frame.handle_visible is not None:
+        hv = bool(frame.handle_visible[index])
+    sample: dict[str, Any] = {
+        "points": pts.astype(np.float32),
+        "pixels": uv.astype(np.float32),
+        "class_id": np.int64(class_id),
+        "mean_size": mean_size,
+        "y_symmetric": np.bool_(frame.categories.is_y_symmetric(class_id, hv)),
+        "mirror_xy": np.bool_(getattr(cat, "mirror_xy", False)),
+        "handle_visible": np.bool_(hv),
+        "bbox": mask_bbox(mask) if mask.any() else np.zeros(4, np.float32),
+    }
+    if index is not None and frame.poses is not None:
+        p = frame.poses[index]
+        sample.update(R=p.R.astype(np.float32), t=p.t.astype(np.float32), size=p.size.astype(np.float32),
+                      size_residual=(p.size - mean_size).astype(np.float32))
+    return sample
+
+
+def collate_instances(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack sample dicts (same keys) into a batch dict of tensors with a leading ``B`` dimension."""
+    if not samples:
+        raise ValueError("collate_instances: empty batch")
+    keys = samples[0].keys()
+    return {k: torch.from_numpy(np.stack([np.asarray(s[k]) for s in samples])) for k in keys}
+
+
+class InstanceDataset(torch.utils.data.Dataset):
+    """Training / validation instances of a frame dataset, with ground-truth masks.
+
+    Each item is one annotated instance (of a known category, with at least ``min_points`` valid depth
+    pixels when indexed). Keys are ``(index, seed)`` pairs (see
+    :class:`~demopose.engine.sampler.ResumableSampler`) or plain indices (seed = index).
+
+    Args:
+        frames: any sequence of :class:`Frame` (e.g. :class:`~demopose.data.nocs.NOCSDataset`).
+        n_points: points per instance.
+        train: apply mask noise and 3D augmentations.
+        augment: augmentation settings.
+        model_points: optional ``fn(frame, index) -> (M, 3)`` mesh samples in the metric object frame.
+    """
+
+    def __init__(self, frames: Sequence[Frame], n_points: int = N_POINTS, train: bool = True,
+                 augment: AugmentConfig | None = None,
+                 model_points: Callable[[Frame, int], np.ndarray | None] | None = None,
+                 min_points: int = MIN_POINTS) -> None:
+        self.frames, self.n_points, self.train = frames, n_points, train
+        self.augment = augment or AugmentConfig()
+        self.model_points = model_points
+        self.min_points = min_points
+        self.index: list[tuple[int, int]] = []
+        for fi in range(len(frames)):
+            f = frames[fi]
+            if f.poses is None:
+                continue
+            counts = np.bincount(f.instance_map[f.depth > 0].ravel(), minlength=int(f.instance_ids.max(initial=0)) + 1)
+            for j, inst in enumerate(f.instance_ids):
+                if counts[inst] >= min_points:
+                    self.index.append((fi, j))
+        if not self.index:
+            raise ValueError(f"InstanceDataset: no annotated instance with >= {min_points} valid depth pixels")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        i, seed = (key, key) if isinstance(key, (int, np.integer)) else key
+        rng = np.random.default_rng(seed)
+        fi, j = self.index[int(i)]
+        frame = self.frames[fi]
+        mask = frame.instance_map == frame.instance_ids[j]
+        cls = int(frame.class_ids[j])
+        noise = self.train and rng.random() < self.augment.p_mask_noise
+        s = sample_instance(frame, mask, cls, rng, self.n_points, index=j, mask_noise=noise, min_points=1)
+        if s is None:  # cannot happen for indexed instances unless noise removed everything
+            s = sample_instance(frame, mask, cls, rng, self.n_points, index=j, min_points=1)
+        if self.model_points is not None:
+            mp = self.model_points(frame, j)
+            if mp is not None:
+                s["model_points"] = np.asarray(mp, dtype=np.float32)
+        if self.train:
+            cage = frame.categories[cls].name in self.augment.cage_categories
+            s = augment_instance(s, rng, self.augment, cage=cage)
+        return s
