@@ -16,6 +16,8 @@ from collections.abc import Sequence
 __all__ = ["main", "COMMANDS"]
 
 COMMANDS: dict[str, str] = {
+    "check-data": "demopose.cli.check_data",
+    "show": "demopose.cli.show",
 }
 
 
