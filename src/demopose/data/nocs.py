@@ -57,6 +57,7 @@ __all__ = [
     "list_frames",
     "load_frame",
     "parse_frame_path",
+    "read_split_list",
     "recover_pose_from_nocs",
 ]
 
@@ -423,7 +424,13 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
     return sorted(out)
 
 
-def _read_list_file(path: Path, top_dir: Path) -> list[Path]:
+def read_split_list(path: Path, top_dir: Path) -> list[Path]:
+    """Frame prefixes of an SPD split list (``<top>/<split>_list.txt``, lines like ``test/scene_1/0000``,
+    relative to ``top_dir`` = ``<root>/Real`` or ``<root>/CAMERA``, or to its parent).
+
+    Raises:
+        FileNotFoundError: a listed frame has no ``_color.png`` (message names the list file and line).
+    """
     out = []
     for n, line in enumerate(path.read_text().splitlines(), start=1):
         s = line.strip()
@@ -473,7 +480,7 @@ class NOCSDataset:
             raise FileNotFoundError(f"{split_dir}: folder not found (subset {subset!r} of root {self.root})")
         list_file = top_dir / f"{split}_list.txt"
         if use_list_file and list_file.is_file():
-            self.frames = _read_list_file(list_file, top_dir)
+            self.frames = read_split_list(list_file, top_dir)
         else:
             self.frames = list_frames(split_dir)
 
