@@ -34,7 +34,7 @@ import numpy as np
 
 from demopose.categories import CategoryTable
 from demopose.evaluation.ap import voc_ap
-from demopose.evaluation.errors import pose_errors
+from demopose.evaluation.errors import rotation_error_deg, translation_error_cm
 from demopose.evaluation.iou import IOU_MODES, iou_3d
 from demopose.evaluation.matching import match_by_iou, match_by_pose, score_order
 from demopose.evaluation.summary import (
@@ -132,6 +132,13 @@ class NOCSEvaluator:
                                symmetric=same & sym_gt[None], mode="nocs")
             # the published overlap matrix is float32; compare in float64 as NumPy 1.x did
             full_nocs = full_nocs.astype(np.float32).astype(np.float64)
+        # pose errors of every pred × GT pair of the frame, once per clipping behaviour
+        rot_err: dict[str, np.ndarray] = {}
+        trans_err = np.zeros((len(pred), len(gt)))
+        if len(pred) and len(gt):
+            trans_err = translation_error_cm(pred.t, gt.t)
+            for mode in self.modes:
+                rot_err[mode] = rotation_error_deg(pred.R, gt.R, sym_gt[None], clip=(mode != "nocs"))
         for c in self.category_ids:
             pm = np.nonzero(pred.class_ids == c)[0]
             gi = np.nonzero(gt.class_ids == c)[0]
@@ -144,22 +151,25 @@ class NOCSEvaluator:
                 else:
                     iou = iou_3d(pred.R[pi], pred.t[pi], pred.size[pi], gt.R[gi], gt.t[gi], gt.size[gi],
                                  symmetric=sym_gt[gi], mode="exact")
-                self._add(self._acc[mode][c], mode, iou, pred, pi, gt, gi, sym_gt[gi])
+                self._add(self._acc[mode][c], iou, rot_err.get(mode), trans_err, pred.scores, pi, gi)
 
-    def _add(self, acc: _Accumulator, mode: str, iou: np.ndarray, pred: PoseSet, pi: np.ndarray,
-             gt: PoseSet, gi: np.ndarray, sym: np.ndarray) -> None:
+    def _add(self, acc: _Accumulator, iou: np.ndarray, rot_err: np.ndarray | None, trans_err: np.ndarray,
+             scores: np.ndarray, pi: np.ndarray, gi: np.ndarray) -> None:
+        """Match one category of one frame (``pi`` in score order, ``gi``) and store the flags."""
         pmatch, gmatch = match_by_iou(iou, self.iou_thresholds)
         acc.iou_tp.append(pmatch >= 0)
-        acc.iou_scores.append(pred.scores[pi])
+        acc.iou_scores.append(scores[pi])
         acc.num_gt += len(gi)
         acc.num_pred += len(pi)
         if self.use_matches_for_pose:
-            pk, gk = pmatch[self._pose_k] >= 0, gmatch[self._pose_k] >= 0
-            pi, gi, sym = pi[pk], gi[gk], sym[gk]
-        rot, trans = pose_errors(pred.R[pi], pred.t[pi], gt.R[gi], gt.t[gi], sym, clip=(mode != "nocs"))
-        ppose, _ = match_by_pose(rot, trans, self.degree_thresholds, self.shift_thresholds)
+            pi, gi = pi[pmatch[self._pose_k] >= 0], gi[gmatch[self._pose_k] >= 0]
+        if len(pi) and len(gi):
+            ix = np.ix_(pi, gi)
+            ppose, _ = match_by_pose(rot_err[ix], trans_err[ix], self.degree_thresholds, self.shift_thresholds)
+        else:
+            ppose = -np.ones((len(self.degree_thresholds), len(self.shift_thresholds), len(pi)), np.int64)
         acc.pose_tp.append(ppose >= 0)
-        acc.pose_scores.append(pred.scores[pi])
+        acc.pose_scores.append(scores[pi])
         acc.pose_num_gt += len(gi)
 
     def evaluate(self) -> dict[str, float]:

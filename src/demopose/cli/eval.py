@@ -1,0 +1,109 @@
+"""Score NOCS-format results pickles with the NOCS protocol (REAL275 / CAMERA25 metrics).
+
+RESULTS is a folder of results pickles (searched recursively, one frame per ``*.pkl``, as written by
+NOCS, SPD, GPV-Pose/HS-Pose or ``demopose.evaluation.write_results_pkl``) or one pickle holding a list
+of frames. Either pose convention is accepted (NOCS ``[s·R | t]`` + normalised scales, or GPV
+``[R | t]`` + metric scales). The command prints the standard table per IoU mode and writes into
+``--out``:
+
+* ``metrics.json`` (schema below),
+* ``ap_curves_<mode>.png``: AP versus 3D IoU, rotation and translation thresholds, one curve per
+  category and the mean (like the NOCS paper's figure).
+
+IoU modes: ``nocs`` is the published legacy 3D IoU (axis-0 bug) that every REAL275/CAMERA25 paper
+reports; ``exact`` is the true oriented-box IoU. Every number is labelled with its mode.
+
+``metrics.json`` schema (``"schema": "demopose.nocs_metrics/1"``); AP values are fractions in [0, 1],
+``null`` where a category has no ground truth (absent categories are not in the mean)::
+
+    {
+      "schema": "demopose.nocs_metrics/1",
+      "results": "<RESULTS path>", "num_files": int, "category_table": "nocs_real",
+      "iou_modes": ["nocs", "exact"],
+      "metrics": {"<mode>/<category|mean>/<metric>": float | null, ...},
+            # metric in iou25 iou50 iou75 5deg2cm 5deg5cm 10deg2cm 10deg5cm 10deg10cm
+      "modes": {
+        "<mode>": {
+          "description": str, "iou_mode": str, "num_frames": int,
+          "categories": {"<name>": {"id": int, "num_gt": int, "num_pred": int}},
+          "headline": {"<name>|mean": {"<metric>": float} | null},
+          "curves": {
+            "iou":            {"thresholds": [0.0 .. 1.0],  "ap": {"<name>|mean": [float|null] | null}},
+            "rotation_deg":   {"thresholds": [0 .. 60],     "ap": {...}},   # at 100 cm
+            "translation_cm": {"thresholds": [0.0 .. 10.0], "ap": {...}}    # at 360 degrees
+          }
+        }
+      }
+    }
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+HELP = "score NOCS results pickles: 3D IoU and pose mAP table, metrics.json and AP-curve plots"
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", metavar="RESULTS", help="folder of results *.pkl (or one pkl)")
+    parser.add_argument("--iou", default="both", choices=("nocs", "exact", "both"),
+                        help="3D IoU mode: nocs (legacy, as published), exact (oriented boxes), or both")
+    parser.add_argument("--categories", default=None,
+                        help="comma-separated category names or ids to evaluate (default: all)")
+    parser.add_argument("--table", default="nocs_real", help="category table (nocs_real, nocs_camera, housecat6d)")
+    parser.add_argument("--out", default=None, help="output folder (default: ./eval_<RESULTS name>)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _category_ids(table, spec: str | None) -> list[int] | None:
+    if not spec:
+        return None
+    ids = []
+    for tok in (t.strip() for t in spec.split(",")):
+        if not tok:
+            continue
+        try:
+            ids.append(table[int(tok) if tok.isdigit() else tok].id)
+        except KeyError as e:
+            raise ValueError(f"--categories: {e.args[0]}") from None
+    if not ids:
+        raise ValueError(f"--categories: no category in {spec!r}")
+    return ids
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from demopose.categories import get_table
+    from demopose.evaluation import NOCSEvaluator, find_results, read_results_pkl
+    from demopose.evaluation.plots import plot_ap_curves
+    from demopose.evaluation.report import format_table, metrics_document
+    from demopose.io import write_json_atomic
+
+    try:
+        table = get_table(args.table)
+    except KeyError as e:
+        raise ValueError(f"--table: {e.args[0]}") from None
+    files = find_results(args.results)
+    evaluator = NOCSEvaluator(table, iou_mode=args.iou, category_ids=_category_ids(table, args.categories))
+    for path in tqdm(files, desc="eval", unit="file", disable=args.no_progress or None):
+        for frame in read_results_pkl(path):
+            evaluator.process(frame.pred, frame.gt)
+    evaluator.evaluate()
+    out = Path(args.out) if args.out else Path(f"eval_{Path(args.results).resolve().name}")
+    out.mkdir(parents=True, exist_ok=True)
+    for mode, result in evaluator.results.items():
+        print(format_table(result))
+        print()
+        if not args.no_plots:
+            plot_ap_curves(result, out / f"ap_curves_{mode}.png")
+    doc = metrics_document(evaluator.results, results=str(args.results), num_files=len(files),
+                           category_table=table.name)
+    write_json_atomic(out / "metrics.json", doc)
+    print(f"wrote {out / 'metrics.json'}" + ("" if args.no_plots else f" and ap_curves_*.png in {out}"))
+    return 0
