@@ -18,6 +18,7 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS: dict[str, str] = {
     "check-data": "demopose.cli.check_data",
     "show": "demopose.cli.show",
+    "eval": "demopose.cli.eval",
 }
 
 
