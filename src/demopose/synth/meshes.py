@@ -41,13 +41,14 @@ CATEGORIES: tuple[str, ...] = NOCS_REAL.names
 """Procedural categories, in NOCS id order: bottle, bowl, camera, can, laptop, mug."""
 
 SIZE_RANGES: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    # (low, high) multiples of the REAL mean size (x, y, z) that every procedural instance stays inside
-    "bottle": ((0.6, 0.75, 0.6), (1.4, 1.25, 1.4)),
-    "bowl": ((0.6, 0.7, 0.6), (1.4, 1.35, 1.4)),
-    "camera": ((0.55, 0.6, 0.6), (1.7, 1.35, 1.4)),
-    "can": ((0.6, 0.7, 0.6), (1.7, 1.3, 1.7)),
-    "laptop": ((0.6, 0.45, 0.7), (1.5, 1.45, 1.3)),
-    "mug": ((0.6, 0.75, 0.7), (1.4, 1.35, 1.3)),
+    # (low, high) multiples of the REAL mean size (x, y, z) that every procedural instance stays inside;
+    # the laptop's x and y also depend on the lid opening angle (100-145 deg)
+    "bottle": ((0.7, 0.7, 0.7), (1.35, 1.35, 1.35)),
+    "bowl": ((0.7, 0.7, 0.7), (1.35, 1.35, 1.35)),
+    "camera": ((0.7, 0.7, 0.7), (1.35, 1.35, 1.35)),
+    "can": ((0.7, 0.7, 0.7), (1.35, 1.35, 1.35)),
+    "laptop": ((0.55, 0.5, 0.7), (1.6, 1.65, 1.3)),
+    "mug": ((0.7, 0.7, 0.7), (1.35, 1.4, 1.35)),
 }
 
 

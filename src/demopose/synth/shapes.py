@@ -220,7 +220,7 @@ def build_mug(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.
     cs = np.sign(np.cos(phi)) * np.abs(np.cos(phi)) ** square
     sn = np.sign(np.sin(phi)) * np.abs(np.sin(phi)) ** square
     path = np.stack([xw + reach * cs, yc + b * sn, np.zeros_like(phi)], 1)
-    sink = np.array([[-1.5 * rt - w, 0, 0]])
+    sink = np.array([[-0.5 * w, 0, 0]])  # the end caps stay inside the wall
     path = np.concatenate([path[:1] + sink, path, path[-1:] + sink])
     handle = tube(path, rt, 12)
     col = random_color(rng, s=(0.0, 0.9))
@@ -239,13 +239,13 @@ def build_mug(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.
 
 # ---------------------------------------------------------------------------------------------- laptop
 def build_laptop(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.ndarray]:
-    """Laptop: base and lid boxes, hinge along z at -x, lid opened by a random angle (95-145 deg)."""
+    """Laptop: base and lid boxes, hinge along z at -x, lid opened by a random angle (100-145 deg)."""
     W = mean_size[2] * _u(rng, 0.78, 1.2)  # width along z
     D = W * _u(rng, 0.62, 0.78)  # base depth along x
     tb = _u(rng, 0.008, 0.02)
     tl = _u(rng, 0.004, 0.009)
     L = D * _u(rng, 0.92, 1.0)
-    theta = np.deg2rad(_u(rng, 95.0, 145.0))
+    theta = np.deg2rad(_u(rng, 100.0, 145.0))
     shell = hsv_color(rng.random(), _u(rng, 0.0, 0.25), _u(rng, 0.15, 0.85))
     dark = hsv_color(0, 0, _u(rng, 0.05, 0.2))
     base = box([D, tb, W], [D / 2, tb / 2, 0.0], subdivisions=3)
@@ -274,7 +274,7 @@ def build_laptop(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, 
 def build_camera(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.ndarray]:
     """Camera: body box, lens barrel along +x (rings and front glass), grip on +z, viewfinder hump, flash, button."""
     Wz = mean_size[2] * _u(rng, 0.8, 1.15)
-    Hb = mean_size[1] * _u(rng, 0.78, 1.1) * 0.82  # body height without the hump
+    Hb = mean_size[1] * _u(rng, 0.85, 1.15) * 0.82  # body height without the hump
     Dx = mean_size[0] * _u(rng, 0.4, 0.6)
     rl = min(Hb, Wz) * _u(rng, 0.25, 0.36)
     Ll = max(mean_size[0] * _u(rng, 0.75, 1.25) - Dx, 0.015)
