@@ -35,11 +35,11 @@ def voc_ap(tp: np.ndarray, scores: np.ndarray, num_gt: int) -> np.ndarray:
         raise ValueError(f"tp: expected {len(scores)} predictions on the last axis, got shape {tp.shape}")
     if num_gt <= 0:
         return np.full(lead, np.nan)
-    tp = tp.reshape(-1, P)[:, np.argsort(scores)[::-1]]
+    K = int(np.prod(lead))
+    tp = tp.reshape(K, P)[:, np.argsort(scores)[::-1]]
     cum = np.cumsum(tp, axis=1)
     prec = cum / (np.arange(P) + 1)
     rec = (cum.astype(np.float32) / np.float32(num_gt)).astype(np.float64)
-    K = len(tp)
     prec = np.concatenate([np.zeros((K, 1)), prec, np.zeros((K, 1))], axis=1)
     rec = np.concatenate([np.zeros((K, 1)), rec, np.ones((K, 1))], axis=1)
     prec = np.maximum.accumulate(prec[:, ::-1], axis=1)[:, ::-1]

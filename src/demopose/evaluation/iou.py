@@ -126,7 +126,8 @@ def _exact_iou_pairs(R1: np.ndarray, t1: np.ndarray, s1: np.ndarray,
     R1, t1, s1, R2, t2, s2 = R1[idx], t1[idx], s1[idx], R2[idx], t2[idx], s2[idx]
     c1 = box_corners_in_camera(R1, t1, s1)  # (P, 8, 3)
     c2 = box_corners_in_camera(R2, t2, s2)
-    eps = 1e-9 * np.maximum(np.abs(s1).max(), np.abs(s2).max())
+    # tolerance for points on a face: stored rotations are often only float32-orthonormal (~1e-8)
+    eps = 1e-6 * np.maximum(np.abs(s1).max(), np.abs(s2).max())
     # points from box 1's side, found in box 1's frame, then back to the camera frame
     q, v1 = _local_hits(np.einsum("pji,pkj->pki", R1, c2 - t1[:, None]), s1 / 2, eps)
     pts1 = np.einsum("pij,pkj->pki", R1, q) + t1[:, None]
