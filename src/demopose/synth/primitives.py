@@ -18,6 +18,8 @@ __all__ = [
     "revolve",
     "tube",
     "box",
+    "grid_box",
+    "insert_breaks",
     "cylinder",
     "hsv_color",
     "random_color",
@@ -118,6 +120,54 @@ def box(extents, center=(0.0, 0.0, 0.0), subdivisions: int = 0) -> trimesh.Trime
         m = m.subdivide()
     m.apply_translation(np.asarray(center, dtype=np.float64))
     return closed_mesh(m.vertices, m.faces)
+
+
+def grid_box(xs, ys, zs) -> trimesh.Trimesh:
+    """Closed axis-aligned box whose faces are gridded at the given breakpoints.
+
+    Args:
+        xs, ys, zs: sorted coordinates (metres) along each axis, first and last are the box faces;
+            interior values become grid lines, so per-face colour regions can follow them exactly.
+    """
+    axes = [np.asarray(a, dtype=np.float64) for a in (xs, ys, zs)]
+    verts, faces, off = [], [], 0
+    for a in range(3):
+        b, c = (a + 1) % 3, (a + 2) % 3
+        gb, gc = np.meshgrid(axes[b], axes[c], indexing="ij")
+        nb, nc = gb.shape
+        i, j = np.meshgrid(np.arange(nb - 1), np.arange(nc - 1), indexing="ij")
+        q0 = (i * nc + j).ravel()
+        q1, q2, q3 = q0 + nc, q0 + nc + 1, q0 + 1
+        # (b, c) is cyclic after a, so the quad q0 q1 q2 q3 faces +a
+        quads = np.concatenate([np.stack([q0, q1, q2], 1), np.stack([q0, q2, q3], 1)])
+        for value, flip in ((axes[a][0], True), (axes[a][-1], False)):
+            p = np.zeros((nb * nc, 3))
+            p[:, a] = value
+            p[:, b] = gb.ravel()
+            p[:, c] = gc.ravel()
+            verts.append(p)
+            faces.append((quads[:, ::-1] if flip else quads) + off)
+            off += len(p)
+    mesh = trimesh.Trimesh(np.concatenate(verts), np.concatenate(faces), process=False)
+    mesh.merge_vertices()
+    return closed_mesh(mesh.vertices, mesh.faces)
+
+
+def insert_breaks(profile: np.ndarray, ys) -> np.ndarray:
+    """Insert points into a ``(K, 2)`` ``(r, y)`` profile where its segments cross the heights ``ys``.
+
+    After :func:`revolve`, every height in ``ys`` is a ring of vertices, so colour bands defined by
+    those heights have straight edges.
+    """
+    p = np.asarray(profile, dtype=np.float64)
+    out = [p[0]]
+    for a, b in zip(p[:-1], p[1:]):
+        lo, hi = sorted((a[1], b[1]))
+        cut = [y for y in ys if lo + 1e-9 < y < hi - 1e-9]
+        t = sorted((y - a[1]) / (b[1] - a[1]) for y in cut)
+        out += [a + ti * (b - a) for ti in t]
+        out.append(b)
+    return np.array(out)
 
 
 _TO_AXIS = {

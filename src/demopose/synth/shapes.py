@@ -21,7 +21,17 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from demopose.synth.primitives import box, concat, cylinder, hsv_color, random_color, revolve, tube
+from demopose.synth.primitives import (
+    box,
+    concat,
+    cylinder,
+    grid_box,
+    hsv_color,
+    insert_breaks,
+    random_color,
+    revolve,
+    tube,
+)
 
 __all__ = [
     "build_bottle",
@@ -50,30 +60,50 @@ def _angle(c: np.ndarray) -> np.ndarray:
     return np.mod(np.arctan2(c[:, 2], c[:, 0]), 2 * np.pi)
 
 
-def _paint_label(rng, centroids, colors, y0, y1, r_min, style=None):
-    """Paint a label band ``y0 < y < y1`` on faces with radius > ``r_min``: plain, stripes or patch."""
-    r = np.hypot(centroids[:, 0], centroids[:, 2])
-    band = (centroids[:, 1] > y0) & (centroids[:, 1] < y1) & (r > r_min)
-    style = style or rng.choice(["plain", "stripes", "patch", "two_tone"])
-    c1, c2 = random_color(rng), random_color(rng, s=(0.0, 0.6), v=(0.8, 1.0))
-    if style == "plain":
-        colors[band] = c1
-    elif style == "stripes":
-        n = int(rng.integers(2, 6))
-        k = np.floor((centroids[:, 1] - y0) / (y1 - y0) * (2 * n)).astype(int) % 2
-        colors[band & (k == 0)] = c1
-        colors[band & (k == 1)] = c2
-    elif style == "patch":
-        colors[band] = c1
-        a0 = rng.uniform(0, 2 * np.pi)
-        da = np.mod(_angle(centroids) - a0, 2 * np.pi)
-        ym = (y0 + y1) / 2
-        patch = band & (da < rng.uniform(0.6, 1.6)) & (np.abs(centroids[:, 1] - ym) < 0.3 * (y1 - y0))
-        colors[patch] = c2
-    else:  # two_tone: half the band around the axis
-        colors[band] = c1
-        colors[band & (_angle(centroids) < np.pi)] = c2
-    return colors
+class _Label:
+    """A decoration band ``y0 < y < y1`` around the y axis: plain, stripes, a patch or two-tone.
+
+    Its edges lie on ring heights (:meth:`breaks`, fed to :func:`insert_breaks`) and on sector
+    boundaries of the lathe, so they come out straight.
+    """
+
+    def __init__(self, rng: np.random.Generator, y0: float, y1: float, style: str | None = None):
+        self.y0, self.y1 = float(y0), float(y1)
+        styles = ("plain", "stripes", "patch", "two_tone")
+        pick = str(rng.choice(styles))
+        self.style = style or pick
+        self.c1 = random_color(rng)
+        self.c2 = random_color(rng, s=(0.0, 0.6), v=(0.8, 1.0))
+        self.n = int(rng.integers(2, 6))
+        self.a0 = 2 * np.pi * int(rng.integers(_SECTIONS)) / _SECTIONS
+        self.da = 2 * np.pi * int(rng.integers(_SECTIONS // 8, _SECTIONS // 3)) / _SECTIONS
+        self.half = _u(rng, 0.2, 0.35)  # patch half-height, fraction of the band
+
+    def breaks(self) -> list[float]:
+        if self.style == "stripes":
+            return list(np.linspace(self.y0, self.y1, 2 * self.n + 1))
+        ym, h = (self.y0 + self.y1) / 2, self.y1 - self.y0
+        if self.style == "patch":
+            return [self.y0, self.y1, ym - self.half * h, ym + self.half * h]
+        return [self.y0, self.y1]
+
+    def paint(self, centroids: np.ndarray, colors: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Paint faces (centroids ``(F, 3)``) inside the band (and ``mask``, when given); returns ``colors``."""
+        y = centroids[:, 1]
+        band = (y > self.y0) & (y < self.y1)
+        if mask is not None:
+            band &= mask
+        colors[band] = self.c1
+        if self.style == "stripes":
+            k = np.floor((y - self.y0) / (self.y1 - self.y0) * (2 * self.n)).astype(int) % 2
+            colors[band & (k == 1)] = self.c2
+        elif self.style == "patch":
+            da = np.mod(_angle(centroids) - self.a0, 2 * np.pi)
+            ym, h = (self.y0 + self.y1) / 2, self.y1 - self.y0
+            colors[band & (da < self.da) & (np.abs(y - ym) < self.half * h)] = self.c2
+        elif self.style == "two_tone":
+            colors[band & (_angle(centroids) < np.pi)] = self.c2
+        return colors
 
 
 # ---------------------------------------------------------------------------------------------- bottle
@@ -101,13 +131,14 @@ def build_bottle(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, 
         shoulder,
         [[rn, ytop], [rc, ytop], [rc, H - cbev], [rc - cbev, H], [0.0, H]],
     ])
-    mesh = revolve(profile, _SECTIONS)
+    label = _Label(rng, hb * _u(rng, 0.15, 0.35), hb * _u(rng, 0.7, 0.95))
+    mesh = revolve(insert_breaks(profile, label.breaks()), _SECTIONS)
     c = mesh.triangles_center
     glass = rng.random() < 0.5
     body = hsv_color(rng.choice([0.3, 0.08, 0.55, 0.6]), _u(rng, 0.3, 0.9), _u(rng, 0.25, 0.6)) if glass \
         else random_color(rng)
     colors = np.tile(body, (len(c), 1))
-    colors = _paint_label(rng, c, colors, hb * _u(rng, 0.15, 0.35), hb * _u(rng, 0.7, 0.95), R * 0.9)
+    colors = label.paint(c, colors, np.hypot(c[:, 0], c[:, 2]) > R * 0.9)
     colors[c[:, 1] > ytop - 1e-6] = random_color(rng)
     return mesh, colors
 
@@ -121,20 +152,16 @@ def build_bowl(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np
     rf = R * _u(rng, 0.35, 0.55)
     hf = _u(rng, 0.004, 0.012)
     a = _u(rng, 0.7, 1.4)
-    t = np.linspace(0, 1, 16)
+    t = np.linspace(0, 1, 12)
     outer = np.stack([rf + (R - rf) * np.sin(np.pi / 2 * t) ** a, hf + (H - hf) * (1 - np.cos(np.pi / 2 * t))], 1)
     d = np.gradient(outer, axis=0)
     nrm = np.stack([d[:, 1], -d[:, 0]], 1)
     nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
     inner = outer - w * nrm
     inner[0] = [rf - w * 0.5, hf + w]
-    profile = np.concatenate([
-        [[0.0, hf], [rf * 0.82, hf], [rf * 0.86, 0.0], [rf, 0.0]],
-        outer,
-        [[R - w / 2, H + w * 0.25]],
-        inner[::-1],
-        [[0.0, hf + w]],
-    ])
+    label = _Label(rng, H * _u(rng, 0.55, 0.75), H * 0.95)
+    outside = insert_breaks(np.concatenate([[[rf * 0.82, hf], [rf * 0.86, 0.0], [rf, 0.0]], outer]), label.breaks())
+    profile = np.concatenate([[[0.0, hf]], outside, [[R - w / 2, H + w * 0.25]], inner[::-1], [[0.0, hf + w]]])
     mesh = revolve(profile, _SECTIONS)
     c = mesh.triangles_center
     out_col = random_color(rng, s=(0.0, 0.8))
@@ -145,8 +172,7 @@ def build_bowl(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np
     inside = (radial < -0.2) | ((n[:, 1] > 0.5) & (c[:, 1] > hf + w / 2))
     colors = np.where(inside[:, None], in_col, out_col).astype(np.uint8)
     if rng.random() < 0.6:  # rim stripe or pattern band on the outside
-        colors = np.where(inside[:, None], colors,
-                          _paint_label(rng, c, colors.copy(), H * _u(rng, 0.55, 0.75), H * 0.95, 0.0))
+        colors = label.paint(c, colors, ~inside)
     return mesh, colors
 
 
@@ -172,11 +198,12 @@ def build_can(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.
         [[rn + lip * 0.5, H - lip * 0.5], [rn, H], [rn - lip * 1.5, H], [rn - lip * 1.8, H - rec],
          [0.0, H - rec]],
     ])
-    mesh = revolve(profile, _SECTIONS)
+    label = _Label(rng, ch + 0.002, H - hn)
+    mesh = revolve(insert_breaks(profile, label.breaks()), _SECTIONS)
     c = mesh.triangles_center
     metal = hsv_color(0, 0, _u(rng, 0.6, 0.85))
     colors = np.tile(metal, (len(c), 1))
-    colors = _paint_label(rng, c, colors, ch, H - hn, rb * 0.9)
+    colors = label.paint(c, colors, np.hypot(c[:, 0], c[:, 2]) > rb * 0.9)
     return mesh, colors
 
 
@@ -202,7 +229,8 @@ def build_mug(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.
         inner[:-1],
         [[rs[0] - w, base], [0.0, base]],
     ])
-    body = revolve(profile, _SECTIONS)
+    label = _Label(rng, H * _u(rng, 0.1, 0.3), H * _u(rng, 0.6, 0.9))
+    body = revolve(insert_breaks(profile, label.breaks()), _SECTIONS)
     # handle: half-ellipse in the x-y plane, ends sunk into the wall
     rt = _u(rng, 0.004, 0.007)
     reach = (mean_size[0] - mean_size[2]) * _u(rng, 0.8, 1.2) - rt
@@ -232,14 +260,17 @@ def build_mug(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.
     inside = (radial < -0.2) | ((n[:, 1] > 0.5) & (c[:, 1] < H - w))
     bcol = np.where(inside[:, None], inside_col, col).astype(np.uint8)
     if rng.random() < 0.6:
-        bcol = np.where(inside[:, None], bcol,
-                        _paint_label(rng, c, bcol.copy(), H * _u(rng, 0.1, 0.3), H * _u(rng, 0.6, 0.9), 0.0))
+        bcol = label.paint(c, bcol, ~inside)
     return concat([(body, bcol), (handle, col)])
 
 
 # ---------------------------------------------------------------------------------------------- laptop
 def build_laptop(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.ndarray]:
-    """Laptop: base and lid boxes, hinge along z at -x, lid opened by a random angle (100-145 deg)."""
+    """Laptop: base and lid boxes, hinge along z at -x, lid opened by a random angle (100-145 deg).
+
+    The base carries a keyboard (a grid of dark keys) and a touchpad, the lid a screen on its inner
+    face and a logo on its back; the box faces are gridded along those edges.
+    """
     W = mean_size[2] * _u(rng, 0.78, 1.2)  # width along z
     D = W * _u(rng, 0.62, 0.78)  # base depth along x
     tb = _u(rng, 0.008, 0.02)
@@ -248,22 +279,34 @@ def build_laptop(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, 
     theta = np.deg2rad(_u(rng, 100.0, 145.0))
     shell = hsv_color(rng.random(), _u(rng, 0.0, 0.25), _u(rng, 0.15, 0.85))
     dark = hsv_color(0, 0, _u(rng, 0.05, 0.2))
-    base = box([D, tb, W], [D / 2, tb / 2, 0.0], subdivisions=3)
+    rows, cols = int(rng.integers(4, 7)), int(rng.integers(10, 16))
+    kx0, kx1, kz = 0.06 * D, _u(rng, 0.5, 0.58) * D, _u(rng, 0.38, 0.45) * W
+    px0, px1, pz = 0.64 * D, 0.92 * D, _u(rng, 0.12, 0.2) * W
+    kxs = np.linspace(kx0, kx1, 2 * rows + 1)  # key / gap boundaries
+    kzs = np.linspace(-kz, kz, 2 * cols + 1)
+    base = grid_box(np.unique([0.0, *kxs, px0, px1, D]), [0.0, tb], np.unique([-W / 2, *kzs, -pz, pz, W / 2]))
     c = base.triangles_center
-    n = base.face_normals
+    top = base.face_normals[:, 1] > 0.5
     bcol = np.tile(shell, (len(c), 1))
-    top = n[:, 1] > 0.5
-    keys = top & (c[:, 0] > 0.06 * D) & (c[:, 0] < 0.55 * D) & (np.abs(c[:, 2]) < 0.42 * W)
-    pad = top & (c[:, 0] > 0.65 * D) & (c[:, 0] < 0.92 * D) & (np.abs(c[:, 2]) < 0.15 * W)
-    bcol[keys] = dark
-    bcol[pad] = (0.7 * shell + 0.3 * dark).astype(np.uint8)
+    in_keys = top & (c[:, 0] > kx0) & (c[:, 0] < kx1) & (np.abs(c[:, 2]) < kz)
+    ki = np.searchsorted(kxs, c[:, 0]) % 2 == 0  # odd cells are keys, even cells the gaps between them
+    kj = np.searchsorted(kzs, c[:, 2]) % 2 == 0
+    bcol[in_keys] = (0.6 * shell + 0.4 * dark).astype(np.uint8)
+    bcol[in_keys & ki & kj] = dark
+    bcol[top & (c[:, 0] > px0) & (c[:, 0] < px1) & (np.abs(c[:, 2]) < pz)] = (0.75 * shell + 0.25 * dark).astype(
+        np.uint8)
     # lid built closed on the base (x in [0, L], y in [0, tl]), then rotated about the hinge (z axis)
-    lid = box([L, tl, W], [L / 2, tl / 2, 0.0], subdivisions=3)
+    sx0, sx1, sz = 0.05 * L, 0.95 * L, _u(rng, 0.44, 0.47) * W
+    lg = _u(rng, 0.05, 0.1) * W
+    lid = grid_box(np.unique([0.0, sx0, L / 2 - lg, L / 2 + lg, sx1, L]), [0.0, tl],
+                   np.unique([-W / 2, -sz, -lg, lg, sz, W / 2]))
     c = lid.triangles_center
     n = lid.face_normals
     lcol = np.tile(shell, (len(c), 1))
-    screen = (n[:, 1] < -0.5) & (c[:, 0] > 0.05 * L) & (c[:, 0] < 0.95 * L) & (np.abs(c[:, 2]) < 0.45 * W)
+    screen = (n[:, 1] < -0.5) & (c[:, 0] > sx0) & (c[:, 0] < sx1) & (np.abs(c[:, 2]) < sz)
     lcol[screen] = hsv_color(_u(rng, 0.5, 0.7), _u(rng, 0.2, 0.6), _u(rng, 0.05, 0.35))
+    logo = (n[:, 1] > 0.5) & (np.abs(c[:, 0] - L / 2) < lg) & (np.abs(c[:, 2]) < lg)
+    lcol[logo] = random_color(rng, v=(0.6, 1.0))
     rot = trimesh.transformations.rotation_matrix(theta, [0, 0, 1])
     lid.apply_transform(rot)
     lid.apply_translation([0.0, tb, 0.0])
@@ -282,11 +325,13 @@ def build_camera(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, 
     yl = -Hb * _u(rng, 0.0, 0.08)
     black = hsv_color(0, 0, _u(rng, 0.05, 0.2))
     body_col = black if rng.random() < 0.6 else hsv_color(rng.random(), _u(rng, 0.0, 0.5), _u(rng, 0.5, 0.9))
-    body = box([Dx, Hb, Wz], [-Dx / 2, 0.0, 0.0], subdivisions=2)
+    y_plate = Hb * _u(rng, 0.15, 0.3)
+    body = grid_box(np.linspace(-Dx, 0.0, 4), np.unique([-Hb / 2, *np.linspace(-Hb / 2, Hb / 2, 5), y_plate, Hb / 2]),
+                    np.linspace(-Wz / 2, Wz / 2, 7))
     c = body.triangles_center
     bcol = np.tile(body_col, (len(c), 1))
     if rng.random() < 0.5:  # two-tone: silver top plate
-        bcol[c[:, 1] > Hb * _u(rng, 0.15, 0.3)] = hsv_color(0, 0, _u(rng, 0.6, 0.85))
+        bcol[c[:, 1] > y_plate] = hsv_color(0, 0, _u(rng, 0.6, 0.85))
     parts = [(body, bcol)]
     x0 = 0.0
     mount = cylinder(rl * 1.12, Ll * 0.2, "x", [x0 + Ll * 0.1, yl, zl], 32)
