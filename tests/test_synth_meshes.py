@@ -236,3 +236,12 @@ def test_load_user_mesh_errors(tmp_path):
         load_user_mesh(MUG_FIXTURE, "mug", up_axis="w")
     with pytest.raises(ValueError, match="front_axis"):
         load_user_mesh(MUG_FIXTURE, "mug", up_axis="z", front_axis="-z")
+
+
+def test_load_user_mesh_textured_obj_keeps_texture_colours():
+    path = next(p for p in LAPTOP_FIXTURES if (p.parent / "texture0.jpg").exists())
+    raw = trimesh.load(path, force="mesh", process=False)
+    obj = load_user_mesh(path, "laptop")
+    assert len({tuple(c) for c in obj.face_colors}) > 50  # sampled from the texture images
+    assert obj.scale == pytest.approx(np.linalg.norm(NOCS_REAL["laptop"].mean_size))
+    np.testing.assert_allclose(obj.extents / obj.scale, raw.extents / np.linalg.norm(raw.extents), atol=1e-6)

@@ -140,20 +140,35 @@ def _canonical_rotation(up_axis: str, front_axis: str | None) -> np.ndarray:
 
 
 def _geometry_colors(mesh: trimesh.Trimesh) -> np.ndarray | None:
-    """``(F, 3)`` uint8 face colours from a mesh's vertex/face colours, texture or material, or None."""
+    """``(F, 3)`` uint8 face colours of one mesh, or None when it has none.
+
+    Sources, in order: a texture image sampled at the vertex UVs, the material's main (diffuse /
+    base) colour, vertex or face colours.
+    """
     vis = getattr(mesh, "visual", None)
-    if vis is None or not getattr(vis, "defined", False):
-        return None
-    try:
-        if vis.kind == "texture":
-            vis = vis.to_color()
+    nf = len(mesh.faces)
+    fc = None
+    if isinstance(vis, trimesh.visual.texture.TextureVisuals):
+        mat = vis.material
+        image = getattr(mat, "image", None) if mat is not None else None
+        if image is None and mat is not None:
+            image = getattr(mat, "baseColorTexture", None)
+        uv = getattr(vis, "uv", None)
+        if image is not None and uv is not None and len(uv) == len(mesh.vertices):
+            try:
+                vc = np.asarray(vis.to_color().vertex_colors, dtype=np.float64)
+                fc = np.round(vc[np.asarray(mesh.faces)].mean(axis=1))
+            except (ValueError, TypeError, AttributeError, IndexError) as err:
+                log.debug("texture colours could not be sampled: %s", err)
+        if fc is None and mat is not None:
+            main = getattr(mat, "main_color", None)
+            if main is not None:
+                fc = np.tile(np.asarray(main, dtype=np.uint8).reshape(-1)[:4], (nf, 1))
+    elif vis is not None and getattr(vis, "defined", False):
         fc = np.asarray(vis.face_colors)
-    except Exception as err:  # malformed textures/materials: fall back to a random colour
-        log.warning("could not read colours from mesh: %s", err)
+    if fc is None or fc.ndim != 2 or fc.shape[0] != nf or fc.shape[1] < 3:
         return None
-    if fc.shape != (len(mesh.faces), 4):
-        return None
-    return fc[:, :3].astype(np.uint8)
+    return np.ascontiguousarray(fc[:, :3]).astype(np.uint8)
 
 
 def canonicalize_mesh(mesh: trimesh.Trimesh, up_axis: str = "y", front_axis: str | None = None,
