@@ -82,4 +82,4 @@ def test_instance_dataset_deterministic_and_collate(frame):
     assert not np.array_equal(ds[(2, 124)]["points"], a["points"])
     batch = collate_instances([ds[(i, i)] for i in range(3)])
     assert batch["points"].shape == (3, 256, 3) and batch["R"].shape == (3, 3, 3)
-    assert batch["class_id"].dtype.is_floating_point is False
+    assert batch["class_ids"].dtype.is_floating_point is False

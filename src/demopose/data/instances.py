@@ -19,7 +19,7 @@ key                shape / dtype   meaning
 =================  ==============  ============================================================
 points             (N, 3) f32      camera-frame points, metres
 pixels             (N, 2) f32      their pixel coordinates (u = column, v = row)
-class_id           () i64          1-based category id
+class_ids          () i64          1-based category id (``(B,)`` once collated)
 mean_size          (3,) f32        the category mean size, metres
 y_symmetric        () bool         rotation about the object y axis is free (incl. mug handle rule)
 mirror_xy          () bool         mirror-symmetric about the object xy plane
@@ -214,7 +214,7 @@ def sample_instance(frame: Frame, mask: np.ndarray, class_id: int, rng: np.rando
     sample: dict[str, Any] = {
         "points": pts.astype(np.float32),
         "pixels": uv.astype(np.float32),
-        "class_id": np.int64(class_id),
+        "class_ids": np.int64(class_id),
         "mean_size": mean_size,
         "y_symmetric": np.bool_(frame.categories.is_y_symmetric(class_id, hv)),
         "mirror_xy": np.bool_(getattr(cat, "mirror_xy", False)),

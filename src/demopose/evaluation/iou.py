@@ -197,6 +197,10 @@ def iou_3d(R1: np.ndarray, t1: np.ndarray, size1: np.ndarray,
     mi, gi = np.nonzero(sym)
     if len(mi):
         cand = y_symmetric_candidates(R1[mi], n_steps)  # (P, n, 3, 3)
+        if n_steps % 2 == 0:
+            # a box is mapped onto itself by a half turn about its y axis, so steps i and i + n/2 give
+            # the same box and the same exact IoU (not so in the legacy mode, where corner order matters)
+            cand = cand[:, : n_steps // 2]
         n = cand.shape[1]
         rep = np.repeat(np.arange(len(mi)), n)
         vals = _exact_iou_pairs(cand.reshape(-1, 3, 3), t1[mi][rep], s1[mi][rep],

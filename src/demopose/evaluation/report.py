@@ -35,7 +35,7 @@ def format_table(result: NOCSMetrics) -> str:
     return "\n".join(lines)
 
 
-def metrics_document(results: dict[str, NOCSMetrics], **info: object) -> dict:
+def metrics_document(results: dict[str, NOCSMetrics], /, **info: object) -> dict:
     """The ``metrics.json`` document for one or both IoU modes (schema in :mod:`demopose.cli.eval`)."""
     flat: dict[str, float | None] = {}
     for mode, r in results.items():

@@ -1,4 +1,9 @@
-"""Point-wise MLPs (1x1 Conv1d + BatchNorm + ReLU) and a max-pooled vector head."""
+"""Point-wise MLPs (shared Linear + BatchNorm + ReLU over points) and a max-pooled vector head.
+
+Tensors are channel-last, ``(B, N, C)``. A shared ``nn.Linear`` equals the reference code's 1x1
+``Conv1d`` and BatchNorm over the flattened ``(B·N, C)`` rows equals ``BatchNorm1d`` over
+``(B, C, N)``; the channel-last form avoids transposes and the slow CPU backward of 1x1 convolutions.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ from torch import nn
 __all__ = ["PointMLP", "PooledVectorHead"]
 
 
-class PointMLP(nn.Sequential):
-    """Shared per-point MLP: ``Conv1d(1x1) -> BN -> ReLU`` for every hidden width.
+class PointMLP(nn.Module):
+    """Shared per-point MLP: ``Linear -> BN -> ReLU`` for every width.
 
     Args:
         in_channels: input channels.
@@ -19,30 +24,36 @@ class PointMLP(nn.Sequential):
         last_act: apply BN + ReLU after the last layer too (``False``: plain linear output).
 
     Shapes:
-        ``(B, Cin, N) -> (B, channels[-1], N)``.
+        ``(B, N, Cin) -> (B, N, channels[-1])`` (or ``(B, Cin) -> (B, C)``).
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int], last_act: bool = True) -> None:
-        layers: list[nn.Module] = []
-        c = in_channels
-        for i, w in enumerate(channels):
-            layers.append(nn.Conv1d(c, w, 1))
-            if last_act or i < len(channels) - 1:
-                layers += [nn.BatchNorm1d(w), nn.ReLU(inplace=True)]
-            c = w
-        super().__init__(*layers)
-        self.out_channels = c
+        super().__init__()
+        widths = [in_channels, *channels]
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        n_norm = len(channels) if last_act else len(channels) - 1
+        self.norms = nn.ModuleList(nn.BatchNorm1d(c) for c in channels[:n_norm])
+        self.out_channels = widths[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape[:-1]
+        x = x.reshape(-1, x.shape[-1])
+        for i, lin in enumerate(self.linears):
+            x = lin(x)
+            if i < len(self.norms):
+                x = torch.relu(self.norms[i](x))
+        return x.view(*shape, x.shape[-1])
 
 
 class PooledVectorHead(nn.Module):
     """Per-point MLP, max over points, then ``FC -> BN -> ReLU -> Dropout -> FC`` (GPV-Pose heads).
 
     The layout of GPV-Pose's ``Rot_green`` / ``Rot_red`` / ``Pose_Ts`` (lolrudy/GPV_Pose :
-    network/fs_net_repo/PoseR.py, PoseTs.py): 1x1 convs ``Cin -> 1024 -> 256`` (BN, ReLU), max-pool,
+    network/fs_net_repo/PoseR.py, PoseTs.py): per-point ``Cin -> 1024 -> 256`` (BN, ReLU), max-pool,
     ``256 -> 256`` (BN, ReLU), dropout 0.2, ``256 -> out``.
 
     Shapes:
-        ``(B, Cin, N) -> (B, out_channels)``. Training with BatchNorm needs ``B >= 2``.
+        ``(B, N, Cin) -> (B, out_channels)``. Training with BatchNorm needs ``B >= 2``.
     """
 
     def __init__(
@@ -55,13 +66,9 @@ class PooledVectorHead(nn.Module):
     ) -> None:
         super().__init__()
         self.point_mlp = PointMLP(in_channels, point_channels)
-        self.fc = nn.Sequential(
-            nn.Linear(self.point_mlp.out_channels, fc_channels),
-            nn.BatchNorm1d(fc_channels),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(fc_channels, out_channels),
-        )
+        self.fc = PointMLP(self.point_mlp.out_channels, (fc_channels,))
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(fc_channels, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.point_mlp(x).amax(dim=-1))
+        return self.out(self.dropout(self.fc(self.point_mlp(x).amax(dim=1))))

@@ -281,7 +281,7 @@ class FaceReconHead(nn.Module):
     confidence 1) = 30 values per point.
 
     Shapes:
-        forward(feat ``(B, C, N)``, global ``(B, G)``, centred points ``(B, N, 3)``) ->
+        forward(feat ``(B, N, C)``, global ``(B, G)``, centred points ``(B, N, 3)``) ->
         (recon ``(B, N, 3)`` in the centred frame, face normals ``(B, N, 6, 3)`` unit,
         face distances ``(B, N, 6)`` metres, face confidences ``(B, N, 6)`` in (0, 1)).
     """
@@ -305,11 +305,11 @@ class FaceReconHead(nn.Module):
     def forward(
         self, feat: torch.Tensor, f_global: torch.Tensor, centred: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        B, _, N = feat.shape
+        B, N, _ = feat.shape
         shared = self.block(feat)
-        recon = self.recon_head(shared).transpose(1, 2)
-        face_in = torch.cat([f_global.unsqueeze(-1).expand(-1, -1, N), shared, centred.transpose(1, 2)], 1)
-        face = self.face_head(face_in).transpose(1, 2)  # (B, N, 30)
+        recon = self.recon_head(shared)
+        face_in = torch.cat([f_global.unsqueeze(1).expand(-1, N, -1), shared, centred], dim=-1)
+        face = self.face_head(face_in)  # (B, N, 30)
         normal = face[..., :18].reshape(B, N, 6, 3)
         normal = normal / (normal.norm(dim=-1, keepdim=True) + self.vector_eps)
         return recon, normal, face[..., 18:24], torch.sigmoid(face[..., 24:30])
@@ -391,14 +391,13 @@ class GPVPose(nn.Module):
         centred = points - centroid
         feat, f_global = self.backbone(centred, generator)
         one_hot = F.one_hot(class_ids - 1, self.num_classes).to(feat.dtype)
-        feat = torch.cat([feat, one_hot.unsqueeze(1).expand(-1, feat.shape[1], -1)], dim=-1)
-        x = feat.transpose(1, 2)  # (B, C, N)
+        x = torch.cat([feat, one_hot.unsqueeze(1).expand(-1, feat.shape[1], -1)], dim=-1)  # (B, N, C)
 
         g_out, r_out = self.rot_green(x), self.rot_red(x)
         green = g_out[:, 1:] / (g_out[:, 1:].norm(dim=-1, keepdim=True) + eps)
         red = r_out[:, 1:] / (r_out[:, 1:].norm(dim=-1, keepdim=True) + eps)
         green_conf, red_conf = torch.sigmoid(g_out[:, 0]), torch.sigmoid(r_out[:, 0])
-        ts = self.ts_head(torch.cat([x, centred.transpose(1, 2)], dim=1))
+        ts = self.ts_head(torch.cat([x, centred], dim=-1))
         t = ts[:, :3] + centroid[:, 0]
         size_residual = ts[:, 3:6]
         g_rect, r_rect = rectify_vectors(green, red, green_conf, red_conf, sym)
@@ -413,11 +412,11 @@ class GPVPose(nn.Module):
             outputs.update(recon=recon + centroid, face_normal=normal, face_dist=dist, face_conf=conf)
         return PosePrediction(R=R, t=t, size=size_residual + mean_size, score=None, outputs=outputs)
 
-    def loss(self, pred: PosePrediction, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss(self, pred: PosePrediction, batch: Mapping[str, torch.Tensor], weights=None) -> dict[str, torch.Tensor]:
         """All GPV-Pose training losses (:func:`demopose.models.gpv_loss.gpv_loss`)."""
         from demopose.models.gpv_loss import gpv_loss
 
-        return gpv_loss(pred, batch)
+        return gpv_loss(pred, batch, weights)
 
 
 # --------------------------------------------------------------------------------------------------
