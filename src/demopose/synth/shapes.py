@@ -315,12 +315,17 @@ def build_laptop(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, 
 
 # ---------------------------------------------------------------------------------------------- camera
 def build_camera(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, np.ndarray]:
-    """Camera: body box, lens barrel along +x (rings and front glass), grip on +z, viewfinder hump, flash, button."""
+    """Camera: body box, lens barrel along +x (rings and front glass), grip on +z, flash, shutter button.
+
+    Two styles: a DSLR-like body (viewfinder hump above the lens, deep grip, flash on top) or a compact
+    (thin body, small lens, no hump, flash on the front).
+    """
+    compact = rng.random() < 0.35
     Wz = mean_size[2] * _u(rng, 0.8, 1.15)
-    Hb = mean_size[1] * _u(rng, 0.85, 1.15) * 0.82  # body height without the hump
-    Dx = mean_size[0] * _u(rng, 0.4, 0.6)
-    rl = min(Hb, Wz) * _u(rng, 0.25, 0.36)
-    Ll = max(mean_size[0] * _u(rng, 0.75, 1.25) - Dx, 0.015)
+    Hb = mean_size[1] * _u(rng, 0.85, 1.15) * (1.0 if compact else 0.82)  # body height without the hump
+    Dx = mean_size[0] * (_u(rng, 0.3, 0.45) if compact else _u(rng, 0.4, 0.6))
+    rl = min(Hb, Wz) * (_u(rng, 0.2, 0.3) if compact else _u(rng, 0.25, 0.36))
+    Ll = max(mean_size[0] * (_u(rng, 0.75, 1.15) if compact else _u(rng, 0.75, 1.25)) - Dx, 0.012)
     zl = -Wz * _u(rng, 0.0, 0.12)
     yl = -Hb * _u(rng, 0.0, 0.08)
     black = hsv_color(0, 0, _u(rng, 0.05, 0.2))
@@ -342,15 +347,17 @@ def build_camera(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, 
     parts += [(mount, hsv_color(0, 0, 0.7)), (barrel, lens_col), (ring, hsv_color(0, 0, 0.12)),
               (glass, hsv_color(_u(rng, 0.55, 0.75), 0.6, 0.25))]
     # grip on +z, protruding forward (+x)
-    gw = Wz * _u(rng, 0.18, 0.28)
-    gd = min(Dx * _u(rng, 0.3, 0.5), Ll * 0.8)
+    gw = Wz * (_u(rng, 0.1, 0.16) if compact else _u(rng, 0.18, 0.28))
+    gd = min(Dx * (_u(rng, 0.1, 0.2) if compact else _u(rng, 0.3, 0.5)), Ll * 0.8)
     parts.append((box([gd, Hb * 0.88, gw], [gd / 2, -Hb * 0.04, Wz / 2 - gw / 2], 1), black))
-    # viewfinder hump above the lens, flash on the other side, shutter button on the grip
-    hh = Hb * _u(rng, 0.12, 0.22)
-    parts.append((box([Dx * 0.85, hh, rl * 1.6], [-Dx / 2, Hb / 2 + hh / 2, zl], 1), body_col))
     fl = rl * _u(rng, 0.4, 0.7)
-    parts.append((box([Dx * 0.3, fl * 0.5, fl], [-Dx * 0.2, Hb / 2 + fl * 0.25, -Wz / 2 + fl * 0.8], 0),
-                  hsv_color(0, 0, 0.92)))
+    white = hsv_color(0, 0, 0.92)
+    if compact:  # flash window on the front, upper corner away from the grip
+        parts.append((box([0.003, fl * 0.5, fl], [0.0015, Hb / 2 - fl * 0.4, -Wz / 2 + fl * 0.8], 0), white))
+    else:  # viewfinder hump above the lens, flash on top on the other side
+        hh = Hb * _u(rng, 0.12, 0.22)
+        parts.append((box([Dx * 0.85, hh, rl * 1.6], [-Dx / 2, Hb / 2 + hh / 2, zl], 1), body_col))
+        parts.append((box([Dx * 0.3, fl * 0.5, fl], [-Dx * 0.2, Hb / 2 + fl * 0.25, -Wz / 2 + fl * 0.8], 0), white))
     parts.append((cylinder(gw * 0.18, 0.006, "y", [-gd * 0.2 - 0.002, Hb / 2 + 0.003, Wz / 2 - gw / 2], 16),
                   hsv_color(0, _u(rng, 0.0, 0.9), 0.7)))
     return concat(parts)
