@@ -1,0 +1,265 @@
+"""Generate a synthetic dataset in the NOCS layout: deterministic per seed, parallel, resumable.
+
+Frame ``i`` is made from its own seed, ``SeedSequence([seed, crc32(split), i])`` (split into a scene
+stream and a noise stream), and object models come from a :class:`~demopose.synth.scene.ModelPool`
+seeded by ``(seed, split, category, k)``; so the output does not depend on the number of workers or on
+the order in which frames are made, and switching the noise off leaves the scenes unchanged.
+
+A frame is complete when its ``_meta.txt`` exists (written last). On start, incomplete frames'
+files and temp files left by killed writes are removed, complete frames are skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import multiprocessing as mp
+import os
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from demopose.geometry.camera import CAMERA_INTRINSICS, REAL_INTRINSICS, Intrinsics
+from demopose.io import write_json_atomic, write_text_atomic
+from demopose.synth.noise import add_color_noise, add_depth_noise
+from demopose.synth.render import RenderOutput, get_renderer
+from demopose.synth.scene import ModelPool, Scene, SceneConfig, compose_scene
+from demopose.synth.writer import STYLES, frame_paths, remove_stray_temp_files, write_frame
+
+__all__ = ["GenerateReport", "SynthConfig", "SynthFrame", "frame_seed", "generate", "intrinsics_for",
+           "make_frame", "make_pool"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Settings of a generation run.
+
+    Attributes:
+        out: dataset root. frames: number of frames (indices 0..frames-1). seed: dataset seed.
+        workers: processes (<= 1: in this process). style: ``camera`` or ``real``. split: split name.
+        noise: sensor noise on depth and colour. width, height: image size (intrinsics are the
+            style's 640×480 intrinsics scaled). models_per_category: model pool size per category.
+        frames_per_scene: REAL style: frames per ``scene_<k>`` folder. renderer: ``embree``/``torch``.
+        mpl_points: Poisson-disk samples per model. model_factory: module with ``make_object``,
+            ``make_distractor`` (optional) and ``CATEGORIES``.
+    """
+
+    out: str
+    frames: int
+    seed: int = 0
+    workers: int = 1
+    style: str = "camera"
+    split: str = "train"
+    noise: bool = True
+    width: int = 640
+    height: int = 480
+    models_per_category: int = 30
+    frames_per_scene: int = 100
+    renderer: str = "embree"
+    mpl_points: int = 1024
+    model_factory: str = "demopose.synth.meshes"
+    scene: SceneConfig = field(default_factory=SceneConfig)
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"style: expected one of {STYLES}, got {self.style!r}")
+        if self.frames < 0:
+            raise ValueError(f"frames: expected >= 0, got {self.frames}")
+        if self.width < 8 or self.height < 8:
+            raise ValueError(f"size: expected at least 8x8 pixels, got {self.width}x{self.height}")
+        if not self.split or "/" in self.split:
+            raise ValueError(f"split: expected a plain name such as 'train', got {self.split!r}")
+
+    def identity(self) -> dict:
+        """The settings that determine the frames' content (must match when resuming)."""
+        d = dataclasses.asdict(self)
+        for k in ("out", "frames", "workers"):
+            d.pop(k)
+        return d
+
+
+@dataclass
+class SynthFrame:
+    """One generated frame in memory: the scene, its clean render and the (noisy) sensor images."""
+
+    index: int
+    scene: Scene
+    render: RenderOutput
+    color: np.ndarray
+    depth: np.ndarray
+    intrinsics: Intrinsics
+
+
+@dataclass
+class GenerateReport:
+    """Outcome of :func:`generate`: frames written and skipped, wall time, frames per second."""
+
+    written: int
+    skipped: int
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def intrinsics_for(style: str, width: int = 640, height: int = 480) -> Intrinsics:
+    """The style's intrinsics (CAMERA or REAL, defined at 640×480) scaled to ``width × height``."""
+    base = CAMERA_INTRINSICS if style == "camera" else REAL_INTRINSICS
+    sx, sy = width / base.width, height / base.height
+    return Intrinsics(base.fx * sx, base.fy * sy, (base.cx + 0.5) * sx - 0.5, (base.cy + 0.5) * sy - 0.5,
+                      int(width), int(height))
+
+
+def frame_seed(seed: int, split: str, index: int) -> np.random.SeedSequence:
+    """The seed sequence of frame ``index`` (independent of workers and order)."""
+    return np.random.SeedSequence([int(seed), zlib.crc32(split.encode()), int(index)])
+
+
+def make_pool(cfg: SynthConfig) -> ModelPool:
+    """The model pool of a run, from ``cfg.model_factory``."""
+    mod = importlib.import_module(cfg.model_factory)
+    return ModelPool(cfg.seed, cfg.split, cfg.models_per_category, mod.make_object,
+                     getattr(mod, "make_distractor", None), tuple(mod.CATEGORIES))
+
+
+def make_frame(cfg: SynthConfig, index: int, pool: ModelPool, renderer: Any = None) -> SynthFrame:
+    """Compose, render and (if ``cfg.noise``) corrupt frame ``index``."""
+    K = intrinsics_for(cfg.style, cfg.width, cfg.height)
+    s_scene, s_noise = frame_seed(cfg.seed, cfg.split, index).spawn(2)
+    scene = compose_scene(np.random.default_rng(s_scene), pool, K, cfg.scene)
+    renderer = renderer if renderer is not None else get_renderer(cfg.renderer)
+    r = renderer.render(scene, K)
+    color, depth = r.color, r.depth
+    if cfg.noise:
+        rng = np.random.default_rng(s_noise)
+        depth = add_depth_noise(r.depth, r.normals, r.albedo, rng, focal=K.fx)
+        color = add_color_noise(r.color, rng)
+    return SynthFrame(index=index, scene=scene, render=r, color=color, depth=depth, intrinsics=K)
+
+
+def _write(cfg: SynthConfig, f: SynthFrame) -> None:
+    write_frame(cfg.out, cfg.style, cfg.split, f.index, f.scene, f.color, f.depth, f.render.instance,
+                f.render.nocs, f.render.handle, cfg.frames_per_scene, cfg.mpl_points, model_seed=cfg.seed)
+
+
+# ---- worker process state
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(cfg: SynthConfig) -> None:
+    # An initializer that raises makes multiprocessing respawn workers forever: keep the error and
+    # raise it from the first task instead, so that it reaches the parent.
+    try:
+        _STATE["cfg"] = cfg
+        _STATE["pool"] = make_pool(cfg)
+        _STATE["renderer"] = get_renderer(cfg.renderer)
+    except Exception as e:  # noqa: BLE001 - re-raised in _work
+        _STATE["error"] = e
+
+
+def _work(index: int) -> int:
+    if "error" in _STATE:
+        raise _STATE["error"]
+    cfg = _STATE["cfg"]
+    _write(cfg, make_frame(cfg, index, _STATE["pool"], _STATE["renderer"]))
+    return index
+
+
+def _split_dirs(cfg: SynthConfig) -> list[Path]:
+    root = Path(cfg.out)
+    if cfg.style == "camera":
+        return [root / "CAMERA" / cfg.split, root / "camera_full_depths" / cfg.split, root / "gts" / cfg.split,
+                root / "obj_models" / cfg.split]
+    return [root / "Real" / cfg.split, root / "gts" / f"real_{cfg.split}", root / "obj_models" / f"real_{cfg.split}"]
+
+
+def _info_path(cfg: SynthConfig) -> Path:
+    return Path(cfg.out) / ("CAMERA" if cfg.style == "camera" else "Real") / f"{cfg.split}_synth.json"
+
+
+def _check_info(cfg: SynthConfig, K: Intrinsics) -> None:
+    import json
+
+    p = _info_path(cfg)
+    ident = json.loads(json.dumps(cfg.identity()))
+    if p.is_file():
+        old = json.loads(p.read_text()).get("config", {})
+        if old != ident:
+            diff = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
+            raise ValueError(f"{p}: this split was generated with other settings ({', '.join(diff)} differ); "
+                             "use the same settings to resume, or another output folder")
+    write_json_atomic(p, {"generator": "demopose.synth", "config": ident,
+                          "intrinsics": {"fx": K.fx, "fy": K.fy, "cx": K.cx, "cy": K.cy,
+                                         "width": K.width, "height": K.height}})
+
+
+def generate(cfg: SynthConfig, progress: bool = True) -> GenerateReport:
+    """Generate (or complete) ``cfg.frames`` frames under ``cfg.out``; see the module docstring.
+
+    Raises:
+        ValueError: the output already holds this split made with other settings.
+    """
+    t0 = time.perf_counter()
+    K = intrinsics_for(cfg.style, cfg.width, cfg.height)
+    _check_info(cfg, K)
+    removed = sum(remove_stray_temp_files(d) for d in _split_dirs(cfg))
+    if removed:
+        log.info("removed %d temp files left by an interrupted run", removed)
+    todo = []
+    for i in range(cfg.frames):
+        p = frame_paths(cfg.out, cfg.style, cfg.split, i, cfg.frames_per_scene)
+        if p.meta.is_file():
+            continue
+        for f in p.all_files():
+            if f.is_file():
+                f.unlink()
+        todo.append(i)
+    skipped = cfg.frames - len(todo)
+    if skipped:
+        log.info("%d of %d frames are complete already; generating %d", skipped, cfg.frames, len(todo))
+
+    from tqdm import tqdm
+
+    pool = make_pool(cfg)  # fail early (bad factory module) in this process
+    renderer = get_renderer(cfg.renderer)
+    bar = tqdm(total=len(todo), unit="frame", desc=f"synth {cfg.style}/{cfg.split}", disable=not progress)
+    try:
+        if cfg.workers <= 1 or len(todo) <= 1:
+            for i in todo:
+                _write(cfg, make_frame(cfg, i, pool, renderer))
+                bar.update(1)
+        else:
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            ctx = mp.get_context(method)
+            with ctx.Pool(min(cfg.workers, len(todo)), initializer=_init_worker, initargs=(cfg,)) as pp:
+                for _ in pp.imap_unordered(_work, todo, chunksize=1):
+                    bar.update(1)
+    finally:
+        bar.close()
+        _write_list(cfg)
+    return GenerateReport(written=len(todo), skipped=skipped, seconds=time.perf_counter() - t0)
+
+
+def _write_list(cfg: SynthConfig) -> None:
+    """Write ``<CAMERA|Real>/<split>_list.txt`` with every complete frame (atomically)."""
+    lines = []
+    list_file = None
+    for i in range(cfg.frames):
+        p = frame_paths(cfg.out, cfg.style, cfg.split, i, cfg.frames_per_scene)
+        list_file = p.list_file
+        if p.meta.is_file():
+            lines.append(p.list_entry)
+    if list_file is not None:
+        write_text_atomic(list_file, "".join(line + "\n" for line in lines))
+
+
+def _cpu_count() -> int:  # pragma: no cover - trivial
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
