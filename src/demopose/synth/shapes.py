@@ -348,7 +348,7 @@ def build_camera(rng: np.random.Generator, mean_size) -> tuple[trimesh.Trimesh, 
               (glass, hsv_color(_u(rng, 0.55, 0.75), 0.6, 0.25))]
     # grip on +z, protruding forward (+x)
     gw = Wz * (_u(rng, 0.1, 0.16) if compact else _u(rng, 0.18, 0.28))
-    gd = min(Dx * (_u(rng, 0.1, 0.2) if compact else _u(rng, 0.3, 0.5)), Ll * 0.8)
+    gd = min(Dx * (_u(rng, 0.1, 0.2) if compact else _u(rng, 0.3, 0.5)), Ll * 0.5)
     parts.append((box([gd, Hb * 0.88, gw], [gd / 2, -Hb * 0.04, Wz / 2 - gw / 2], 1), black))
     fl = rl * _u(rng, 0.4, 0.7)
     white = hsv_color(0, 0, 0.92)
