@@ -272,3 +272,36 @@ def test_nocs_mode_nan_rotation_error_counts_as_hit():
 
     p, g = match_by_pose(np.array([[np.nan]]), np.array([[0.5]]), np.array([0.0, 5.0]), np.array([1.0]))
     assert (p == 0).all() and (g == 0).all()
+
+
+def test_rank_gather_merges_frames(monkeypatch):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from demopose.engine import dist
+    from demopose.evaluation import frame_from_dict
+    from test_evaluation_reference import random_frames
+
+    frames = [frame_from_dict(f) for f in random_frames(12, seed=5)]
+    for i, f in enumerate(frames):  # distinct scores: the AP order does not depend on the frame order
+        f.pred.scores = f.pred.scores * 0.5 + 0.01 * i + np.arange(len(f.pred)) * 1e-4
+    single = NOCSEvaluator(NOCS_REAL, "nocs")
+    ranks = [NOCSEvaluator(NOCS_REAL, "nocs"), NOCSEvaluator(NOCS_REAL, "nocs")]
+    for i, f in enumerate(frames):
+        single.process(f.pred, f.gt)
+        ranks[i % 2].process(f.pred, f.gt)
+    other = (ranks[1]._acc, ranks[1]._num_frames)
+    monkeypatch.setattr(dist, "all_gather_objects", lambda obj: [obj, other])
+    merged = ranks[0].evaluate()
+    monkeypatch.undo()
+    assert merged == single.evaluate()
+    assert ranks[0].results["nocs"].num_frames == 12
+    monkeypatch.setattr(dist, "is_main", lambda: False)
+    assert ranks[1].evaluate() == {}
+
+
+def test_process_rejects_nan_pose():
+    gt = poses([MUG])
+    bad = poses([MUG], t=[[np.nan, 0, 1]])
+    with pytest.raises(ValueError, match=r"pred\.t"):
+        NOCSEvaluator(NOCS_REAL).process(bad, gt)

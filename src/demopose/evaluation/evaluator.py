@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from demopose._checks import check_finite
 from demopose.categories import CategoryTable
 from demopose.evaluation.ap import voc_ap
 from demopose.evaluation.errors import rotation_error_deg, translation_error_cm
@@ -120,7 +121,13 @@ class NOCSEvaluator:
         """Add one frame: ``pred`` (M poses with scores) and ``gt`` (G poses with handle visibility).
 
         Poses of categories outside ``category_ids`` (including id 0) are ignored.
+
+        Raises:
+            ValueError: a non-finite rotation, translation, size or score.
         """
+        for name, ps in (("pred", pred), ("gt", gt)):
+            for attr in ("R", "t", "size", "scores"):
+                check_finite(getattr(ps, attr), f"{name}.{attr}")
         self._num_frames += 1
         sym_gt = self.categories.symmetry_flags(gt.class_ids, gt.handle_visible) if len(gt) else \
             np.zeros(0, bool)
@@ -175,11 +182,21 @@ class NOCSEvaluator:
     def evaluate(self) -> dict[str, float]:
         """Compute the AP curves of every mode and return the flat headline dict.
 
+        Under ``torchrun`` the frames processed on every rank are gathered first (rank order); only
+        rank 0 computes, and the other ranks return ``{}``.
+
         Keys are ``"<mode>/<category name | mean>/<metric>"`` with metric in ``iou25, iou50, iou75,
         5deg2cm, 5deg5cm, 10deg2cm, 10deg5cm, 10deg10cm``; values are AP fractions in [0, 1]; absent
         categories are left out. The full curves are in :attr:`results` (one :class:`NOCSMetrics` per
         mode).
         """
+        from demopose.engine import dist  # lazy: the engine imports training machinery
+
+        parts = dist.all_gather_objects((self._acc, self._num_frames))
+        if not dist.is_main():
+            return {}
+        acc_all = parts[0][0] if len(parts) == 1 else _merge([p[0] for p in parts])
+        num_frames = sum(p[1] for p in parts)
         out: dict[str, float] = {}
         T, D, S = len(self.iou_thresholds), len(self.degree_thresholds), len(self.shift_thresholds)
         for mode in self.modes:
@@ -189,7 +206,7 @@ class NOCSEvaluator:
             num_gt = np.zeros(C, np.int64)
             num_pred = np.zeros(C, np.int64)
             for k, c in enumerate(self.category_ids):
-                acc = self._acc[mode][c]
+                acc = acc_all[mode][c]
                 num_gt[k], num_pred[k] = acc.num_gt, acc.num_pred
                 if acc.num_gt == 0:
                     continue
@@ -202,10 +219,27 @@ class NOCSEvaluator:
             names = tuple(self.categories[c].name for c in self.category_ids)
             res = NOCSMetrics(mode, self.category_ids, names, self.iou_thresholds.copy(),
                               self.degree_thresholds.copy(), self.shift_thresholds.copy(), iou_ap, pose_ap,
-                              num_gt, num_pred, self._num_frames)
+                              num_gt, num_pred, num_frames)
             self.results[mode] = res
             out.update(res.flat())
         return out
+
+
+def _merge(parts: list[dict[str, dict[int, _Accumulator]]]) -> dict[str, dict[int, _Accumulator]]:
+    """Concatenate the accumulators gathered from several ranks (rank order)."""
+    merged = {m: {c: _Accumulator() for c in parts[0][m]} for m in parts[0]}
+    for part in parts:
+        for m, per_cat in part.items():
+            for c, a in per_cat.items():
+                t = merged[m][c]
+                t.iou_tp += a.iou_tp
+                t.iou_scores += a.iou_scores
+                t.pose_tp += a.pose_tp
+                t.pose_scores += a.pose_scores
+                t.num_gt += a.num_gt
+                t.num_pred += a.num_pred
+                t.pose_num_gt += a.pose_num_gt
+    return merged
 
 
 def _cat(parts: list[np.ndarray], empty_shape: tuple[int, ...]) -> np.ndarray:
