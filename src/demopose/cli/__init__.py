@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "check-data": "demopose.cli.check_data",
     "show": "demopose.cli.show",
     "eval": "demopose.cli.eval",
+    "synth": "demopose.cli.synth",
 }
 
 
