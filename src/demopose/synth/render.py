@@ -112,9 +112,8 @@ def shade(scene: Scene, intrinsics: Intrinsics, hits: Hits, lit: np.ndarray | No
     idx = np.flatnonzero(hits.geom >= 0)
     g = hits.geom[idx]
     pr = hits.prim[idx]
-    b1 = hits.b1[idx].astype(np.float64)
-    b2 = hits.b2[idx].astype(np.float64)
-    b0 = 1.0 - b1 - b2
+    b1 = hits.b1[idx]
+    b2 = hits.b2[idx]
     n = len(idx)
 
     instance = np.zeros(P, np.int32)
@@ -126,26 +125,29 @@ def shade(scene: Scene, intrinsics: Intrinsics, hits: Hits, lit: np.ndarray | No
     alb = np.empty((n, 3), np.float32)
     nocs = np.full((P, 3), np.nan, np.float32)
     handle = np.zeros(P, bool)
-    order = np.argsort(g, kind="stable")
-    bounds = np.searchsorted(g[order], np.arange(len(geoms) + 1))
     for gi, (V, F) in enumerate(geoms):
-        sel = order[bounds[gi]:bounds[gi + 1]]
+        sel = np.flatnonzero(g == gi)
         if len(sel) == 0:
             continue
         p = pr[sel]
         tri = F[p]
         nrm[sel] = _face_normals(V, F)[p]
-        w0, w1, w2 = b0[sel, None], b1[sel, None], b2[sel, None]
         if gi < n_inst:
+            # float64 barycentrics: the NOCS map must be exact to ~1e-7
+            w1, w2 = b1[sel, None].astype(np.float64), b2[sel, None].astype(np.float64)
+            w0 = 1.0 - w1 - w2
             inst = scene.instances[gi]
             Vn = inst.vertices / inst.scale
             nocs[idx[sel]] = w0 * Vn[tri[:, 0]] + w1 * Vn[tri[:, 1]] + w2 * Vn[tri[:, 2]]
             alb[sel] = inst.face_colors[p]
             handle[idx[sel]] = inst.handle_faces[p]
         else:
-            s = scene.surfaces[gi - n_inst]
-            uv = w0 * s.uv[tri[:, 0]] + w1 * s.uv[tri[:, 1]] + w2 * s.uv[tri[:, 2]]
-            T = s.texture
+            w1, w2 = b1[sel, None], b2[sel, None]
+            w0 = 1.0 - w1 - w2
+            srf = scene.surfaces[gi - n_inst]
+            uv = srf.uv.astype(np.float32)
+            uv = w0 * uv[tri[:, 0]] + w1 * uv[tri[:, 1]] + w2 * uv[tri[:, 2]]
+            T = srf.texture
             tx = (uv[:, 0] * T.shape[1]).astype(np.int64) % T.shape[1]
             ty = (uv[:, 1] * T.shape[0]).astype(np.int64) % T.shape[0]
             alb[sel] = T[ty, tx]
@@ -174,7 +176,8 @@ class EmbreeRenderer:
     """Embree ray casting (``embreex``): one ray per pixel centre, optional shadow rays.
 
     Args:
-        shadows: cast a shadow ray toward the directional light from every hit point.
+        shadows: cast shadow rays toward the directional light (objects: every pixel; table: every
+            2×2 block; floor and wall: none).
     """
 
     def __init__(self, shadows: bool = True) -> None:
@@ -196,20 +199,38 @@ class EmbreeRenderer:
                     b1=res["u"], b2=res["v"], depth=np.where(geom >= 0, res["tfar"], 0).astype(np.float32))
         lit = None
         if self.shadows:
-            idx = np.flatnonzero(geom >= 0)
-            n = res["Ng"][idx]
-            n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
-            d = dirs[idx]
-            n[np.einsum("ij,ij->i", n, d) > 0] *= -1
-            L = (scene.light.direction / np.linalg.norm(scene.light.direction)).astype(np.float32)
-            facing = n @ L > 0  # back-facing points are unlit anyway: no ray needed
-            idx, n, d = idx[facing], n[facing], d[facing]
-            p = d * hits.depth[idx, None] + 1e-4 * n
-            occ = sc.run(np.ascontiguousarray(p, np.float32),
-                         np.ascontiguousarray(np.broadcast_to(L, p.shape), np.float32), query="OCCLUDED")
-            lit = np.zeros(len(geom), bool)
-            lit[idx] = np.asarray(occ) == -1
+            lit = self._shadows(sc, scene, intrinsics, res, hits, dirs)
         return hits, lit
+
+    @staticmethod
+    def _shadows(sc, scene: Scene, K: Intrinsics, res: dict, hits: Hits, dirs: np.ndarray) -> np.ndarray:
+        """``(P,)`` lit flags: one shadow ray per object pixel and per 2×2 block of table pixels.
+
+        Rays start at the hit point backed off along the view ray (which keeps them on the lit side)
+        and go toward the light; points facing away from the light are unlit without a ray. Floor and
+        wall are far from any occluder and are left unshadowed; table blocks share one ray.
+        """
+        n_inst = len(scene.instances)
+        geom = hits.geom
+        L = (scene.light.direction / np.linalg.norm(scene.light.direction)).astype(np.float32)
+        Ng = res["Ng"]
+        facing = (Ng @ L) * np.einsum("ij,ij->i", Ng, dirs) < 0
+        lit = (geom > n_inst) | ((geom >= 0) & facing)  # floor/wall always lit; back faces never
+        rows = np.arange(len(geom)) // K.width
+        cols = np.arange(len(geom)) % K.width
+        anchor = (rows % 2 == 0) & (cols % 2 == 0)
+        table = geom == n_inst
+        cast = facing & ((geom >= 0) & (geom < n_inst) | (table & anchor))
+        idx = np.flatnonzero(cast)
+        p = dirs[idx] * (hits.depth[idx] * np.float32(1.0 - 2e-4))[:, None]
+        occ = sc.run(p, np.ascontiguousarray(np.broadcast_to(L, p.shape)), query="OCCLUDED")
+        lit[idx] = np.asarray(occ) == -1
+        # table pixels without their own ray take the flag of their block's anchor if it is table too
+        rest = np.flatnonzero(table & ~anchor & facing)
+        a = (rows[rest] - rows[rest] % 2) * K.width + (cols[rest] - cols[rest] % 2)
+        ok = table[a] & facing[a]
+        lit[rest[ok]] = lit[a[ok]]
+        return lit
 
     def render(self, scene: Scene, intrinsics: Intrinsics) -> RenderOutput:
         """Render ``scene`` (see :class:`RenderOutput`)."""
