@@ -56,9 +56,14 @@ def main() -> None:
     ap.add_argument("checkout", type=Path)
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--round-scores", type=int, default=None,
+                    help="round scores to this many decimals (ties within and across frames)")
     args = ap.parse_args()
     utils = load_published_utils(args.checkout)
     frames = make_frames(args.frames, seed=args.seed)
+    if args.round_scores is not None:
+        for p, _ in frames:
+            p.scores = np.round(p.scores, args.round_scores)
     dicts = [frame_to_dict(FrameResult(f"frame{i}", p, g)) for i, (p, g) in enumerate(frames)]
     for d in dicts:
         d["gt_handle_visibility"] = d["gt_handle_visibility"].astype(np.int64)
