@@ -112,7 +112,7 @@ def test_torchrun_two_gloo_processes_match_single_process(tmp_path):
     single = tmp_path / "single"
     subprocess.run([sys.executable, str(script), str(single), "12"], check=True, env={**os.environ})
     ddp = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(script), str(ddp), "12"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
