@@ -99,3 +99,37 @@ def test_remove_stray_temp_files(tmp_path):
     (tmp_path / "a" / "0000_color.png").write_bytes(b"x")
     assert remove_stray_temp_files(tmp_path) == 1
     assert [f.name for f in (tmp_path / "a").iterdir()] == ["0000_color.png"]
+
+
+def _single_mug_scene(yaw_deg: float):
+    from demopose.synth import meshes
+    from demopose.synth.scene import Instance, Light, Scene, _handle_faces
+
+    obj = meshes.make_object("mug", np.random.default_rng(3))
+    V = np.asarray(obj.mesh.vertices, float)
+    F = np.asarray(obj.mesh.faces, np.int32)
+    hf = _handle_faces(obj, V, F, obj.extents, "mug")
+    a = np.radians(yaw_deg)
+    Ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    # camera looks horizontally at the mug: object y up = camera -y
+    R = np.diag([1.0, -1.0, -1.0]) @ Ry
+    inst = Instance(1, 6, "mug", "mug_x", "0" * 32, "03797390", V, F, obj.face_colors, obj.extents, R,
+                    np.array([0.0, 0.0, 0.6]), hf)
+    light = Light(np.array([0.0, 0.0, -1.0]), np.ones(3), np.full(3, 0.3))
+    return Scene([inst], [], light), hf
+
+
+@pytest.mark.parametrize("yaw, visible", [(0.0, True), (-90.0, True), (90.0, False)])
+def test_handle_visibility_from_render(yaw, visible):
+    """Mug handle along object +x: to the camera's right or towards it is visible, behind the body not."""
+    from demopose.synth.generate import intrinsics_for
+    from demopose.synth.render import EmbreeRenderer
+    from demopose.synth.writer import gt_record
+
+    scene, hf = _single_mug_scene(yaw)
+    assert 0 < hf.sum() < len(hf) // 2
+    K = intrinsics_for("camera", 160, 120)
+    out = EmbreeRenderer(shadows=False).render(scene, K)
+    g = gt_record(scene, out.instance, out.handle, 0, "x", {1: "m.obj"})
+    assert g["gt_class_ids"].tolist() == [6]
+    assert bool(g["gt_handle_visibility"][0]) is visible

@@ -22,6 +22,7 @@ gives one result.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -58,6 +59,16 @@ class ColorNoiseConfig:
     gain: float = 0.05
     shot: tuple[float, float] = (0.2, 0.6)
     read: tuple[float, float] = (1.0, 3.0)
+
+
+@functools.lru_cache(maxsize=4)
+def _unit_rays(H: int, W: int, focal: float) -> np.ndarray:
+    """``(H, W, 3)`` unit view rays through the pixel centres (principal point at the image centre)."""
+    v, u = np.mgrid[0:H, 0:W].astype(np.float32)
+    rays = np.stack([(u - W / 2) / focal, (v - H / 2) / focal, np.ones_like(u)], -1)
+    rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
+    rays.setflags(write=False)
+    return rays
 
 
 def add_depth_noise(depth: np.ndarray, normals: np.ndarray, albedo: np.ndarray, rng: np.random.Generator,
@@ -107,10 +118,7 @@ def add_depth_noise(depth: np.ndarray, normals: np.ndarray, albedo: np.ndarray, 
     hole |= band & (rng.random((H, W)) < cfg.edge_drop_prob)
 
     # grazing angles
-    v, u = np.mgrid[0:H, 0:W].astype(np.float32)
-    rays = np.stack([(u - W / 2) / focal, (v - H / 2) / focal, np.ones_like(u)], -1)
-    rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
-    cos = np.abs(np.einsum("hwc,hwc->hw", rays, normals.astype(np.float32)))
+    cos = np.abs(np.einsum("hwc,hwc->hw", _unit_rays(H, W, float(focal)), normals.astype(np.float32)))
     cos_lim = np.cos(np.radians(cfg.grazing_deg))
     p_graze = np.clip((cos_lim - cos) / max(cos_lim, 1e-6), 0, 1) * 0.9 + (cos < cos_lim) * 0.1
     hole |= valid & (rng.random((H, W)) < p_graze)

@@ -109,40 +109,33 @@ def shade(scene: Scene, intrinsics: Intrinsics, hits: Hits, lit: np.ndarray | No
     P = H * W
     geoms = _geometries(scene)
     n_inst = len(scene.instances)
-    idx = np.flatnonzero(hits.geom >= 0)
-    g = hits.geom[idx]
-    pr = hits.prim[idx]
-    b1 = hits.b1[idx]
-    b2 = hits.b2[idx]
-    n = len(idx)
-
-    instance = np.zeros(P, np.int32)
-    instance[idx] = np.where(g < n_inst, g + 1, 0)
-    depth = np.zeros(P, np.float32)
-    depth[idx] = hits.depth[idx]
-
-    nrm = np.empty((n, 3), np.float32)
-    alb = np.empty((n, 3), np.float32)
+    # dense per-pixel arrays (the background surfaces cover almost every pixel, so gathering the
+    # hit pixels first would only add copies); misses keep zero normal/albedo -> black
+    g = hits.geom
+    instance = np.where((g >= 0) & (g < n_inst), g + 1, 0).astype(np.int32)
+    depth = np.where(g >= 0, hits.depth, 0).astype(np.float32)
+    nrm = np.zeros((P, 3), np.float32)
+    alb = np.zeros((P, 3), np.float32)
     nocs = np.full((P, 3), np.nan, np.float32)
     handle = np.zeros(P, bool)
     for gi, (V, F) in enumerate(geoms):
         sel = np.flatnonzero(g == gi)
         if len(sel) == 0:
             continue
-        p = pr[sel]
+        p = hits.prim[sel]
         tri = F[p]
         nrm[sel] = _face_normals(V, F)[p]
         if gi < n_inst:
             # float64 barycentrics: the NOCS map must be exact to ~1e-7
-            w1, w2 = b1[sel, None].astype(np.float64), b2[sel, None].astype(np.float64)
+            w1, w2 = hits.b1[sel, None].astype(np.float64), hits.b2[sel, None].astype(np.float64)
             w0 = 1.0 - w1 - w2
             inst = scene.instances[gi]
             Vn = inst.vertices / inst.scale
-            nocs[idx[sel]] = w0 * Vn[tri[:, 0]] + w1 * Vn[tri[:, 1]] + w2 * Vn[tri[:, 2]]
+            nocs[sel] = w0 * Vn[tri[:, 0]] + w1 * Vn[tri[:, 1]] + w2 * Vn[tri[:, 2]]
             alb[sel] = inst.face_colors[p]
-            handle[idx[sel]] = inst.handle_faces[p]
+            handle[sel] = inst.handle_faces[p]
         else:
-            w1, w2 = b1[sel, None], b2[sel, None]
+            w1, w2 = hits.b1[sel, None], hits.b2[sel, None]
             w0 = 1.0 - w1 - w2
             srf = scene.surfaces[gi - n_inst]
             uv = srf.uv.astype(np.float32)
@@ -152,23 +145,20 @@ def shade(scene: Scene, intrinsics: Intrinsics, hits: Hits, lit: np.ndarray | No
             ty = (uv[:, 1] * T.shape[0]).astype(np.int64) % T.shape[0]
             alb[sel] = T[ty, tx]
 
-    dirs = _ray_dirs(K)[idx]
-    flip = np.einsum("ij,ij->i", nrm, dirs) > 0
+    flip = np.einsum("ij,ij->i", nrm, _ray_dirs(K)) > 0
     nrm[flip] *= -1
     L = (scene.light.direction / np.linalg.norm(scene.light.direction)).astype(np.float32)
     lam = np.maximum(nrm @ L, 0.0)
     if lit is not None:
-        lam *= lit[idx]
-    radiance = scene.light.ambient.astype(np.float32)[None, :] + lam[:, None] * scene.light.color.astype(np.float32)
-    color = np.zeros((P, 3), np.uint8)
-    color[idx] = np.minimum(alb * radiance + 0.5, 255)
-    normals = np.zeros((P, 3), np.float32)
-    normals[idx] = nrm
-    albedo = np.zeros((P, 3), np.uint8)
-    albedo[idx] = alb
+        lam *= lit
+    radiance = lam[:, None] * scene.light.color.astype(np.float32)
+    radiance += scene.light.ambient.astype(np.float32)
+    radiance *= alb
+    radiance += 0.5
+    color = np.minimum(radiance, 255).astype(np.uint8)
     return RenderOutput(color=color.reshape(H, W, 3), depth=depth.reshape(H, W),
                         instance=instance.reshape(H, W), nocs=nocs.reshape(H, W, 3),
-                        normals=normals.reshape(H, W, 3), albedo=albedo.reshape(H, W, 3),
+                        normals=nrm.reshape(H, W, 3), albedo=alb.astype(np.uint8).reshape(H, W, 3),
                         handle=handle.reshape(H, W))
 
 

@@ -350,7 +350,12 @@ def _rot_axis(axis: np.ndarray, a: float) -> np.ndarray:
 def _handle_faces(obj: Any, vertices: np.ndarray, faces: np.ndarray, extents: np.ndarray,
                   category: str) -> np.ndarray:
     """``(F,)`` bool handle faces: the object's own ``handle_faces`` if given, else (mugs) the faces whose
-    centroid lies outside the body cylinder of radius ``min(ext_x, ext_z) / 2`` around the y axis."""
+    centroid lies outside the body cylinder.
+
+    The body is a cylinder about the y axis of radius ``ext_z / 2`` (the handle sticks out along x, as in
+    the NOCS mugs); the tight box is centred, so the body axis sits at ``x = x_min + r`` (handle on +x)
+    or ``x = x_max - r`` (handle on -x): the side that leaves fewer faces outside wins.
+    """
     hf = getattr(obj, "handle_faces", None)
     out = np.zeros(len(faces), dtype=bool)
     if hf is not None:
@@ -362,8 +367,14 @@ def _handle_faces(obj: Any, vertices: np.ndarray, faces: np.ndarray, extents: np
     if category != "mug":
         return out
     cen = vertices[faces].mean(1)
-    r_body = 0.5 * min(extents[0], extents[2])
-    return np.hypot(cen[:, 0], cen[:, 2]) > 1.04 * r_body
+    r = 0.5 * extents[2]
+    lo, hi = vertices[:, 0].min(), vertices[:, 0].max()
+    best = out
+    for axis_x in (lo + r, hi - r):
+        cand = np.hypot(cen[:, 0] - axis_x, cen[:, 2]) > 1.03 * r
+        if best is out or cand.sum() < best.sum():
+            best = cand
+    return best
 
 
 # --------------------------------------------------------------------------------------------------
