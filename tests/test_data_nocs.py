@@ -204,7 +204,9 @@ def test_dataset_listing_and_list_file(tmp_path):
     assert len(ds) == 1 and ds[0].frame_id == "Real/test/scene_1/0000"
     assert len(NOCSDataset(FIX, "camera_val", depth="object")) == 1
     with pytest.raises(ValueError, match="subset"):
-        NOCSDataset(FIX, "real_val")
+        NOCSDataset(FIX, "kinect_val")
+    with pytest.raises(FileNotFoundError, match="Real/val: folder not found"):
+        NOCSDataset(FIX, "real_val")  # any split name is allowed (generated data), but it must exist
     with pytest.raises(FileNotFoundError, match="train"):
         NOCSDataset(FIX, "camera_train")
     root = _copy_as_train(tmp_path)

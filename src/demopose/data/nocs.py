@@ -110,11 +110,12 @@ class NOCSFramePath:
         """The NOCS ground-truth pickle of this frame (CAMERA val / REAL test), or None."""
         if self.root is None:
             return None
-        if self.kind == "real" and self.split == "test":
-            return self.root / "gts" / "real_test" / f"results_real_test_{self.scene}_{self.image_id}.pkl"
-        if self.kind == "camera" and self.split == "val":
-            return self.root / "gts" / "val" / f"results_val_{self.scene}_{self.image_id}.pkl"
-        return None
+        # NOCS ships gts for Real/test and CAMERA/val only; the synthetic generator writes the same
+        # naming for every split (gts/real_<split>/..., gts/<split>/...).
+        if self.kind == "real":
+            return (self.root / "gts" / f"real_{self.split}"
+                    / f"results_real_{self.split}_{self.scene}_{self.image_id}.pkl")
+        return self.root / "gts" / self.split / f"results_{self.split}_{self.scene}_{self.image_id}.pkl"
 
     def composed_depth_path(self) -> Path | None:
         """CAMERA ``camera_full_depths`` composed depth path, or None (REAL / unknown root)."""
@@ -463,8 +464,9 @@ class NOCSDataset:
     def __init__(self, root: str | os.PathLike, subset: str = "real_test", depth: str = "auto",
                  categories: CategoryTable | None = None, use_list_file: bool = True,
                  load_nocs: bool = True, recover_poses: bool = True) -> None:
-        if subset not in SUBSETS:
-            raise ValueError(f"subset: expected one of {sorted(SUBSETS)}, got {subset!r}")
+        if subset not in SUBSETS and not re.fullmatch(r"(real|camera)_\w+", subset):
+            raise ValueError(f"subset: expected one of {sorted(SUBSETS)} (or real_<split> / camera_<split> "
+                             f"for generated data), got {subset!r}")
         if depth not in ("auto", "composed", "object"):
             raise ValueError(f"depth: expected 'auto', 'composed' or 'object', got {depth!r}")
         self.root = Path(root)
@@ -473,7 +475,8 @@ class NOCSDataset:
         self.categories = categories or NOCS_REAL
         self.load_nocs = load_nocs
         self.recover_poses = recover_poses
-        top, split = SUBSETS[subset]
+        top, split = SUBSETS.get(subset) or (("Real", "CAMERA")[subset.startswith("camera")],
+                                              subset.split("_", 1)[1])
         top_dir = self.root / top
         split_dir = top_dir / split
         if not split_dir.is_dir():
