@@ -5,8 +5,9 @@ Two measurements:
 * end to end: ``generate()`` of ``--frames`` frames with ``--workers`` processes into a temporary
   folder, exactly what ``demopose synth OUT --frames N --workers W`` does (model building, Poisson-disk
   MPL sampling and file writing included);
-* per stage, in this process after a warm-up: scene composition, rendering (Embree, with shadows),
-  sensor noise, and writing, in seconds per frame.
+* per stage, in this process, in steady state (one model per category, all built and written during
+  5 warm-up frames): scene composition, rendering (Embree, with shadows), sensor noise, and writing,
+  in wall-clock and in CPU seconds per frame (CPU time is less disturbed by other processes).
 
 Writes ``benchmarks/results/synth_fps.json``. Run: ``python benchmarks/synth_fps.py --frames 60 --workers 2``.
 The machine's load average is recorded, because other processes sharing the CPUs slow it down.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -30,28 +32,28 @@ from demopose.synth.render import get_renderer
 from demopose.synth.scene import compose_scene
 
 
-def stage_times(cfg: SynthConfig, n: int) -> dict[str, float]:
-    """Median seconds per frame of each stage over ``n`` frames (after 3 warm-up frames)."""
+def stage_times(cfg: SynthConfig, n: int, clock=time.perf_counter, warmup: int = 5) -> dict[str, float]:
+    """Median seconds per frame of each stage over ``n`` frames (after ``warmup`` frames)."""
     pool = make_pool(cfg)
     renderer = get_renderer(cfg.renderer)
     K = intrinsics_for(cfg.style, cfg.width, cfg.height)
     from demopose.synth.generate import SynthFrame, frame_seed
 
     times: dict[str, list[float]] = {"compose": [], "render": [], "noise": [], "write": []}
-    for i in range(n + 3):
+    for i in range(n + warmup):
         s_scene, s_noise = frame_seed(cfg.seed, cfg.split, i).spawn(2)
-        t0 = time.perf_counter()
+        t0 = clock()
         scene = compose_scene(np.random.default_rng(s_scene), pool, K, cfg.scene)
-        t1 = time.perf_counter()
+        t1 = clock()
         r = renderer.render(scene, K)
-        t2 = time.perf_counter()
+        t2 = clock()
         rng = np.random.default_rng(s_noise)
         depth = add_depth_noise(r.depth, r.normals, r.albedo, rng, focal=K.fx)
         color = add_color_noise(r.color, rng)
-        t3 = time.perf_counter()
+        t3 = clock()
         _write(cfg, SynthFrame(i, scene, r, color, depth, K))
-        t4 = time.perf_counter()
-        if i >= 3:
+        t4 = clock()
+        if i >= warmup:
             for k, v in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 times[k].append(v)
     out = {k: float(np.median(v)) for k, v in times.items()}
@@ -69,12 +71,18 @@ def main() -> None:
     args = ap.parse_args()
 
     load_before = os.getloadavg()
+    ru0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory() as d:
         cfg = SynthConfig(out=d, frames=args.frames, seed=0, workers=args.workers, style=args.style)
         rep = generate(cfg, progress=False)
-    with tempfile.TemporaryDirectory() as d:
-        stages = stage_times(SynthConfig(out=d, frames=args.stage_frames, seed=1, style=args.style),
-                             args.stage_frames)
+    ru1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = sum(b.ru_utime + b.ru_stime - a.ru_utime - a.ru_stime for a, b in zip(ru0, ru1))
+    load_mid = os.getloadavg()
+    stages, stages_cpu = {}, {}
+    for clock, out in ((time.perf_counter, stages), (time.process_time, stages_cpu)):
+        with tempfile.TemporaryDirectory() as d:
+            out.update(stage_times(SynthConfig(out=d, frames=args.stage_frames, seed=1, style=args.style,
+                                               models_per_category=1), args.stage_frames, clock))
     result = {
         "command": f"python benchmarks/synth_fps.py --frames {args.frames} --workers {args.workers} "
                    f"--style {args.style}",
@@ -84,15 +92,18 @@ def main() -> None:
         "workers": args.workers,
         "seconds": rep.seconds,
         "frames_per_second": rep.fps,
-        "single_process_seconds_per_frame": stages,
-        "single_process_frames_per_second": 1.0 / stages["total"],
+        "cpu_seconds_per_frame": cpu / args.frames,
+        "idle_machine_estimate_frames_per_second": min(args.workers, os.cpu_count() or 1) * args.frames / cpu,
+        "steady_state_single_process_seconds_per_frame": stages,
+        "steady_state_single_process_cpu_seconds_per_frame": stages_cpu,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "loadavg_before": load_before,
+                    "platform": platform.platform(), "loadavg_before": load_before, "loadavg_after_generate": load_mid,
                     "loadavg_after": os.getloadavg()},
     }
     write_json_atomic(args.out, result)
-    print(f"{rep.fps:.2f} frames/s end to end ({args.frames} frames, {args.workers} workers, 640x480); "
-          f"single process stages (s/frame): " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
+    print(f"{rep.fps:.2f} frames/s end to end ({args.frames} frames, {args.workers} workers, 640x480), "
+          f"{cpu / args.frames:.3f} CPU s/frame, load average {load_before[0]:.1f} -> {load_mid[0]:.1f}; "
+          f"steady-state CPU s/frame: " + ", ".join(f"{k} {v:.3f}" for k, v in stages_cpu.items()))
 
 
 if __name__ == "__main__":

@@ -160,5 +160,5 @@ def add_color_noise(rgb: np.ndarray, rng: np.random.Generator,
     shot = float(rng.uniform(*cfg.shot))
     read = float(rng.uniform(*cfg.read))
     sigma = np.sqrt(shot * np.clip(img, 0, None) + read**2)
-    img += sigma * rng.standard_normal(img.shape).astype(np.float32)
+    img += sigma * rng.standard_normal(img.shape, dtype=np.float32)
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
