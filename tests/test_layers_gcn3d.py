@@ -105,6 +105,24 @@ def test_graph_conv_matches_naive_loop():
     assert torch.allclose(conv(v, f, idx), _naive_graph_conv(conv, v, f, idx), atol=1e-12)
 
 
+@pytest.mark.parametrize("block_rows", [5, 10**9])
+def test_block_size_does_not_change_results(monkeypatch, block_rows):
+    """CPU blocks of points (cache-friendly) and one block (the GPU path) give the same output."""
+    import demopose.layers.gcn3d as gcn3d
+
+    torch.manual_seed(6)
+    conv, surf = GraphConv(4, 3, support_num=2).double(), SurfaceConv(3, 2).double()
+    v = torch.randn(2, 23, 3, dtype=torch.float64)
+    f = torch.randn(2, 23, 4, dtype=torch.float64)
+    idx = knn_indices(v, k=4, exclude_self=True)
+    ref_conv, ref_surf = _naive_graph_conv(conv, v, f, idx), None
+    monkeypatch.setattr(gcn3d, "CPU_BLOCK_ROWS", 10**9)
+    ref_surf = surf(v, idx)
+    monkeypatch.setattr(gcn3d, "CPU_BLOCK_ROWS", block_rows)
+    assert torch.allclose(conv(v, f, idx), ref_conv, atol=1e-12)
+    assert torch.allclose(surf(v, idx), ref_surf, atol=1e-12)
+
+
 def test_graph_conv_gradcheck():
     torch.manual_seed(1)
     conv = GraphConv(3, 2, support_num=2).double()
