@@ -144,3 +144,21 @@ def test_cli_synth(tmp_path, capsys):
     assert (tmp_path / "Real/train_list.txt").read_text().split() == ["train/scene_1/0000", "train/scene_1/0001"]
     with pytest.raises(SystemExit):
         cli_main(["synth", str(tmp_path), "--frames", "1", "--size", "big"])
+
+
+def test_real_train_mug_handle_table_reaches_the_reader(tmp_path):
+    from demopose.data.nocs_files import read_pickle
+
+    cfg = _cfg(tmp_path, frames=4, style="real", split="train", frames_per_scene=3)
+    generate(cfg, progress=False)
+    table = read_pickle(tmp_path / "Real/train/mug_handle.pkl")
+    assert sorted(table) == ["scene_1_res", "scene_2_res"]
+    assert len(table["scene_1_res"]) == 3 and len(table["scene_2_res"]) == 1
+    for i in range(4):
+        p = frame_paths(tmp_path, "real", "train", i, frames_per_scene=3)
+        g = read_gts_pkl(p.gts)
+        mugs = g["gt_class_ids"] == 6
+        expected = int(np.all(g["gt_handle_visibility"][mugs]))
+        assert table[f"{p.stem.parent.name}_res"][i % 3] == expected
+        f = load_frame(p.stem)  # with a gts pickle the reader takes the per-instance flags from it
+        assert f.handle_visible.astype(bool).tolist() == g["gt_handle_visibility"].astype(bool).tolist()

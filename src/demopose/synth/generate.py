@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from demopose.categories import NOCS_REAL
 from demopose.geometry.camera import CAMERA_INTRINSICS, REAL_INTRINSICS, Intrinsics
 from demopose.io import write_json_atomic, write_text_atomic
 from demopose.synth.noise import add_color_noise, add_depth_noise
@@ -112,10 +113,7 @@ class GenerateReport:
 
 def intrinsics_for(style: str, width: int = 640, height: int = 480) -> Intrinsics:
     """The style's intrinsics (CAMERA or REAL, defined at 640×480) scaled to ``width × height``."""
-    base = CAMERA_INTRINSICS if style == "camera" else REAL_INTRINSICS
-    sx, sy = width / base.width, height / base.height
-    return Intrinsics(base.fx * sx, base.fy * sy, (base.cx + 0.5) * sx - 0.5, (base.cy + 0.5) * sy - 0.5,
-                      int(width), int(height))
+    return (CAMERA_INTRINSICS if style == "camera" else REAL_INTRINSICS).resized(width, height)
 
 
 def frame_seed(seed: int, split: str, index: int) -> np.random.SeedSequence:
@@ -249,16 +247,34 @@ def generate(cfg: SynthConfig, progress: bool = True) -> GenerateReport:
 
 
 def _write_list(cfg: SynthConfig) -> None:
-    """Write ``<CAMERA|Real>/<split>_list.txt`` with every complete frame (atomically)."""
+    """Write ``<CAMERA|Real>/<split>_list.txt`` with every complete frame (atomically); for the real
+    style also ``Real/<split>/mug_handle.pkl`` (NOCS format: ``scene_<k>_res`` -> per-frame 0/1, 1 when
+    every mug of the frame shows its handle or there is no mug), built from the gts pickles."""
+    from demopose.data.nocs_files import read_pickle
+    from demopose.io import write_pickle_atomic
+
     lines = []
     list_file = None
+    handles: dict[str, list[int]] = {}
+    mug_ids = {c.id for c in NOCS_REAL if c.handle_rule}
     for i in range(cfg.frames):
         p = frame_paths(cfg.out, cfg.style, cfg.split, i, cfg.frames_per_scene)
         list_file = p.list_file
-        if p.meta.is_file():
+        complete = p.meta.is_file()
+        if complete:
             lines.append(p.list_entry)
+        if cfg.style == "real":
+            hv = 1
+            if complete:
+                g = read_pickle(p.gts)
+                mug = np.isin(g["gt_class_ids"], list(mug_ids))
+                hv = int(np.all(np.asarray(g["gt_handle_visibility"])[mug]))
+            handles.setdefault(f"{p.stem.parent.name}_res", []).append(hv)
     if list_file is not None:
         write_text_atomic(list_file, "".join(line + "\n" for line in lines))
+    if handles:
+        write_pickle_atomic(Path(cfg.out) / "Real" / cfg.split / "mug_handle.pkl",
+                            {k: np.array(v, np.int64) for k, v in handles.items()})
 
 
 def _cpu_count() -> int:  # pragma: no cover - trivial

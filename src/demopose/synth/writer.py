@@ -13,6 +13,7 @@ Layout (notes/depth_and_eval.md §5, checked against ``tests/fixtures/nocs_sampl
       gts/real_<split>/results_real_<split>_scene_<k>_<i>.pkl
       obj_models/real_<split>/{<name>.obj, <name>.txt, <name>_mpl.npy}
       Real/<split>_list.txt                                                          (<split>/scene_<k>/<i>)
+      Real/<split>/mug_handle.pkl                       (scene_<k>_res -> per-frame handle visibility)
 
 File encodings (cv2 channel order on disk):
 
