@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "show": "demopose.cli.show",
     "eval": "demopose.cli.eval",
     "synth": "demopose.cli.synth",
+    "train": "demopose.cli.train",
+    "test": "demopose.cli.test",
 }
 
 
@@ -46,7 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # Dotted overrides (key.sub=value) may come after options; argparse leaves those to us.
+    if extra:
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = list(args.overrides) + extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command is None:

@@ -21,7 +21,6 @@ extents; otherwise ``bbox.txt`` extents · s, or as a last resort the NOCS-map e
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import os
@@ -230,8 +229,9 @@ def _mug_handle_table(path: str) -> dict | None:
 
 
 def _intrinsics_for(kind: str, height: int, width: int):
+    # NOCS intrinsics are defined at 640×480; other sizes (generated data) are the same camera resized
     base = REAL_INTRINSICS if kind == "real" else CAMERA_INTRINSICS
-    return dataclasses.replace(base, width=int(width), height=int(height))
+    return base.resized(int(width), int(height))
 
 
 def _normalised_extents(fp: NOCSFramePath, e: MetaEntry) -> np.ndarray | None:

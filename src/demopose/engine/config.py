@@ -75,14 +75,14 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: str = "co
             raise ValueError(f"{source}: override {item!r} must look like key.sub=value")
         key, text = item.split("=", 1)
         key = key.strip().lstrip("-")
-        if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
-            parent = key.rsplit(".", 1)[0] if "." in key else ""
-            node = OmegaConf.select(cfg, parent) if parent else cfg
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+        if not (isinstance(node, DictConfig) and leaf in node.keys()):  # noqa: SIM118 (keys() also lists MISSING values)
             known = sorted(node.keys()) if isinstance(node, DictConfig) else []
             raise ValueError(f"{source}: unknown config key {key!r}" +
                              (f"; keys under {parent or 'the top level'}: {', '.join(map(str, known))}"
                               if known else ""))
-        old = OmegaConf.select(cfg, key)
+        old = None if OmegaConf.is_missing(node, leaf) else node[leaf]
         new = _parse_value(text)
         if old is not None and not isinstance(old, (DictConfig, ListConfig)):
             ok = (type(new) is type(old) or (isinstance(old, float) and isinstance(new, int)
@@ -94,8 +94,6 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: str = "co
         OmegaConf.update(cfg, key, new, merge=True)
     return cfg
 
-
-_MISSING = object()
 
 
 def load_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:

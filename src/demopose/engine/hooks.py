@@ -71,7 +71,7 @@ class CheckpointHook(HookBase):
 
 
 class EvalHook(HookBase):
-    """Run ``fn(trainer) -> dict[str, float]`` every ``every`` steps and at the end; results are logged.
+    """Run ``fn(trainer) -> dict[str, float]`` every ``every`` steps and at the last step; results are logged.
 
     Enable it on all ranks or none: ``fn`` may gather across ranks. Non-finite values are kept (and
     written) but never chosen as the best.
@@ -103,12 +103,9 @@ class EvalHook(HookBase):
         dist.barrier()
 
     def after_step(self) -> None:
+        # the last step always evaluates, inside the step, so the writers log it with that step
         t = self.trainer
-        if self.every and t.step % self.every == 0 and t.step < t.max_steps:
-            self._run()
-
-    def after_train(self) -> None:
-        if self.trainer.step >= self.trainer.max_steps:
+        if (self.every and t.step % self.every == 0) or t.step >= t.max_steps:
             self._run()
 
     def state_dict(self) -> dict[str, Any]:

@@ -53,9 +53,14 @@ class Intrinsics:
 
     def scaled(self, factor: float) -> Intrinsics:
         """Intrinsics of the image resized by ``factor`` (pixel-centre convention preserved)."""
-        return Intrinsics(self.fx * factor, self.fy * factor, (self.cx + 0.5) * factor - 0.5,
-                          (self.cy + 0.5) * factor - 0.5, round(self.width * factor),
-                          round(self.height * factor))
+        return self.resized(round(self.width * factor), round(self.height * factor))
+
+    def resized(self, width: int, height: int) -> Intrinsics:
+        """Intrinsics of the image resized to ``width × height`` (per-axis factors; pixel centres kept:
+        ``c' = (c + 0.5) · s − 0.5``)."""
+        sx, sy = width / self.width, height / self.height
+        return Intrinsics(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5,
+                          int(width), int(height))
 
 
 # NOCS detect_eval.py / SPD / GPV-Pose (notes/depth_and_eval.md §5.5).

@@ -414,8 +414,10 @@ class GPVPose(nn.Module):
 
     def loss(self, pred: PosePrediction, batch: Mapping[str, torch.Tensor], weights=None) -> dict[str, torch.Tensor]:
         """All GPV-Pose training losses (:func:`demopose.models.gpv_loss.gpv_loss`)."""
-        from demopose.models.gpv_loss import gpv_loss
+        from demopose.models.gpv_loss import gpv_loss, gpv_symmetry_targets
 
+        if "sym_info" not in batch:  # derive GPV's symmetry labels from the category table
+            batch = {**batch, **gpv_symmetry_targets(self.table, batch["class_ids"], batch.get("handle_visible"))}
         return gpv_loss(pred, batch, weights)
 
 

@@ -1,0 +1,145 @@
+"""Run a pose model over frames: instance masks -> samples -> network -> poses -> results / metrics.
+
+The same path serves validation during training, ``demopose test`` and the predictor. The model is put
+in eval mode for the run and its previous mode is restored in ``finally``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from demopose.data.detections import Detections, detections_path, read_dualposenet_segmentation, read_spd_mrcnn
+from demopose.data.frame import Frame
+from demopose.data.instances import N_POINTS, collate_instances, sample_instance
+from demopose.engine.trainer import move_to_device
+from demopose.geometry.pose import PoseSet
+
+__all__ = ["FrameInstances", "MaskSource", "gt_instances", "instances_from_detections", "predict_frame",
+           "published_detections",
+           "run_inference"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FrameInstances:
+    """The instances to estimate in one frame.
+
+    Attributes:
+        masks: ``(M, H, W)`` bool.
+        class_ids: ``(M,)`` 1-based category ids.
+        scores: ``(M,)`` detection confidences (1 for ground-truth masks).
+        gt_index: ``(M,)`` index into ``frame.poses`` when the masks are the ground truth, else -1.
+    """
+
+    masks: np.ndarray
+    class_ids: np.ndarray
+    scores: np.ndarray
+    gt_index: np.ndarray
+
+
+MaskSource = Callable[[Frame], FrameInstances]
+
+
+def gt_instances(frame: Frame) -> FrameInstances:
+    """Ground-truth masks and classes (the common "GT masks" evaluation setting)."""
+    n = len(frame)
+    return FrameInstances(frame.masks(), frame.class_ids.copy(), np.ones(n), np.arange(n))
+
+
+def instances_from_detections(det: Detections) -> FrameInstances:
+    """Wrap read detections (Mask R-CNN / DualPoseNet pickles, or any detector)."""
+    return FrameInstances(det.masks.astype(bool), det.class_ids.astype(np.int64), det.scores.astype(np.float64),
+                          np.full(len(det), -1))
+
+
+def published_detections(root: str | Path, source: str = "dualposenet") -> MaskSource:
+    """A mask source reading the published NOCS segmentation pickles of each frame (see
+    :func:`demopose.data.detections.detections_path`)."""
+    reader = read_dualposenet_segmentation if source == "dualposenet" else read_spd_mrcnn
+
+    def fn(frame: Frame) -> FrameInstances:
+        m = frame.meta
+        path = detections_path(root, m.get("kind", "real"), m.get("split", "test"), m.get("scene", ""),
+                               m.get("image_id", ""), source)
+        return instances_from_detections(reader(path))
+
+    return fn
+
+
+@torch.no_grad()
+def predict_frame(model: torch.nn.Module, frame: Frame, instances: FrameInstances, n_points: int = N_POINTS,
+                  seed: int = 0, device: torch.device | str = "cpu") -> tuple[PoseSet, np.ndarray]:
+    """Estimate the pose of every instance of a frame.
+
+    Returns:
+        the predicted :class:`PoseSet` (scores = detection scores) and the ``(M,)`` indices of the
+        instances it covers (instances with too few valid depth points are skipped).
+    """
+    seed = int(seed)
+    rng = np.random.default_rng(seed)
+    samples, kept = [], []
+    for j in range(len(instances.class_ids)):
+        s = sample_instance(frame, instances.masks[j], int(instances.class_ids[j]), rng, n_points)
+        if s is not None:
+            samples.append(s)
+            kept.append(j)
+    kept_arr = np.asarray(kept, dtype=np.int64)
+    if not samples:
+        return PoseSet.empty(), kept_arr
+    batch = move_to_device(collate_instances(samples), torch.device(device))
+    gen = torch.Generator(device=batch["points"].device).manual_seed(seed)
+    try:
+        pred = model(batch, generator=gen)
+    except TypeError:  # models without seeded randomness
+        pred = model(batch)
+    return PoseSet(instances.class_ids[kept_arr], pred.R.double().cpu().numpy(), pred.t.double().cpu().numpy(),
+                   pred.size.double().cpu().numpy(), instances.scores[kept_arr]), kept_arr
+
+
+def run_inference(model: torch.nn.Module, frames: Sequence[Frame] | Iterable[Frame],
+                  mask_source: MaskSource = gt_instances, evaluator=None, results_dir: str | Path | None = None,
+                  n_points: int = N_POINTS, seed: int = 0, device: torch.device | str = "cpu",
+                  progress: bool = True, indices: Sequence[int] | None = None) -> dict[str, float]:
+    """Predict every frame, feed the evaluator, and write one NOCS results pkl per frame.
+
+    Args:
+        frames: a frame dataset (indexable) or iterable.
+        indices: the subset of ``frames`` to run (e.g. this rank's shard); default all.
+        evaluator: a :class:`~demopose.evaluation.NOCSEvaluator` (reset here), or None.
+        results_dir: where ``results_<frame id>.pkl`` files go, or None.
+        seed: point sampling / random pooling seed; frame ``i`` uses ``seed + i``.
+
+    Returns:
+        ``evaluator.evaluate()`` (empty dict without an evaluator, or off rank 0).
+    """
+    from tqdm.auto import tqdm
+
+    from demopose.evaluation.results import FrameResult, write_results_pkl
+
+    was_training = model.training
+    model.eval()
+    if evaluator is not None:
+        evaluator.reset()
+    order = list(range(len(frames))) if indices is None else [int(i) for i in indices]  # type: ignore[arg-type]
+    try:
+        for i in tqdm(order, desc="inference", unit="frame", disable=not progress):
+            frame = frames[i]  # type: ignore[index]
+            inst = mask_source(frame)
+            pred, _ = predict_frame(model, frame, inst, n_points, seed + i, device)
+            gt = frame.ground_truth() if frame.poses is not None else PoseSet.empty()
+            if evaluator is not None:
+                evaluator.process(pred, gt)
+            if results_dir is not None:
+                name = (frame.frame_id or f"frame_{i:06d}").replace("/", "_")
+                write_results_pkl(Path(results_dir) / f"results_{name}.pkl",
+                                  FrameResult(frame.frame_id or str(i), pred, gt))
+    finally:
+        model.train(was_training)
+    return evaluator.evaluate() if evaluator is not None else {}
