@@ -93,7 +93,7 @@ def add_depth_noise(depth: np.ndarray, normals: np.ndarray, albedo: np.ndarray, 
     coarse = rng.standard_normal((max(H // 8, 2), max(W // 8, 2)))
     corr = cv2.resize(coarse, (W, H), interpolation=cv2.INTER_CUBIC)
     corr /= max(corr.std(), 1e-6)
-    white = rng.standard_normal((H, W))
+    white = rng.standard_normal((H, W), dtype=np.float32)
     a = cfg.correlated_fraction
     n = np.sqrt(a) * corr + np.sqrt(1 - a) * white
     z = z + cfg.sigma_k * z**2 * n
@@ -115,21 +115,21 @@ def add_depth_noise(depth: np.ndarray, normals: np.ndarray, albedo: np.ndarray, 
     kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
     band = valid & ((dzf - cv2.erode(dzf, kernel)) > cfg.edge_threshold)  # within `width` px of a nearer surface
     band |= valid & (cv2.dilate((~valid).astype(np.uint8), kernel) > 0)  # next to a missing return
-    hole |= band & (rng.random((H, W)) < cfg.edge_drop_prob)
+    hole |= band & (rng.random((H, W), dtype=np.float32) < cfg.edge_drop_prob)
 
     # grazing angles
     cos = np.abs(np.einsum("hwc,hwc->hw", _unit_rays(H, W, float(focal)), normals.astype(np.float32)))
     cos_lim = np.cos(np.radians(cfg.grazing_deg))
     p_graze = np.clip((cos_lim - cos) / max(cos_lim, 1e-6), 0, 1) * 0.9 + (cos < cos_lim) * 0.1
-    hole |= valid & (rng.random((H, W)) < p_graze)
+    hole |= valid & (rng.random((H, W), dtype=np.float32) < p_graze)
 
     # dark surfaces
     lum = (albedo.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / 255.0
     p_dark = np.clip((cfg.dark_threshold - lum) / cfg.dark_threshold, 0, 1)
-    hole |= valid & (rng.random((H, W)) < p_dark)
+    hole |= valid & (rng.random((H, W), dtype=np.float32) < p_dark)
 
     # speckles and blobs
-    hole |= rng.random((H, W)) < cfg.speckle_prob
+    hole |= rng.random((H, W), dtype=np.float32) < cfg.speckle_prob
     nb = int(rng.integers(cfg.blobs[0], cfg.blobs[1] + 1))
     if nb:
         blob = np.zeros((H, W), np.uint8)

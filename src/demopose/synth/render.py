@@ -92,6 +92,15 @@ def _ray_dirs(K: Intrinsics) -> np.ndarray:
     return d
 
 
+@functools.lru_cache(maxsize=8)
+def _block_anchors(K: Intrinsics) -> np.ndarray:
+    """``(H·W,)`` flat index of the top-left pixel of each pixel's 2×2 block (cached)."""
+    rows, cols = np.divmod(np.arange(K.height * K.width), K.width)
+    a = (rows - rows % 2) * K.width + (cols - cols % 2)
+    a.setflags(write=False)
+    return a
+
+
 def _face_normals(V: np.ndarray, F: np.ndarray) -> np.ndarray:
     n = np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]])
     return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)).astype(np.float32)
@@ -146,7 +155,7 @@ def shade(scene: Scene, intrinsics: Intrinsics, hits: Hits, lit: np.ndarray | No
             alb[sel] = T[ty, tx]
 
     flip = np.einsum("ij,ij->i", nrm, _ray_dirs(K)) > 0
-    nrm[flip] *= -1
+    np.negative(nrm, out=nrm, where=flip[:, None])
     L = (scene.light.direction / np.linalg.norm(scene.light.direction)).astype(np.float32)
     lam = np.maximum(nrm @ L, 0.0)
     if lit is not None:
@@ -184,8 +193,8 @@ class EmbreeRenderer:
         dirs = _ray_dirs(intrinsics)
         origins = np.zeros(dirs.shape, np.float32)
         res = sc.run(origins, dirs, output=1)
-        geom = res["geomID"].astype(np.int32)
-        hits = Hits(geom=geom, prim=np.where(geom >= 0, res["primID"], -1).astype(np.int32),
+        geom = res["geomID"]
+        hits = Hits(geom=geom, prim=np.where(geom >= 0, res["primID"], -1).astype(np.int32, copy=False),
                     b1=res["u"], b2=res["v"], depth=np.where(geom >= 0, res["tfar"], 0).astype(np.float32))
         lit = None
         if self.shadows:
@@ -203,23 +212,25 @@ class EmbreeRenderer:
         n_inst = len(scene.instances)
         geom = hits.geom
         L = (scene.light.direction / np.linalg.norm(scene.light.direction)).astype(np.float32)
-        Ng = res["Ng"]
-        facing = (Ng @ L) * np.einsum("ij,ij->i", Ng, dirs) < 0
-        lit = (geom > n_inst) | ((geom >= 0) & facing)  # floor/wall always lit; back faces never
-        rows = np.arange(len(geom)) // K.width
-        cols = np.arange(len(geom)) % K.width
-        anchor = (rows % 2 == 0) & (cols % 2 == 0)
+        anchor = _block_anchors(K)
+        lit = geom > n_inst  # floor and wall: lit; misses: irrelevant
         table = geom == n_inst
-        cast = facing & ((geom >= 0) & (geom < n_inst) | (table & anchor))
-        idx = np.flatnonzero(cast)
+        cand = np.flatnonzero((geom >= 0) & (geom <= n_inst))
+        Ng = res["Ng"][cand]
+        facing = (Ng @ L) * np.einsum("ij,ij->i", Ng, dirs[cand]) < 0  # back faces: unlit, no ray
+        cand = cand[facing]
+        idx = cand[~table[cand] | (anchor[cand] == cand)]
         p = dirs[idx] * (hits.depth[idx] * np.float32(1.0 - 2e-4))[:, None]
         occ = sc.run(p, np.ascontiguousarray(np.broadcast_to(L, p.shape)), query="OCCLUDED")
         lit[idx] = np.asarray(occ) == -1
-        # table pixels without their own ray take the flag of their block's anchor if it is table too
-        rest = np.flatnonzero(table & ~anchor & facing)
-        a = (rows[rest] - rows[rest] % 2) * K.width + (cols[rest] - cols[rest] % 2)
-        ok = table[a] & facing[a]
+        # other table pixels take the flag of their 2×2 block's anchor when it is a lit-facing table pixel
+        rest = cand[table[cand] & (anchor[cand] != cand)]
+        a = anchor[rest]
+        facing_full = np.zeros(len(geom), bool)
+        facing_full[cand] = True
+        ok = table[a] & facing_full[a]
         lit[rest[ok]] = lit[a[ok]]
+        lit[rest[~ok]] = True
         return lit
 
     def render(self, scene: Scene, intrinsics: Intrinsics) -> RenderOutput:
