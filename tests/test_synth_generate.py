@@ -114,6 +114,7 @@ def test_generated_folder_loads_through_readers(tmp_path):
         assert len(ds) == n
         for f in ds:
             assert f.rgb.shape == (120, 160, 3) and f.depth.shape == (120, 160)
+            assert f.intrinsics == intrinsics_for("camera" if subset.startswith("camera") else "real", 160, 120)
             assert f.poses is not None and len(f.poses) == len(f.class_ids)
             assert set(f.class_ids.tolist()) <= {1, 2, 3, 4, 5, 6}
     g = read_gts_pkl(tmp_path / "gts/real_test/results_real_test_scene_1_0000.pkl")
