@@ -64,6 +64,9 @@ def test_embree_and_torch_agree(scenes):
         assert np.abs(a.depth - b.depth)[both].max() < 1e-4
         assert np.nanmax(np.abs(a.nocs - b.nocs)[both]) < 1e-3
         assert (a.instance > 0).sum() > 50
+        # the whole hit record (table, floor and wall triangles included) agrees as well
+        ha, hb = EmbreeRenderer(shadows=False).cast(sc, K_SMALL)[0], TorchRenderer().cast(sc, K_SMALL)
+        assert (ha.geom == hb.geom).mean() >= 0.999
     assert agree / total >= 0.999
 
 

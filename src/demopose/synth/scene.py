@@ -322,8 +322,9 @@ def _grid(corner: np.ndarray, ax: np.ndarray, ay: np.ndarray, nx: int, ny: int,
           tile: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A planar grid of ``nx × ny`` quads spanning ``corner + [0,1]·ax + [0,1]·ay`` (world).
 
-    The subdivision keeps triangles small so that the z-buffer rasteriser can drop the few that cross
-    the near plane without losing visible pixels. Returns vertices, faces and UVs (in tiles).
+    The subdivision keeps triangles small enough (table 0.1 m, floor 0.5 m, wall 0.4 m cells) that the
+    z-buffer rasteriser can drop the few that cross the near plane without losing visible pixels.
+    Returns vertices, faces and UVs (in tiles).
     """
     s = np.linspace(0, 1, nx + 1)
     r = np.linspace(0, 1, ny + 1)
@@ -495,7 +496,7 @@ def compose_scene(rng: np.random.Generator, pool: ModelPool, intrinsics: Intrins
     surfaces.append(Surface("table", to_cam(V), F, uv, procedural_texture(table_kind, rng)))
     floor_y = -rng.uniform(0.7, 0.78)
     V, F, uv = _grid(np.array([-4.0, floor_y, -4.0]), np.array([8.0, 0, 0]), np.array([0, 0, 8.0]),
-                     48, 48, tile=rng.uniform(0.3, 1.0))
+                     16, 16, tile=rng.uniform(0.3, 1.0))
     surfaces.append(Surface("floor", to_cam(V), F, uv,
                             procedural_texture(str(rng.choice(["noise", "checker", "wood"])), rng)))
     if rng.random() < cfg.wall_prob:
@@ -503,7 +504,7 @@ def compose_scene(rng: np.random.Generator, pool: ModelPool, intrinsics: Intrins
         side = np.array([-back[2], 0.0, back[0]])
         dist = rng.uniform(0.5, 1.5)
         corner = back * (max(tw, td) + dist) - side * 3.0 + np.array([0, floor_y, 0])
-        V, F, uv = _grid(corner, side * 6.0, np.array([0, 2.5, 0]), 40, 16, tile=rng.uniform(0.4, 1.2))
+        V, F, uv = _grid(corner, side * 6.0, np.array([0, 2.5, 0]), 16, 8, tile=rng.uniform(0.4, 1.2))
         surfaces.append(Surface("wall", to_cam(V), F, uv, procedural_texture("noise", rng)))
 
     d_world, diffuse, ambient = _sample_light(rng, cfg)
