@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "synth": "demopose.cli.synth",
     "train": "demopose.cli.train",
     "test": "demopose.cli.test",
+    "bench": "demopose.cli.bench",
 }
 
 

@@ -1,0 +1,1 @@
+"""Speed benchmarks (separate from tests; results are written to files and committed)."""

@@ -1,0 +1,128 @@
+"""Network latency and peak memory of registered pose models.
+
+Each model is measured in a fresh subprocess so that its peak resident memory (``VmHWM``) is its own.
+Timings are medians over ``repeats`` runs after ``warmup`` runs; CUDA timings synchronise before
+reading the clock. Per-instance latency uses a batch of one instance; per-frame latency a batch of
+``instances_per_frame`` instances (a REAL275 frame has about five objects).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["machine_description", "measure_model", "run_benchmark"]
+
+
+def machine_description() -> dict[str, Any]:
+    """CPU model, core count, torch version, GPU name if any."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _peak_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _time(fn, device: torch.device, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+def measure_model(name: str, device: str = "cpu", threads: int = 2, n_points: int = 1028,
+                  instances_per_frame: int = 5, warmup: int = 3, repeats: int = 10) -> dict[str, Any]:
+    """Latency (ms) and peak memory (MB) of one registered model's inference graph."""
+    from demopose.models import build_model
+
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+    model = build_model(name).to(dev).eval()
+    params = sum(p.numel() for p in model.parameters())
+    g = torch.Generator().manual_seed(0)
+
+    def batch(b: int) -> dict[str, torch.Tensor]:
+        pts = torch.randn(b, n_points, 3, generator=g) * 0.05 + torch.tensor([0.0, 0.0, 0.8])
+        return {"points": pts.to(dev), "class_ids": torch.arange(b).remainder(6).add(1).to(dev)}
+
+    out: dict[str, Any] = {"model": name, "device": device, "threads": threads, "n_points": n_points,
+                           "parameters": params}
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with torch.inference_mode():
+        b1, bf = batch(1), batch(instances_per_frame)
+        out["ms_per_instance"] = _time(lambda: model(b1), dev, warmup, repeats)
+        out["ms_per_frame"] = _time(lambda: model(bf), dev, warmup, repeats)
+        out["instances_per_frame"] = instances_per_frame
+    out["peak_rss_mb"] = _peak_rss_mb()
+    if dev.type == "cuda":
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def run_benchmark(models: list[str], devices: list[str], threads: int, out: Path, **kw: Any) -> dict[str, Any]:
+    """Measure every model on every device (one subprocess each) and write ``out`` (JSON)."""
+    rows = []
+    for dev in devices:
+        for name in models:
+            cmd = [sys.executable, "-c",
+                   "import json,sys; from demopose.benchmark.latency import measure_model; "
+                   f"print(json.dumps(measure_model({name!r}, {dev!r}, {threads}, **{kw!r})))"]
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+            r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if r.returncode != 0:
+                raise RuntimeError(f"benchmark of {name} on {dev} failed:\n{r.stderr[-2000:]}")
+            rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    doc = {"benchmark": "network latency", "machine": machine_description(),
+           "command": " ".join(["demopose", "bench", *sys.argv[2:]]) if len(sys.argv) > 1 else "",
+           "date": time.strftime("%Y-%m-%d"), "results": rows}
+    from demopose.io import write_json_atomic
+
+    write_json_atomic(out, doc)
+    return doc
+
+
+def format_rows(doc: dict[str, Any]) -> str:
+    """A markdown table of a benchmark document."""
+    lines = ["| model | device | threads | params (M) | ms / instance | ms / frame (5 inst.) | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in doc["results"]:
+        lines.append(f"| {r['model']} | {r['device']} | {r['threads']} | {r['parameters'] / 1e6:.2f} | "
+                     f"{r['ms_per_instance']:.1f} | {r['ms_per_frame']:.1f} | {r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
