@@ -28,6 +28,8 @@ R, t, size         (3,3) (3,) (3,) ground truth, f32, metres (absent at inferenc
 size_residual      (3,) f32        size − mean_size
 model_points       (M, 3) f32      mesh surface samples in the metric object frame (optional)
 bbox               (4,) f32        the instance's 2D box x1 y1 x2 y2 (pixels)
+rgb                (3, S, S) f32   square RGB crop in [0, 1] (only with ``rgb_size=S``)
+rgb_pixels         (N, 2) f32      the points' (u, v) in the crop's pixels (only with ``rgb_size``)
 =================  ==============  ============================================================
 """
 
@@ -54,6 +56,7 @@ __all__ = [
     "mask_boundary_noise",
     "mask_bbox",
     "remove_depth_outliers",
+    "crop_rgb",
     "sample_instance",
     "sample_points",
 ]
@@ -178,9 +181,35 @@ def augment_instance(sample: dict[str, Any], rng: np.random.Generator, cfg: Augm
     return out
 
 
+def crop_rgb(rgb: np.ndarray, bbox: np.ndarray, pixels: np.ndarray, size: int = 224,
+             max_side: int = 440) -> tuple[np.ndarray, np.ndarray]:
+    """Square RGB crop around a 2D box, resized to ``size``, and the pixels mapped into it.
+
+    The window (DPDN / AG-Pose ``get_bbox``, notes/cleanpose.md §1.1) is centred on the box, its side
+    is the larger box side rounded up to a multiple of 40 and capped at ``max_side``; parts outside
+    the image are zero.
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8 image; bbox: ``(4,)`` x1 y1 x2 y2; pixels: ``(N, 2)`` (u, v) in the image.
+
+    Returns:
+        ``(3, size, size)`` float32 in [0, 1] and ``(N, 2)`` float32 pixel coordinates in the crop.
+    """
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    side = float(min(max(40.0, np.ceil(max(x2 - x1, y2 - y1) / 40.0) * 40.0), max_side))
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    s = size / side
+    # pixel centres: crop = (image + 0.5 - corner) * s - 0.5
+    affine = np.array([[s, 0, (0.5 - (cx - side / 2)) * s - 0.5],
+                       [0, s, (0.5 - (cy - side / 2)) * s - 0.5]], dtype=np.float64)
+    crop = cv2.warpAffine(rgb, affine, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    uv = pixels.astype(np.float64) @ affine[:, :2].T + affine[:, 2]
+    return (crop.astype(np.float32).transpose(2, 0, 1) / 255.0), uv.astype(np.float32)
+
+
 def sample_instance(frame: Frame, mask: np.ndarray, class_id: int, rng: np.random.Generator,
                     n_points: int = N_POINTS, index: int | None = None, mask_noise: bool = False,
-                    min_points: int = MIN_POINTS) -> dict[str, Any] | None:
+                    min_points: int = MIN_POINTS, rgb_size: int | None = None) -> dict[str, Any] | None:
     """Build one instance's sample from a frame and its ``(H, W)`` bool mask.
 
     Args:
@@ -190,6 +219,7 @@ def sample_instance(frame: Frame, mask: np.ndarray, class_id: int, rng: np.rando
         rng: randomness for point sampling and mask noise.
         index: position of the instance in ``frame.poses`` for ground-truth targets (None: no targets).
         mask_noise: apply GPV's mask boundary noise (training).
+        rgb_size: also add the square RGB crop ``rgb`` and ``rgb_pixels`` (:func:`crop_rgb`).
 
     Returns:
         the sample dict (module docstring), or None when fewer than ``min_points`` valid depth pixels remain.
@@ -225,6 +255,8 @@ def sample_instance(frame: Frame, mask: np.ndarray, class_id: int, rng: np.rando
         p = frame.poses[index]
         sample.update(R=p.R.astype(np.float32), t=p.t.astype(np.float32), size=p.size.astype(np.float32),
                       size_residual=(p.size - mean_size).astype(np.float32))
+    if rgb_size:
+        sample["rgb"], sample["rgb_pixels"] = crop_rgb(frame.rgb, sample["bbox"], sample["pixels"], int(rgb_size))
     return sample
 
 
@@ -249,13 +281,15 @@ class InstanceDataset(torch.utils.data.Dataset):
         train: apply mask noise and 3D augmentations.
         augment: augmentation settings.
         model_points: optional ``fn(frame, index) -> (M, 3)`` mesh samples in the metric object frame.
+        rgb_size: add the RGB crop (``rgb``, ``rgb_pixels``) of this side to every sample (None: no crop).
     """
 
     def __init__(self, frames: Sequence[Frame], n_points: int = N_POINTS, train: bool = True,
                  augment: AugmentConfig | None = None,
                  model_points: Callable[[Frame, int], np.ndarray | None] | None = None,
-                 min_points: int = MIN_POINTS) -> None:
+                 min_points: int = MIN_POINTS, rgb_size: int | None = None) -> None:
         self.frames, self.n_points, self.train = frames, n_points, train
+        self.rgb_size = rgb_size
         self.augment = augment or AugmentConfig()
         self.model_points = model_points
         self.min_points = min_points
@@ -282,9 +316,10 @@ class InstanceDataset(torch.utils.data.Dataset):
         mask = frame.instance_map == frame.instance_ids[j]
         cls = int(frame.class_ids[j])
         noise = self.train and rng.random() < self.augment.p_mask_noise
-        s = sample_instance(frame, mask, cls, rng, self.n_points, index=j, mask_noise=noise, min_points=1)
+        s = sample_instance(frame, mask, cls, rng, self.n_points, index=j, mask_noise=noise, min_points=1,
+                            rgb_size=self.rgb_size)
         if s is None:  # cannot happen for indexed instances unless noise removed everything
-            s = sample_instance(frame, mask, cls, rng, self.n_points, index=j, min_points=1)
+            s = sample_instance(frame, mask, cls, rng, self.n_points, index=j, min_points=1, rgb_size=self.rgb_size)
         if self.model_points is not None:
             mp = self.model_points(frame, j)
             if mp is not None:

@@ -51,7 +51,9 @@ def build_frames(cfg: DictConfig, subset: str, training: bool = False):
 def build_train_set(cfg: DictConfig) -> InstanceDataset:
     frames = build_frames(cfg, cfg.data.train_subset, training=True)
     aug = AugmentConfig(**OmegaConf.to_container(cfg.data.get("augment", {}), resolve=True))
-    return InstanceDataset(frames, n_points=int(cfg.data.n_points), train=True, augment=aug)
+    rgb = cfg.data.get("rgb_size")  # models with an RGB branch (CleanPose) need the instance crop
+    return InstanceDataset(frames, n_points=int(cfg.data.n_points), train=True, augment=aug,
+                           rgb_size=int(rgb) if rgb else None)
 
 
 def build_mask_source(cfg: DictConfig) -> MaskSource:

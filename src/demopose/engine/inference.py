@@ -85,8 +85,10 @@ def predict_frame(model: torch.nn.Module, frame: Frame, instances: FrameInstance
     seed = int(seed)
     rng = np.random.default_rng(seed)
     samples, kept = [], []
+    rgb_size = getattr(model, "rgb_size", None)  # models with an RGB branch ask for the instance crop
     for j in range(len(instances.class_ids)):
-        s = sample_instance(frame, instances.masks[j], int(instances.class_ids[j]), rng, n_points)
+        s = sample_instance(frame, instances.masks[j], int(instances.class_ids[j]), rng, n_points,
+                            rgb_size=rgb_size)
         if s is not None:
             samples.append(s)
             kept.append(j)
