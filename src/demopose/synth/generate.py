@@ -50,6 +50,8 @@ class SynthConfig:
         frames_per_scene: REAL style: frames per ``scene_<k>`` folder. renderer: ``embree``/``torch``.
         mpl_points: Poisson-disk samples per model. model_factory: module with ``make_object``,
             ``make_distractor`` (optional) and ``CATEGORIES``.
+        start_method: multiprocessing start method (None: ``fork`` where available, else ``spawn``;
+            use ``spawn`` from a process that already runs threads, e.g. a training loop).
     """
 
     out: str
@@ -66,6 +68,7 @@ class SynthConfig:
     renderer: str = "embree"
     mpl_points: int = 1024
     model_factory: str = "demopose.synth.meshes"
+    start_method: str | None = None
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     def __post_init__(self) -> None:
@@ -81,7 +84,7 @@ class SynthConfig:
     def identity(self) -> dict:
         """The settings that determine the frames' content (must match when resuming)."""
         d = dataclasses.asdict(self)
-        for k in ("out", "frames", "workers"):
+        for k in ("out", "frames", "workers", "start_method"):
             d.pop(k)
         return d
 
@@ -235,7 +238,7 @@ def generate(cfg: SynthConfig, progress: bool = True) -> GenerateReport:
                 _write(cfg, make_frame(cfg, i, pool, renderer))
                 bar.update(1)
         else:
-            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            method = cfg.start_method or ("fork" if "fork" in mp.get_all_start_methods() else "spawn")
             ctx = mp.get_context(method)
             with ctx.Pool(min(cfg.workers, len(todo)), initializer=_init_worker, initargs=(cfg,)) as pp:
                 for _ in pp.imap_unordered(_work, todo, chunksize=1):
