@@ -1,0 +1,149 @@
+"""Point-BERT transformer point encoder (the ULIP-2 teacher of CleanPose), loading ULIP checkpoints.
+
+Yu et al., "Point-BERT: Pre-training 3D Point Cloud Transformers with Masked Point Modeling", CVPR 2022;
+Xue et al., "ULIP-2", CVPR 2024 (salesforce/ULIP ``models/pointbert/point_encoder.py``;
+notes/cleanpose.md §3.1, §3.5). Layout (key names under ``point_encoder.``):
+
+- grouping: ``num_group`` FPS centres, ``group_size`` nearest neighbours each, coordinates relative
+  to the centre;
+- ``encoder.first_conv.{0,1,3}`` (Conv1d 3->128, BN, ReLU, Conv1d 128->256), max-pool, concatenate the
+  pooled and per-point features, ``encoder.second_conv.{0,1,3}`` (Conv1d 512->512, BN, ReLU, Conv1d
+  512->``encoder_dims``), max-pool: one token per group;
+- ``reduce_dim`` (encoder_dims -> width), ``cls_token``, ``cls_pos`` ``(1, 1, width)``,
+  ``pos_embed.{0,2}`` (Linear 3->128, GELU, Linear 128->width) of the centres;
+- ``blocks.blocks.{i}``: pre-LN blocks (``norm1``, ``attn.qkv`` without bias, ``attn.proj``, ``norm2``,
+  ``mlp.fc1``, ``mlp.fc2``), each fed ``x + pos``; final ``norm``;
+- output: ``[cls token; max over group tokens]`` = ``2 * width`` (768 for ULIP-2), the pre-projection
+  feature CleanPose distils.
+
+:func:`load_ulip_pointbert` keeps the ``module.point_encoder.`` keys of a ULIP checkpoint (``state_dict``
+entry; the file may also hold an ``argparse.Namespace``, allowed explicitly) and strict-loads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from demopose._checks import check_shape
+from demopose.geometry.sampling import farthest_point_sample
+from demopose.layers.knn import gather_points, knn_indices
+
+__all__ = ["PointBERT", "load_ulip_pointbert"]
+
+
+class _Encoder(nn.Module):
+    def __init__(self, out: int) -> None:
+        super().__init__()
+        self.first_conv = nn.Sequential(nn.Conv1d(3, 128, 1), nn.BatchNorm1d(128), nn.ReLU(inplace=True),
+                                        nn.Conv1d(128, 256, 1))
+        self.second_conv = nn.Sequential(nn.Conv1d(512, 512, 1), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+                                         nn.Conv1d(512, out, 1))
+
+    def forward(self, groups: torch.Tensor) -> torch.Tensor:  # (B, G, S, 3) -> (B, G, out)
+        B, G, S, _ = groups.shape
+        f = self.first_conv(groups.reshape(B * G, S, 3).transpose(1, 2))  # (BG, 256, S)
+        f = torch.cat([f.amax(-1, keepdim=True).expand(-1, -1, S), f], dim=1)
+        return self.second_conv(f).amax(-1).view(B, G, -1)
+
+
+class _Attn(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, D))
+
+
+class _Mlp(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class _Block(nn.Module):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn, self.mlp = _Attn(dim, heads), _Mlp(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class _Blocks(nn.Module):
+    def __init__(self, dim: int, depth: int, heads: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(_Block(dim, heads) for _ in range(depth))
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        for blk in self.blocks:
+            x = blk(x + pos)
+        return x
+
+
+class PointBERT(nn.Module):
+    """Point-BERT encoder; defaults are ULIP-2's (width 384, depth 12, 6 heads, 512 groups x 32,
+    encoder dims 256). Drop-path is omitted (the teacher always runs in eval mode).
+
+    Shapes: ``(B, N, 3)`` (unit-sphere normalised) -> ``(B, 2 * width)``; ``out_channels = 2 * width``.
+    """
+
+    def __init__(self, width: int = 384, depth: int = 12, heads: int = 6, num_group: int = 512,
+                 group_size: int = 32, encoder_dims: int = 256) -> None:
+        super().__init__()
+        self.num_group, self.group_size, self.out_channels = num_group, group_size, 2 * width
+        self.encoder = _Encoder(encoder_dims)
+        self.reduce_dim = nn.Linear(encoder_dims, width)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.cls_pos = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        self.pos_embed = nn.Sequential(nn.Linear(3, 128), nn.GELU(), nn.Linear(128, width))
+        self.blocks = _Blocks(width, depth, heads)
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, pts: torch.Tensor) -> torch.Tensor:
+        check_shape(pts, "B N 3", "pts")
+        B, N, _ = pts.shape
+        g = min(self.num_group, N)
+        centres = gather_points(pts, farthest_point_sample(pts, g))
+        idx = knn_indices(centres, pts, k=min(self.group_size, N))
+        groups = gather_points(pts, idx) - centres.unsqueeze(2)
+        tokens = self.reduce_dim(self.encoder(groups))
+        x = torch.cat([self.cls_token.expand(B, -1, -1), tokens], dim=1)
+        pos = torch.cat([self.cls_pos.expand(B, -1, -1), self.pos_embed(centres)], dim=1)
+        x = self.norm(self.blocks(x, pos))
+        return torch.cat([x[:, 0], x[:, 1:].amax(1)], dim=-1)
+
+
+def load_ulip_pointbert(model: PointBERT, path: str | Path, prefix: str = "module.point_encoder.") -> None:
+    """Strict-load the point encoder of a local ULIP checkpoint into ``model``.
+
+    Raises:
+        FileNotFoundError: no file; ValueError: no ``prefix`` keys, or shapes/keys that do not match.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"ULIP checkpoint {p} does not exist")
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
+    sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if not sub:
+        raise ValueError(f"{p}: no keys starting with {prefix!r} in its state_dict")
+    try:
+        model.load_state_dict(sub, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{p}: the {prefix!r} weights do not fit this PointBERT ({e})") from None
