@@ -40,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
     from demopose.categories import get_table
-    from demopose.data.instances import collate_instances
     from demopose.engine import Trainer, TrainerConfig, default_hooks, dist, load_config, save_config
     from demopose.engine.build import (
+        build_collate,
         build_frames,
         build_mask_source,
         build_model_from_config,
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         tcfg = TrainerConfig(max_steps=int(cfg.train.max_steps), batch_size=int(cfg.train.batch_size),
                              num_workers=int(cfg.train.num_workers), grad_clip=cfg.train.grad_clip,
                              seed=int(cfg.train.seed))
-        trainer = Trainer(model, opt, sched, train_set, collate_instances, tcfg, run_dir, hooks, device,
+        trainer = Trainer(model, opt, sched, train_set, build_collate(train_set), tcfg, run_dir, hooks, device,
                           config=OmegaConf.to_container(cfg, resolve=True))
         if dist.is_main():
             run_dir.mkdir(parents=True, exist_ok=True)

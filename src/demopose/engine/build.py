@@ -17,7 +17,8 @@ from demopose.data.instances import AugmentConfig, InstanceDataset
 from demopose.engine.inference import MaskSource, gt_instances, published_detections
 from demopose.engine.optim import build_optimizer, build_scheduler
 
-__all__ = ["build_frames", "build_mask_source", "build_model_from_config", "build_optim", "build_train_set",
+__all__ = ["build_collate", "build_frames", "build_mask_source", "build_model_from_config", "build_optim",
+           "build_train_set",
            "require_data_root"]
 
 
@@ -49,11 +50,29 @@ def build_frames(cfg: DictConfig, subset: str, training: bool = False):
 
 
 def build_train_set(cfg: DictConfig) -> InstanceDataset:
+    """``data.sample``: ``instance`` (default; per-instance point clouds) or ``frame`` (whole letterboxed
+    images with detection targets, :mod:`demopose.data.detection_samples`; ``data.input_size: [W, H]``)."""
     frames = build_frames(cfg, cfg.data.train_subset, training=True)
+    if cfg.data.get("sample", "instance") == "frame":
+        from demopose.data.detection_samples import DetectionAugment, FrameDetectionDataset
+
+        d_aug = {k: tuple(v) if isinstance(v, list) else v
+                 for k, v in OmegaConf.to_container(cfg.data.get("augment", {}), resolve=True).items()}
+        size = tuple(int(v) for v in cfg.data.get("input_size", (320, 320)))
+        return FrameDetectionDataset(frames, size, train=True, augment=DetectionAugment(**d_aug))
+    if cfg.data.get("sample", "instance") != "instance":
+        raise ValueError(f"data.sample: expected 'instance' or 'frame', got {cfg.data.sample!r}")
     aug = AugmentConfig(**OmegaConf.to_container(cfg.data.get("augment", {}), resolve=True))
     rgb = cfg.data.get("rgb_size")  # models with an RGB branch (CleanPose) need the instance crop
     return InstanceDataset(frames, n_points=int(cfg.data.n_points), train=True, augment=aug,
                            rgb_size=int(rgb) if rgb else None)
+
+
+def build_collate(train_set) -> object:
+    """The dataset's own ``collate_fn`` when it has one, else :func:`collate_instances`."""
+    from demopose.data.instances import collate_instances
+
+    return getattr(train_set, "collate_fn", collate_instances)
 
 
 def build_mask_source(cfg: DictConfig) -> MaskSource:

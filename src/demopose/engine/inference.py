@@ -129,12 +129,22 @@ def run_inference(model: torch.nn.Module, frames: Sequence[Frame] | Iterable[Fra
     model.eval()
     if evaluator is not None:
         evaluator.reset()
+    # models that detect by themselves (e.g. the monocular detector) ignore ``mask_source``; with
+    # ``detect_frame`` they also get 2D box AP@0.5 and keypoint pixel error (keys ``det2d/...``)
+    detects = callable(getattr(model, "detect_frame", None)) or callable(getattr(model, "predict_frame", None))
+    det_ev = None
+    if callable(getattr(model, "detect_frame", None)) and evaluator is not None:
+        from demopose.evaluation.detection2d import Detection2DEvaluator
+
+        det_ev = Detection2DEvaluator(evaluator.categories)
     order = list(range(len(frames))) if indices is None else [int(i) for i in indices]  # type: ignore[arg-type]
     try:
         for i in tqdm(order, desc="inference", unit="frame", disable=not progress):
             frame = frames[i]  # type: ignore[index]
-            inst = mask_source(frame)
-            pred, _ = predict_frame(model, frame, inst, n_points, seed + i, device)
+            if detects:
+                pred = _self_detected(model, frame, device, det_ev)
+            else:
+                pred, _ = predict_frame(model, frame, mask_source(frame), n_points, seed + i, device)
             gt = frame.ground_truth() if frame.poses is not None else PoseSet.empty()
             if evaluator is not None:
                 evaluator.process(pred, gt)
@@ -144,4 +154,20 @@ def run_inference(model: torch.nn.Module, frames: Sequence[Frame] | Iterable[Fra
                                   FrameResult(frame.frame_id or str(i), pred, gt))
     finally:
         model.train(was_training)
-    return evaluator.evaluate() if evaluator is not None else {}
+    metrics = evaluator.evaluate() if evaluator is not None else {}
+    if det_ev is not None and metrics:  # rank 0 only; computed on rank 0's frames
+        metrics.update(det_ev.evaluate())
+    return metrics
+
+
+def _self_detected(model: torch.nn.Module, frame: Frame, device, det_ev) -> PoseSet:
+    """Poses from a model that detects by itself; feeds the 2D detection evaluator when given."""
+    if not callable(getattr(model, "detect_frame", None)):
+        return model.predict_frame(frame, device=device)
+    det = model.detect_frame(frame, device=device)
+    if det_ev is not None and frame.poses is not None:
+        from demopose.data.detection_samples import frame_targets
+
+        gt = frame_targets(frame)
+        det_ev.process(det.boxes, det.class_ids, det.scores, det.keypoints, gt.boxes, gt.labels + 1, gt.keypoints)
+    return model.poses_from_detections(frame, det)

@@ -1,0 +1,242 @@
+"""The monocular branch of DeMo-Pose: a GhostNet–PAN–GFL single-stage detector of projected 3D cuboids.
+
+DeMo-Pose (arXiv 2603.27533, ICASSP 2026; seed text ``000``): "a single-stage detector [...] that can
+predict projected 3D-keypoints and relative size of objects", GhostNet backbone (Han et al., CVPR 2020),
+PAN neck and heads trained with GIoU, Quality Focal and Distribution Focal losses (Li et al., NeurIPS
+2020) — the NanoDet design (RangiLyu/nanodet; notes/monocular.md). Pose comes from PnP on the predicted
+keypoints and relative size (:mod:`demopose.models.keypoint_pose`); the frozen PAN output is the
+"monocular feature map" the fusion model samples at the depth points' pixels.
+
+Pipeline on a ``(B, 3, H_in, W_in)`` letterboxed, normalised image (H_in, W_in multiples of 32):
+GhostNet taps at strides 8/16/32 (40/112/960 ch) -> PAN (``pan``: 3 levels) or Ghost-PAN (``ghost_pan``:
++ stride 64) with ``C`` channels -> per-level :class:`~demopose.models.gfl_head.GFLHead` ->
+per prior: class scores, box, 9 keypoints (8 corners in NOCS order + centre), relative size.
+
+Variants: ``mono`` (GhostNet 1.0x, Ghost-PAN 96, 416² input, head kernel 5) and ``mono_small`` (GhostNet
+0.5x, PAN 64, 320² input, head kernel 3) for CPU experiments and tests.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from demopose.categories import get_table
+from demopose.data.detection_samples import letterbox_matrix, normalize_image
+from demopose.data.frame import Frame
+from demopose.geometry.pose import PoseSet
+from demopose.layers.nms import multiclass_nms
+from demopose.models.assigners import build_assigner
+from demopose.models.base import PosePrediction
+from demopose.models.gfl_head import GFLHead, LossWeights
+from demopose.models.ghostnet import GhostNet, load_pretrained
+from demopose.models.keypoint_pose import poses_from_keypoints
+from demopose.models.pan import build_neck
+from demopose.models.registry import register_model
+
+__all__ = ["FrameDetections", "MonoConfig", "MonoDetector", "mono", "mono_small"]
+
+
+@dataclass(frozen=True)
+class MonoConfig:
+    """Architecture and post-processing of the monocular detector.
+
+    Attributes:
+        category_table: classes (``C`` = its size) and mean sizes.
+        width: GhostNet width multiplier. pretrained: optional local GhostNet checkpoint (never downloaded).
+        neck: ``pan`` | ``ghost_pan``. neck_channels: ``C_neck``. num_extra_level: Ghost-PAN extra levels.
+        head_convs, head_kernel: tower depth / depthwise kernel. reg_max: box distribution bins − 1.
+        assigner: ``atss`` | ``dsl``. input_size: ``(W_in, H_in)`` for :meth:`MonoDetector.predict_frame`.
+        score_threshold, iou_threshold, max_detections: NanoDet post-processing (0.05, 0.6, 100).
+        loss_weights: see :class:`~demopose.models.gfl_head.LossWeights`.
+    """
+
+    category_table: str = "nocs_real"
+    width: float = 1.0
+    pretrained: str | None = None
+    neck: str = "ghost_pan"
+    neck_channels: int = 96
+    num_extra_level: int = 1
+    head_convs: int = 2
+    head_kernel: int = 5
+    reg_max: int = 7
+    assigner: str = "atss"
+    input_size: tuple[int, int] = (416, 416)
+    score_threshold: float = 0.05
+    iou_threshold: float = 0.6
+    max_detections: int = 100
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self) -> None:
+        if self.input_size[0] % 32 or self.input_size[1] % 32:
+            raise ValueError(f"MonoConfig.input_size: expected multiples of 32, got {self.input_size}")
+
+
+@dataclass
+class FrameDetections:
+    """Detections of one frame in original-image pixels.
+
+    Attributes: ``boxes (M, 4)`` x1 y1 x2 y2, ``class_ids (M,)`` 1-based, ``scores (M,)``,
+    ``keypoints (M, 9, 2)`` (8 corners NOCS order + centre), ``rel_size (M, 3)`` (unit diagonal).
+    """
+
+    boxes: np.ndarray
+    class_ids: np.ndarray
+    scores: np.ndarray
+    keypoints: np.ndarray
+    rel_size: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.class_ids)
+
+
+class MonoDetector(nn.Module):
+    """GhostNet–PAN–GFL detector of projected cuboids (module docstring).
+
+    ``forward(batch)`` takes ``batch["image"] (B, 3, H_in, W_in)`` and returns a :class:`PosePrediction`
+    whose ``R``, ``t``, ``size`` are empty ``(0, ...)`` (poses come from :meth:`predict_frame`) and whose
+    ``outputs`` hold ``cls (B, P, C)``, ``reg (B, P, 4(n+1))``, ``kpt (B, P, 18)``, ``size (B, P, 3)``,
+    ``priors (P, 2)``, ``strides (P,)`` and ``level_sizes (L,)``. ``loss(pred, batch)`` needs the targets
+    of :func:`~demopose.data.detection_samples.collate_detection`.
+    """
+
+    def __init__(self, cfg: MonoConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or MonoConfig()
+        self.categories = get_table(cfg.category_table)
+        self.class_ids = np.asarray(self.categories.ids, dtype=np.int64)
+        self.backbone = GhostNet(cfg.width)
+        if cfg.pretrained:
+            load_pretrained(self.backbone, cfg.pretrained)
+        self.neck = build_neck(cfg.neck, self.backbone.out_channels, cfg.neck_channels, cfg.num_extra_level)
+        strides = list(self.backbone.strides)
+        for _ in range(getattr(self.neck, "num_extra_level", 0)):
+            strides.append(strides[-1] * 2)
+        self.strides = tuple(strides)
+        self.head = GFLHead(len(self.categories), cfg.neck_channels, self.strides, cfg.neck_channels,
+                            cfg.head_convs, cfg.head_kernel, cfg.reg_max, loss_weights=cfg.loss_weights)
+        self.assigner = build_assigner(cfg.assigner)
+        self._frozen = False
+
+    # -- the monocular feature map --------------------------------------------------------------------------
+    def feature_map(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The PAN outputs — DeMo-Pose's "monocular feature map": a list of ``(B, C_neck, H_in/s, W_in/s)``
+        for ``s`` in :attr:`strides` (finest, stride 8, first). ``images (B, 3, H_in, W_in)`` as produced by
+        :func:`~demopose.data.detection_samples.normalize_image` after the letterbox. Sample a level at an
+        input pixel ``(u, v)`` with ``grid_sample(align_corners=False)`` at ``2(u + 0.5)/W_in − 1``."""
+        return self.neck(self.backbone(images))
+
+    def freeze(self) -> MonoDetector:
+        """Eval mode (BN running statistics) and no gradients, kept by later ``train()`` calls."""
+        self._frozen = True
+        self.requires_grad_(False)
+        return super().train(False)
+
+    def train(self, mode: bool = True) -> MonoDetector:
+        return super().train(False if self._frozen else mode)
+
+    # -- training -------------------------------------------------------------------------------------------
+    def forward(self, batch: dict[str, torch.Tensor]) -> PosePrediction:
+        images = batch["image"]
+        feats = self.feature_map(images)
+        out = self.head(feats)
+        priors, strides, counts = self.head.priors_for(feats)
+        out.update(priors=priors, strides=strides, level_sizes=torch.tensor(counts))
+        B = images.shape[0]
+        empty = images.new_zeros((0, 3))
+        return PosePrediction(R=images.new_zeros((0, 3, 3)), t=empty, size=empty,
+                              score=images.new_zeros((0,)), outputs=out | {"batch_size": torch.tensor(B)})
+
+    def loss(self, pred: PosePrediction, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        o = pred.outputs
+        head_out = {k: o[k] for k in ("cls", "reg", "kpt", "size")}
+        return self.head.loss(head_out, o["priors"], o["strides"], [int(c) for c in o["level_sizes"]], batch,
+                              self.assigner)
+
+    # -- inference ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def detect_images(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """Post-processed detections per image, in input pixels: ``boxes (M, 4)``, ``labels (M,)`` 0-based,
+        ``scores (M,)``, ``keypoints (M, 9, 2)``, ``rel_size (M, 3)``."""
+        pred = self.forward({"image": images})
+        o = pred.outputs
+        dec = self.head.decode({k: o[k] for k in ("cls", "reg", "kpt", "size")}, o["priors"], o["strides"])
+        H, W = images.shape[-2:]
+        res = []
+        for b in range(images.shape[0]):
+            boxes = dec["boxes"][b].clone()
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(-0.5, W - 0.5)
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(-0.5, H - 0.5)
+            pi, ci, s = multiclass_nms(boxes, dec["scores"][b], self.cfg.score_threshold, self.cfg.iou_threshold,
+                                       self.cfg.max_detections)
+            res.append({"boxes": boxes[pi], "labels": ci, "scores": s, "keypoints": dec["keypoints"][b, pi],
+                        "rel_size": dec["rel_size"][b, pi]})
+        return res
+
+    def detect_frame(self, frame: Frame, device: torch.device | str | None = None) -> FrameDetections:
+        """Letterbox ``frame.rgb`` to :attr:`MonoConfig.input_size`, detect, map back to original pixels."""
+        W, H = self.cfg.input_size
+        M = letterbox_matrix(frame.width, frame.height, W, H)
+        import cv2
+
+        img = cv2.warpAffine(frame.rgb, M[:2], (W, H), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+        device = device or next(self.parameters()).device
+        x = torch.from_numpy(normalize_image(img))[None].to(device)
+        was = self.training
+        self.eval()
+        try:
+            d = self.detect_images(x)[0]
+        finally:
+            self.train(was)
+        r, off = M[0, 0], M[0, 2]
+
+        def back(a: torch.Tensor) -> np.ndarray:
+            return (a.double().cpu().numpy() - off) / r
+
+        return FrameDetections(boxes=back(d["boxes"]), class_ids=self.class_ids[d["labels"].cpu().numpy()],
+                               scores=d["scores"].double().cpu().numpy(), keypoints=back(d["keypoints"]),
+                               rel_size=d["rel_size"].double().cpu().numpy())
+
+    def poses_from_detections(self, frame: Frame, det: FrameDetections, use_depth: bool = True) -> PoseSet:
+        """PnP + scale (depth median ratio when ``use_depth`` and the frame has depth, else category mean)."""
+        depth = frame.depth if use_depth and frame.depth is not None and np.any(frame.depth > 0) else None
+        return poses_from_keypoints(det.keypoints, det.rel_size, det.class_ids, det.scores, frame.K,
+                                    self.categories, boxes=det.boxes, depth=depth)
+
+    def predict_frame(self, frame: Frame, device: torch.device | str | None = None) -> PoseSet:
+        """Detect and estimate every object's 9-DoF pose in ``frame`` (a :class:`PoseSet`)."""
+        return self.poses_from_detections(frame, self.detect_frame(frame, device))
+
+
+def _build(base: MonoConfig, overrides: dict[str, Any]) -> MonoDetector:
+    if "loss_weights" in overrides and isinstance(overrides["loss_weights"], dict):
+        overrides["loss_weights"] = LossWeights(**overrides["loss_weights"])
+    if "input_size" in overrides:
+        overrides["input_size"] = tuple(int(v) for v in overrides["input_size"])
+    fields = set(MonoConfig.__dataclass_fields__)
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"model args: unknown MonoConfig field(s) {unknown}; expected some of {sorted(fields)}")
+    if overrides.get("pretrained"):
+        overrides["pretrained"] = os.fspath(overrides["pretrained"])
+    from dataclasses import replace
+
+    return MonoDetector(replace(base, **overrides))
+
+
+@register_model("mono")
+def mono(**overrides: Any) -> MonoDetector:
+    """GhostNet-1.0x, Ghost-PAN(96) + stride-64 level, kernel-5 heads, 416² input (NanoDet-Plus-m)."""
+    return _build(MonoConfig(), overrides)
+
+
+@register_model("mono_small")
+def mono_small(**overrides: Any) -> MonoDetector:
+    """GhostNet-0.5x, PAN(64), kernel-3 heads, 320² input: CPU experiments and tests."""
+    return _build(MonoConfig(width=0.5, neck="pan", neck_channels=64, num_extra_level=0, head_kernel=3,
+                             input_size=(320, 320)), overrides)

@@ -1,0 +1,72 @@
+"""2D box overlap (IoU / GIoU known values) and pure-torch NMS against a brute-force reference."""
+
+import numpy as np
+import pytest
+import torch
+
+from demopose.layers.box_ops import box_iou, generalized_box_iou, giou_loss
+from demopose.layers.nms import batched_nms, multiclass_nms, nms
+
+
+def test_giou_known_values():
+    a = torch.tensor([[0.0, 0, 2, 2], [0, 0, 1, 1], [0, 0, 2, 2]])
+    b = torch.tensor([[0.0, 0, 2, 2], [2, 0, 3, 1], [1, 0, 3, 2]])
+    g = generalized_box_iou(a, b, aligned=True)
+    # identical: 1; disjoint, enclosing 3 x 1, union 2: 0 - 1/3; half overlap: IoU 2/6, enclosing = union
+    assert torch.allclose(g, torch.tensor([1.0, -1 / 3, 1 / 3]), atol=1e-6)
+    assert torch.allclose(box_iou(a, b, aligned=True), torch.tensor([1.0, 0.0, 1 / 3]), atol=1e-6)
+    assert torch.allclose(giou_loss(a, b), 1 - g)
+    # far apart: GIoU tends to -1
+    far = generalized_box_iou(torch.tensor([[0.0, 0, 1, 1]]), torch.tensor([[1000.0, 1000, 1001, 1001]]))
+    assert far.item() == pytest.approx(-1, abs=1e-5)
+    # pairwise form agrees with the aligned form
+    assert torch.allclose(generalized_box_iou(a, b).diagonal(), g)
+
+
+def test_giou_gradient_flows_for_disjoint_boxes():
+    p = torch.tensor([[0.0, 0, 1, 1]], requires_grad=True)
+    giou_loss(p, torch.tensor([[2.0, 0, 3, 1]])).sum().backward()
+    assert p.grad.abs().sum() > 0  # unlike IoU, GIoU pulls disjoint boxes together
+
+
+def _brute_nms(boxes: np.ndarray, scores: np.ndarray, thr: float) -> list[int]:
+    def iou(a, b):
+        iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        inter = iw * ih
+        ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+        return inter / ua
+
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    keep: list[int] = []
+    for i in order:
+        if all(iou(boxes[i], boxes[k]) <= thr for k in keep):
+            keep.append(i)
+    return keep
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_nms_matches_brute_force(seed):
+    g = np.random.default_rng(seed)
+    xy = g.uniform(0, 50, (80, 2))
+    wh = g.uniform(5, 30, (80, 2))
+    boxes = np.concatenate([xy, xy + wh], 1)
+    scores = g.permutation(80) / 80.0  # distinct scores: a unique greedy order
+    for thr in (0.3, 0.5, 0.7):
+        got = nms(torch.tensor(boxes), torch.tensor(scores), thr).tolist()
+        assert got == _brute_nms(boxes, scores, thr)
+    labels = g.integers(0, 3, 80)
+    got = sorted(batched_nms(torch.tensor(boxes), torch.tensor(scores), torch.tensor(labels), 0.5).tolist())
+    want = sorted(i for c in range(3) for i in np.nonzero(labels == c)[0][
+        _brute_nms(boxes[labels == c], scores[labels == c], 0.5)])
+    assert got == want
+
+
+def test_class_aware_nms_keeps_overlapping_boxes_of_other_classes():
+    boxes = torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 10], [1, 1, 10, 10]])
+    scores = torch.tensor([[0.9, 0.8], [0.1, 0.2], [0.7, 0.01]])
+    prior, cls, s = multiclass_nms(boxes, scores, score_threshold=0.05, iou_threshold=0.6)
+    # same box, two classes: both kept; duplicates within a class (box 1, box 2 at IoU 0.81) suppressed
+    assert list(zip(prior.tolist(), cls.tolist())) == [(0, 0), (0, 1)]
+    assert torch.allclose(s, torch.tensor([0.9, 0.8]))
+    assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).numel() == 0
