@@ -81,6 +81,12 @@ class GPVConfig:
         recon_hidden: hidden width of the symmetric-reconstruction head (128).
         face_hidden: hidden widths of the face (voting) head (512, 256, 128).
         vector_eps: epsilon of the vector normalisation ``v / (|v| + eps)`` (1e-6).
+        fusion: DeMo-Pose per-point RGB fusion (:mod:`demopose.models.fusion`: concat, add, hadamard,
+            mlp, attention) of ``batch["rgb_point_features"]`` ``(B, N, rgb_channels)`` into the
+            backbone features before the heads; None for depth only (GPV-Pose).
+        rgb_channels: channels of the RGB point features (the monocular PAN width).
+        mesh_points: points predicted by the training-only Mesh-Point Loss head (0: no MPL).
+        mpl_weight: λ_MPL (2000, DeMo-Pose).
     """
 
     backbone: Literal["gcn", "hs"] = "gcn"
@@ -98,6 +104,10 @@ class GPVConfig:
     recon_hidden: int = 128
     face_hidden: tuple[int, ...] = (512, 256, 128)
     vector_eps: float = 1e-6
+    fusion: str | None = None
+    rgb_channels: int = 0
+    mesh_points: int = 0
+    mpl_weight: float = 2000.0
 
     def __post_init__(self) -> None:
         if self.backbone not in ("gcn", "hs"):
@@ -343,7 +353,21 @@ class GPVPose(nn.Module):
         self.table: CategoryTable = get_table(config.category_table)
         self.num_classes = nc = len(self.table)
         self.backbone = GPVBackbone(config)
-        feat_c = self.backbone.out_channels + nc
+        self.fusion = None
+        geo_c = self.backbone.out_channels
+        if config.fusion is not None:
+            from demopose.models.fusion import PointFusion
+
+            if config.rgb_channels <= 0:
+                raise ValueError("GPVConfig.rgb_channels: must be > 0 when fusion is set")
+            self.fusion = PointFusion(config.fusion, geo_c, config.rgb_channels)
+            geo_c = self.fusion.out_channels
+        self.mesh_head = None
+        if config.mesh_points > 0:
+            from demopose.models.mesh_point_loss import MeshPointHead
+
+            self.mesh_head = MeshPointHead(self.backbone.global_channels, config.mesh_points)
+        feat_c = geo_c + nc
         head = dict(point_channels=config.head_point_channels, fc_channels=config.head_fc_channels,
                     dropout=config.head_dropout)
         self.rot_green = PooledVectorHead(feat_c, 4, **head)
@@ -390,6 +414,11 @@ class GPVPose(nn.Module):
         centroid = points.mean(dim=1, keepdim=True)
         centred = points - centroid
         feat, f_global = self.backbone(centred, generator)
+        if self.fusion is not None:
+            if "rgb_point_features" not in batch:
+                raise KeyError("GPVPose batch: this model fuses RGB features; missing 'rgb_point_features' "
+                               "(B, N, rgb_channels)")
+            feat = self.fusion(feat, batch["rgb_point_features"])
         one_hot = F.one_hot(class_ids - 1, self.num_classes).to(feat.dtype)
         x = torch.cat([feat, one_hot.unsqueeze(1).expand(-1, feat.shape[1], -1)], dim=-1)  # (B, N, C)
 
@@ -410,15 +439,28 @@ class GPVPose(nn.Module):
         if self.training:
             recon, normal, dist, conf = self.face_recon(x, f_global, centred)
             outputs.update(recon=recon + centroid, face_normal=normal, face_dist=dist, face_conf=conf)
+            if self.mesh_head is not None:
+                outputs["mesh_points"] = self.mesh_head(f_global)
         return PosePrediction(R=R, t=t, size=size_residual + mean_size, score=None, outputs=outputs)
 
     def loss(self, pred: PosePrediction, batch: Mapping[str, torch.Tensor], weights=None) -> dict[str, torch.Tensor]:
-        """All GPV-Pose training losses (:func:`demopose.models.gpv_loss.gpv_loss`)."""
+        """All GPV-Pose training loss terms (:func:`demopose.models.gpv_loss.gpv_loss`, without its ``loss`` total;
+        plus ``mpl`` with the Mesh-Point head). The engine minimises their sum."""
         from demopose.models.gpv_loss import gpv_loss, gpv_symmetry_targets
 
         if "sym_info" not in batch:  # derive GPV's symmetry labels from the category table
             batch = {**batch, **gpv_symmetry_targets(self.table, batch["class_ids"], batch.get("handle_visible"))}
-        return gpv_loss(pred, batch, weights)
+        losses = gpv_loss(pred, batch, weights)
+        losses.pop("loss")  # the engine minimises the sum of the terms; no total inside the dict
+        if "mesh_points" in pred.outputs:
+            if "model_points" not in batch:
+                raise KeyError("GPVPose batch: the Mesh-Point Loss needs 'model_points' (B, M, 3) mesh samples")
+            from demopose.models.mesh_point_loss import mesh_point_loss
+
+            sym = batch.get("y_symmetric", pred.outputs["y_symmetric"])
+            mpl = mesh_point_loss(pred.outputs["mesh_points"], batch["model_points"], batch["R"], sym)
+            losses["mpl"] = self.config.mpl_weight * mpl
+        return losses
 
 
 # --------------------------------------------------------------------------------------------------
