@@ -15,7 +15,8 @@ import torch
 
 from demopose.io import atomic_path
 
-__all__ = ["capture_rng_state", "load_checkpoint", "restore_rng_state", "save_checkpoint", "unwrap_model"]
+__all__ = ["capture_rng_state", "load_checkpoint", "restore_rng_state", "save_checkpoint", "strip_checkpoint",
+           "unwrap_model"]
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -63,3 +64,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{p}: not a demopose checkpoint (no 'model' key)")
     return state
+
+
+def strip_checkpoint(src: str | Path, dst: str | Path) -> None:
+    """Write a weights-only copy of a training checkpoint (model, config, step; no optimiser or RNG state),
+    the form that is shipped and loaded by ``demopose test`` and the predictor."""
+    state = load_checkpoint(src)
+    save_checkpoint(dst, {"model": state["model"], "config": state.get("config"), "step": state.get("step")})

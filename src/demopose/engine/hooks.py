@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from demopose.engine import dist
-from demopose.engine.checkpoint import capture_rng_state, restore_rng_state
+from demopose.engine.checkpoint import capture_rng_state, restore_rng_state, strip_checkpoint
 
 if TYPE_CHECKING:
     from demopose.engine.trainer import Trainer
@@ -54,7 +54,8 @@ class HookBase:
 
 
 class CheckpointHook(HookBase):
-    """Write ``last.pt`` every ``every`` steps and at the end (rank 0 only), atomically."""
+    """Write ``last.pt`` every ``every`` steps and at the end (rank 0 only), atomically; at the end also the
+    weights-only ``model_final.pt``."""
 
     def __init__(self, every: int) -> None:
         self.every = every
@@ -68,6 +69,8 @@ class CheckpointHook(HookBase):
         t = self.trainer
         if t.step >= t.max_steps:
             t.save_checkpoint()
+            if dist.is_main():  # the weights-only file that is shipped / loaded for inference
+                strip_checkpoint(t.run_dir / "last.pt", t.run_dir / "model_final.pt")
 
 
 class EvalHook(HookBase):
