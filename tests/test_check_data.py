@@ -98,3 +98,13 @@ def test_unknown_layout(tmp_path):
     with pytest.raises(ValueError, match="no known dataset layout"):
         check_dataset(tmp_path)
     assert main(["check-data", str(tmp_path / "nothing")]) == 1
+
+
+def test_check_data_accepts_generated_frames_of_other_sizes(tmp_path):
+    from demopose.data.check import check_dataset
+    from demopose.synth.generate import SynthConfig, generate
+
+    generate(SynthConfig(out=str(tmp_path), frames=2, seed=4, style="real", split="train", width=160, height=120,
+                         models_per_category=1, mpl_points=32), progress=False)
+    report = check_dataset(tmp_path, progress=False)
+    assert report.problems == []

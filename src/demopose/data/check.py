@@ -258,7 +258,8 @@ def _check_gts(sink: _Sink, fp: NOCSFramePath, annotated: list[MetaEntry], mask:
     if "gt_class_ids" in gts and not np.array_equal(gts["gt_class_ids"], cls):
         sink.error(gp, f"gt_class_ids {gts['gt_class_ids'].tolist()} differ from the annotated classes "
                        f"{cls.tolist()}")
-    K = (REAL_INTRINSICS if fp.kind == "real" else CAMERA_INTRINSICS).K
+    h, w = mask.shape[:2]  # NOCS intrinsics are for 640×480; generated data may be resized
+    K = (REAL_INTRINSICS if fp.kind == "real" else CAMERA_INTRINSICS).resized(w, h).K
     for e, RT in zip(annotated, rts):
         if not np.all(np.isfinite(RT)) or np.linalg.det(RT[:3, :3]) <= 0:
             sink.error(gp, f"instance {e.inst_id}: gt_RT is not a finite scaled rotation")
@@ -368,6 +369,22 @@ def _nocs_root_frames(root: Path, sink: _Sink) -> list[Path]:
     return frames
 
 
+def _generated_size(prefix: Path) -> tuple[int, int] | None:
+    """Image size recorded by the synthetic generator (``<Real|CAMERA>/<split>_synth.json``), if any:
+    generated data may be rendered at other sizes than the NOCS 640×480."""
+    import json
+
+    split_dir = prefix.parent.parent
+    info = split_dir.parent / f"{split_dir.name}_synth.json"
+    if not info.is_file():
+        return None
+    try:
+        cfg = json.loads(info.read_text())["config"]
+        return int(cfg["width"]), int(cfg["height"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def check_dataset(path: str | os.PathLike, categories: CategoryTable | None = None,
                   progress: bool = True, max_frames: int | None = None,
                   on_problem: Callable[[Problem], None] | None = None) -> CheckReport:
@@ -409,7 +426,8 @@ def check_dataset(path: str | os.PathLike, categories: CategoryTable | None = No
         else:
             frames = list_frames(p)
         for fr in frames:
-            jobs.append((lambda fr=fr: check_nocs_frame(fr, table), str(fr)))
+            size = _generated_size(Path(fr)) or NOCS_SIZE
+            jobs.append((lambda fr=fr, size=size: check_nocs_frame(fr, table, size=size), str(fr)))
     if max_frames is not None:
         jobs = jobs[:max_frames]
     for pr in sink.problems:
