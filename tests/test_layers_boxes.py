@@ -70,3 +70,21 @@ def test_class_aware_nms_keeps_overlapping_boxes_of_other_classes():
     assert list(zip(prior.tolist(), cls.tolist())) == [(0, 0), (0, 1)]
     assert torch.allclose(s, torch.tensor([0.9, 0.8]))
     assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).numel() == 0
+
+
+def test_detection2d_evaluator_known_values():
+    from demopose.categories import NOCS_REAL
+    from demopose.evaluation.detection2d import Detection2DEvaluator
+
+    ev = Detection2DEvaluator(NOCS_REAL)
+    kp_gt = np.zeros((2, 9, 2))
+    kp_pred = np.zeros((3, 9, 2))
+    kp_pred[0] += [3.0, 4.0]  # 5 px off
+    # bottle GT found (IoU 1) with a duplicate (false positive, lower score); mug GT found at IoU 0.25 only
+    ev.process(np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 5, 5]]), np.array([1, 1, 6]),
+               np.array([0.9, 0.5, 0.8]), kp_pred, np.array([[0, 0, 10, 10], [0, 0, 10, 10]]),
+               np.array([1, 6]), kp_gt)
+    m = ev.evaluate()
+    assert m["det2d/bottle/ap50"] == pytest.approx(1.0) and m["det2d/mug/ap50"] == 0.0
+    assert m["det2d/mean/ap50"] == pytest.approx(0.5) and m["det2d/kpt_px"] == pytest.approx(5.0)
+    assert np.isnan(m["det2d/bowl/ap50"])

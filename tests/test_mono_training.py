@@ -79,3 +79,5 @@ def test_cli_train_and_test_mono(tiny_data, tmp_path):
     assert main(["test", "mono_synth_small", str(run / "last.pt"), str(tiny_data), "--out", str(out),
                  "--no-progress", "--no-plots", *size]) == 0
     assert len(list((out / "results").glob("*.pkl"))) == 2
+    det2d = json.loads((out / "metrics.json").read_text())["detection_2d"]
+    assert "det2d/mean/ap50" in det2d and "det2d/kpt_px" in det2d

@@ -58,15 +58,19 @@ def run(args: argparse.Namespace) -> int:
     idx = limit_frames(len(frames), args.max_frames)
     table = get_table(cfg.data.categories)
     ev = NOCSEvaluator(table, iou_mode=str(cfg.eval.iou))
-    run_inference(model, frames, build_mask_source(cfg), ev, results_dir=out / "results",
-                  n_points=int(cfg.data.n_points), seed=int(cfg.eval.seed), device=device,
-                  progress=not args.no_progress, indices=idx)
+    metrics = run_inference(model, frames, build_mask_source(cfg), ev, results_dir=out / "results",
+                            n_points=int(cfg.data.n_points), seed=int(cfg.eval.seed), device=device,
+                            progress=not args.no_progress, indices=idx)
     for res in ev.results.values():
         print(format_table(res))
+    det2d = {k: v for k, v in metrics.items() if k.startswith("det2d/")}  # self-detecting models (mono)
+    for k, v in sorted(det2d.items()):
+        print(f"{k}: {v:.4f}")
+    extra = {"detection_2d": det2d} if det2d else {}
     write_json_atomic(out / "metrics.json", metrics_document(ev.results, results=str(out / "results"),
                                                              num_files=len(idx), category_table=table.name,
                                                              checkpoint=str(args.checkpoint),
-                                                             config=str(args.config)))
+                                                             config=str(args.config), **extra))
     if not args.no_plots:
         from demopose.evaluation.plots import plot_ap_curves
 
