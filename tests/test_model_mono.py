@@ -198,14 +198,16 @@ def test_detect_frame_and_predict_frame_run(tmp_path):
 
 
 def test_feature_sampling_convention_matches_priors():
-    from demopose.models.mono import frame_to_input_pixels, sample_feature_map
+    """The shared point-pixel sampler (used by the fusion) reads each head prior's own cell."""
+    from demopose.layers.feature_sampling import sample_feature_map
+    from demopose.models.mono import frame_to_input_pixels
 
     feat = torch.arange(40.0).repeat(1, 1, 30, 1)  # (1, 1, 30, 40): value = column index, stride 8 of 320x240
     u = torch.tensor([[[3.5, 100.0], [11.5, 100.0], [315.5, 100.0], [7.5, 100.0]]])
-    got = sample_feature_map(feat, u, (320, 240))[0, :, 0]
+    got = sample_feature_map(feat, u, (240, 320))[0, :, 0]
     assert torch.allclose(got, torch.tensor([0.0, 1.0, 39.0, 0.5]))
     priors, _, _ = make_priors([(30, 40)], [8])
-    vals = sample_feature_map(feat, priors[None], (320, 240))[0, :, 0]
+    vals = sample_feature_map(feat, priors[None], (240, 320))[0, :, 0]
     assert torch.allclose(vals, priors[:, 0].sub(3.5).div(8))  # every prior reads its own cell
     # original 640x480 pixel centres map through the letterbox into 320x320 input
     assert torch.allclose(frame_to_input_pixels(torch.tensor([[0.0, 0.0], [639.0, 479.0]]), (640, 480), (320, 320)),

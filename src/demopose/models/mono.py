@@ -39,8 +39,7 @@ from demopose.models.keypoint_pose import poses_from_keypoints
 from demopose.models.pan import build_neck
 from demopose.models.registry import register_model
 
-__all__ = ["FrameDetections", "MonoConfig", "MonoDetector", "frame_to_input_pixels", "mono", "mono_small",
-           "sample_feature_map"]
+__all__ = ["FrameDetections", "MonoConfig", "MonoDetector", "frame_to_input_pixels", "mono", "mono_small"]
 
 
 def frame_to_input_pixels(uv: torch.Tensor, frame_size: tuple[int, int], input_size: tuple[int, int]) -> torch.Tensor:
@@ -48,22 +47,6 @@ def frame_to_input_pixels(uv: torch.Tensor, frame_size: tuple[int, int], input_s
     letterbox into ``input_size = (W_in, H_in)`` (:func:`~demopose.data.detection_samples.letterbox_matrix`)."""
     M = letterbox_matrix(int(frame_size[0]), int(frame_size[1]), int(input_size[0]), int(input_size[1]))
     return uv * float(M[0, 0]) + float(M[0, 2])
-
-
-def sample_feature_map(feature: torch.Tensor, pixels: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear samples ``(B, N, C)`` of a monocular feature level ``(B, C, h, w)`` at network-input pixels
-    ``pixels (B, N, 2)`` (u = column, v = row; integer = pixel centre) of an ``input_size = (W_in, H_in)`` input.
-
-    Convention (notes/monocular.md §3.7): ``grid_sample(align_corners=False)`` at ``2(u + 0.5)/W_in − 1``, so
-    cell ``j`` of a stride-``s`` level is read exactly at ``u = (j + 0.5)·s − 0.5`` — the head's prior position.
-    Outside the input the features are zero-padded.
-    """
-    W, H = float(input_size[0]), float(input_size[1])
-    gx = 2 * (pixels[..., 0] + 0.5) / W - 1
-    gy = 2 * (pixels[..., 1] + 0.5) / H - 1
-    grid = torch.stack([gx, gy], -1)[:, :, None, :].to(feature.dtype)  # (B, N, 1, 2)
-    out = torch.nn.functional.grid_sample(feature, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return out[..., 0].transpose(1, 2)
 
 
 @dataclass(frozen=True)
@@ -151,8 +134,11 @@ class MonoDetector(nn.Module):
     def feature_map(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The PAN outputs — DeMo-Pose's "monocular feature map": a list of ``(B, C_neck, H_in/s, W_in/s)``
         for ``s`` in :attr:`strides` (finest, stride 8, first). ``images (B, 3, H_in, W_in)`` as produced by
-        :func:`~demopose.data.detection_samples.normalize_image` after the letterbox. Sample a level at an
-        input pixel ``(u, v)`` with ``grid_sample(align_corners=False)`` at ``2(u + 0.5)/W_in − 1``."""
+        :func:`~demopose.data.detection_samples.normalize_image` after the letterbox. To sample a level at the
+        depth points' pixels, map them with :func:`frame_to_input_pixels` and call
+        :func:`demopose.layers.feature_sampling.sample_feature_map` with ``image_size = (H_in, W_in)``: its
+        pixel-centre convention reads cell ``j`` of a stride-``s`` level exactly at the head's prior
+        ``u = (j + 0.5)·s − 0.5``."""
         return self.neck(self.backbone(images))
 
     def freeze(self) -> MonoDetector:
