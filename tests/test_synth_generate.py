@@ -163,3 +163,25 @@ def test_real_train_mug_handle_table_reaches_the_reader(tmp_path):
         assert table[f"{p.stem.parent.name}_res"][i % 3] == expected
         f = load_frame(p.stem)  # with a gts pickle the reader takes the per-instance flags from it
         assert f.handle_visible.astype(bool).tolist() == g["gt_handle_visibility"].astype(bool).tolist()
+
+
+def test_user_meshes_join_the_model_pool(tmp_path):
+    import shutil
+
+    from demopose.synth.generate import make_pool
+
+    fixture = Path(__file__).parent / "fixtures" / "nocs_sample" / "obj_models" / "real_test" / "mug_daniel_norm.obj"
+    (tmp_path / "mug").mkdir()
+    shutil.copy(fixture, tmp_path / "mug" / "my_mug.obj")
+    pool = make_pool(SynthConfig(out=str(tmp_path / "out"), frames=1, models_per_category=8,
+                                 user_meshes=str(tmp_path), user_mesh_fraction=0.5))
+    import trimesh
+
+    n_faces = len(trimesh.load(fixture, force="mesh").faces)
+    faces = [len(pool.get("mug", k).mesh.faces) for k in range(8)]
+    assert n_faces in faces and any(f != n_faces for f in faces)  # both user and procedural mugs
+    mug = next(pool.get("mug", k) for k in range(8) if len(pool.get("mug", k).mesh.faces) == n_faces)
+    assert np.allclose(mug.mesh.bounds.sum(0), 0, atol=1e-6)  # canonicalised: centred on its box
+    assert 0.8 * 0.9 < np.linalg.norm(mug.extents) / np.linalg.norm([0.146, 0.083, 0.114]) < 1.2 * 1.1
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        make_pool(SynthConfig(out=str(tmp_path / "o2"), frames=1, user_meshes=str(tmp_path / "nope")))

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames-per-scene", type=int, default=100,
                         help="real style: frames per scene_<k> folder (default 100)")
     parser.add_argument("--renderer", choices=("embree", "torch"), default="embree", help="default embree")
+    parser.add_argument("--user-meshes", default=None, metavar="DIR",
+                        help="your own meshes as DIR/<category>/*.obj|glb|ply (y up; canonicalised and scaled), "
+                             "mixed with the procedural ones")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = SynthConfig(out=args.out, frames=args.frames, seed=args.seed, workers=workers, style=args.style,
                       split=args.split, noise=not args.no_noise, width=args.size[0], height=args.size[1],
                       models_per_category=args.models_per_category, frames_per_scene=args.frames_per_scene,
-                      renderer=args.renderer)
+                      renderer=args.renderer, user_meshes=args.user_meshes)
     report = generate(cfg, progress=not args.no_progress)
     print(f"wrote {report.written} frames ({report.skipped} already complete) to {args.out} in "
           f"{report.seconds:.1f} s ({report.fps:.2f} frames/s)")

@@ -50,6 +50,9 @@ class SynthConfig:
         frames_per_scene: REAL style: frames per ``scene_<k>`` folder. renderer: ``embree``/``torch``.
         mpl_points: Poisson-disk samples per model. model_factory: module with ``make_object``,
             ``make_distractor`` (optional) and ``CATEGORIES``.
+        user_meshes: optional folder of your own meshes, ``<folder>/<category>/*.{obj,glb,gltf,ply,stl,off}``
+            (y up, any scale: they are canonicalised and scaled to the category's size range); each model
+            of such a category is one of them with probability ``user_mesh_fraction``, else procedural.
         start_method: multiprocessing start method (None: ``fork`` where available, else ``spawn``;
             use ``spawn`` from a process that already runs threads, e.g. a training loop).
     """
@@ -68,6 +71,8 @@ class SynthConfig:
     renderer: str = "embree"
     mpl_points: int = 1024
     model_factory: str = "demopose.synth.meshes"
+    user_meshes: str | None = None
+    user_mesh_fraction: float = 0.5
     start_method: str | None = None
     scene: SceneConfig = field(default_factory=SceneConfig)
 
@@ -127,8 +132,35 @@ def frame_seed(seed: int, split: str, index: int) -> np.random.SeedSequence:
 def make_pool(cfg: SynthConfig) -> ModelPool:
     """The model pool of a run, from ``cfg.model_factory``."""
     mod = importlib.import_module(cfg.model_factory)
-    return ModelPool(cfg.seed, cfg.split, cfg.models_per_category, mod.make_object,
+    make_object = mod.make_object
+    if cfg.user_meshes:
+        make_object = _with_user_meshes(make_object, Path(cfg.user_meshes), cfg.user_mesh_fraction)
+    return ModelPool(cfg.seed, cfg.split, cfg.models_per_category, make_object,
                      getattr(mod, "make_distractor", None), tuple(mod.CATEGORIES))
+
+
+USER_MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
+
+
+def _with_user_meshes(make_object: Any, folder: Path, fraction: float) -> Any:
+    """Wrap a model factory so that categories with files under ``folder/<category>/`` sometimes use them."""
+    from demopose.synth.meshes import load_user_mesh
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"user_meshes: {folder} is not a folder (expected <folder>/<category>/*.obj ...)")
+    files = {c.name: sorted(p for p in (folder / c.name).glob("*") if p.suffix.lower() in USER_MESH_SUFFIXES)
+             for c in NOCS_REAL}
+    if not any(files.values()):
+        raise ValueError(f"user_meshes: no mesh files in {folder}/<category>/ for any of {NOCS_REAL.names}")
+
+    def make(category: str, rng: np.random.Generator) -> Any:
+        paths = files.get(category) or []
+        if paths and rng.random() < fraction:
+            diag = float(np.linalg.norm(NOCS_REAL[category].mean_size)) * rng.uniform(0.8, 1.2)
+            return load_user_mesh(paths[int(rng.integers(len(paths)))], category, rng, target_size=diag)
+        return make_object(category, rng)
+
+    return make
 
 
 def make_frame(cfg: SynthConfig, index: int, pool: ModelPool, renderer: Any = None) -> SynthFrame:
