@@ -16,6 +16,15 @@ def test_bench_writes_results(tmp_path, capsys):
     assert "| gpv_small | cpu | 1 |" in capsys.readouterr().out
 
 
+def test_bench_image_and_rgb_models(tmp_path):
+    out = tmp_path / "lat.json"
+    assert main(["bench", "--models", "mono_small,cleanpose_small", "--devices", "cpu", "--threads", "1",
+                 "--points", "256", "--repeats", "1", "--out", str(out)]) == 0
+    mono, clean = json.loads(out.read_text())["results"]
+    assert mono["ms_per_instance"] is None and mono["ms_per_frame"] > 0 and mono["input_size"] == [320, 320]
+    assert clean["ms_per_instance"] > 0 and clean["n_points"] == 256
+
+
 def test_bench_unknown_model(tmp_path, capsys):
     assert main(["bench", "--models", "nope", "--out", str(tmp_path / "x.json")]) == 1
     assert "unknown ['nope']" in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """Network latency and peak memory of registered pose models.
 
 Each model is measured in a fresh subprocess so that its peak resident memory (``VmHWM``) is its own.
+Point models get random instances of ``n_points`` points (plus an RGB crop when they ask for one);
+image models (``model.config.input_size``, e.g. ``mono``) get one random image per frame.
 Timings are medians over ``repeats`` runs after ``warmup`` runs; CUDA timings synchronise before
 reading the clock. Per-instance latency uses a batch of one instance; per-frame latency a batch of
 ``instances_per_frame`` instances (a REAL275 frame has about five objects).
@@ -77,19 +79,36 @@ def measure_model(name: str, device: str = "cpu", threads: int = 2, n_points: in
     params = sum(p.numel() for p in model.parameters())
     g = torch.Generator().manual_seed(0)
 
-    def batch(b: int) -> dict[str, torch.Tensor]:
-        pts = torch.randn(b, n_points, 3, generator=g) * 0.05 + torch.tensor([0.0, 0.0, 0.8])
-        return {"points": pts.to(dev), "class_ids": torch.arange(b).remainder(6).add(1).to(dev)}
+    model_cfg = getattr(model, "config", None) or getattr(model, "cfg", None)
+    input_size = getattr(model_cfg, "input_size", None)  # image models (mono)
+    rgb_size = getattr(model, "rgb_size", None)  # point models with an RGB crop (cleanpose)
 
-    out: dict[str, Any] = {"model": name, "device": device, "threads": threads, "n_points": n_points,
-                           "parameters": params}
+    def batch(b: int) -> dict[str, torch.Tensor]:
+        if input_size is not None:
+            w, h = input_size
+            return {"image": torch.rand(b, 3, int(h), int(w), generator=g).to(dev)}
+        pts = torch.randn(b, n_points, 3, generator=g) * 0.05 + torch.tensor([0.0, 0.0, 0.8])
+        out = {"points": pts.to(dev), "class_ids": torch.arange(b).remainder(6).add(1).to(dev)}
+        if rgb_size:
+            out["rgb"] = torch.rand(b, 3, rgb_size, rgb_size, generator=g).to(dev)
+            out["rgb_pixels"] = (torch.rand(b, n_points, 2, generator=g) * (rgb_size - 1)).to(dev)
+        return out
+
+    out: dict[str, Any] = {"model": name, "device": device, "threads": threads, "parameters": params}
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     with torch.inference_mode():
-        b1, bf = batch(1), batch(instances_per_frame)
-        out["ms_per_instance"] = _time(lambda: model(b1), dev, warmup, repeats)
-        out["ms_per_frame"] = _time(lambda: model(bf), dev, warmup, repeats)
-        out["instances_per_frame"] = instances_per_frame
+        if input_size is not None:  # a detector: one image per frame, whatever the number of objects
+            b1 = batch(1)
+            out["input_size"] = list(input_size)
+            out["ms_per_frame"] = _time(lambda: model(b1), dev, warmup, repeats)
+            out["ms_per_instance"] = None
+        else:
+            b1, bf = batch(1), batch(instances_per_frame)
+            out["n_points"] = n_points
+            out["ms_per_instance"] = _time(lambda: model(b1), dev, warmup, repeats)
+            out["ms_per_frame"] = _time(lambda: model(bf), dev, warmup, repeats)
+            out["instances_per_frame"] = instances_per_frame
     out["peak_rss_mb"] = _peak_rss_mb()
     if dev.type == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -120,9 +139,12 @@ def run_benchmark(models: list[str], devices: list[str], threads: int, out: Path
 
 def format_rows(doc: dict[str, Any]) -> str:
     """A markdown table of a benchmark document."""
-    lines = ["| model | device | threads | params (M) | ms / instance | ms / frame (5 inst.) | peak RSS (MB) |",
+    lines = ["| model | device | threads | params (M) | ms / instance | ms / frame | peak RSS (MB) |",
              "|---|---|---|---|---|---|---|"]
     for r in doc["results"]:
+        inst = "—" if r["ms_per_instance"] is None else f"{r['ms_per_instance']:.1f}"
+        frame = f"{r['ms_per_frame']:.1f}" + (f" ({r['input_size'][0]}×{r['input_size'][1]} image)"
+                                               if "input_size" in r else f" ({r['instances_per_frame']} inst.)")
         lines.append(f"| {r['model']} | {r['device']} | {r['threads']} | {r['parameters'] / 1e6:.2f} | "
-                     f"{r['ms_per_instance']:.1f} | {r['ms_per_frame']:.1f} | {r['peak_rss_mb']:.0f} |")
+                     f"{inst} | {frame} | {r['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
