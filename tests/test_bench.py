@@ -13,6 +13,7 @@ def test_bench_writes_results(tmp_path, capsys):
     assert 0 < row["ms_per_instance"] <= row["ms_per_frame"] * 5
     assert row["peak_rss_mb"] > 50 and row["parameters"] > 1e5
     assert doc["machine"]["cores"] >= 1
+    assert doc["command"].startswith("demopose bench --models gpv_small --devices cpu --threads 1")
     assert "| gpv_small | cpu | 1 |" in capsys.readouterr().out
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["machine_description", "measure_model", "run_benchmark"]
+__all__ = ["format_rows", "machine_description", "measure_model", "run_benchmark"]
 
 
 def machine_description() -> dict[str, Any]:
@@ -115,8 +115,10 @@ def measure_model(name: str, device: str = "cpu", threads: int = 2, n_points: in
     return out
 
 
-def run_benchmark(models: list[str], devices: list[str], threads: int, out: Path, **kw: Any) -> dict[str, Any]:
-    """Measure every model on every device (one subprocess each) and write ``out`` (JSON)."""
+def run_benchmark(models: list[str], devices: list[str], threads: int, out: Path, command: str = "",
+                  **kw: Any) -> dict[str, Any]:
+    """Measure every model on every device (one subprocess each) and write ``out`` (JSON); ``command`` is
+    recorded so that the file says how to reproduce it."""
     rows = []
     for dev in devices:
         for name in models:
@@ -129,7 +131,7 @@ def run_benchmark(models: list[str], devices: list[str], threads: int, out: Path
                 raise RuntimeError(f"benchmark of {name} on {dev} failed:\n{r.stderr[-2000:]}")
             rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
     doc = {"benchmark": "network latency", "machine": machine_description(),
-           "command": " ".join(["demopose", "bench", *sys.argv[2:]]) if len(sys.argv) > 1 else "",
+           "command": command,
            "date": time.strftime("%Y-%m-%d"), "results": rows}
     from demopose.io import write_json_atomic
 

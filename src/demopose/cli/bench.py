@@ -39,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--models: unknown {unknown}; registered: {list_models()}")
     devices = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])) if args.devices == "auto" \
         else [d.strip() for d in args.devices.split(",")]
-    doc = run_benchmark(models, devices, args.threads, Path(args.out), n_points=args.points, repeats=args.repeats)
+    command = (f"demopose bench --models {','.join(models)} --devices {','.join(devices)} --threads {args.threads} "
+               f"--points {args.points} --repeats {args.repeats} --out {args.out}")
+    doc = run_benchmark(models, devices, args.threads, Path(args.out), command=command, n_points=args.points,
+                        repeats=args.repeats)
     print(format_rows(doc))
     print(f"machine: {doc['machine']}")
     print(f"wrote {args.out}")

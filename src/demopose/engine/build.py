@@ -32,7 +32,7 @@ def require_data_root(cfg: DictConfig) -> Path:
     return p
 
 
-def build_frames(cfg: DictConfig, subset: str, training: bool = False):
+def build_frames(cfg: DictConfig, subset: str):
     """The frame dataset of ``subset`` (``data.format``: ``nocs`` or ``housecat6d``)."""
     root = require_data_root(cfg)
     table = get_table(cfg.data.categories)
@@ -52,7 +52,7 @@ def build_frames(cfg: DictConfig, subset: str, training: bool = False):
 def build_train_set(cfg: DictConfig) -> InstanceDataset:
     """``data.sample``: ``instance`` (default; per-instance point clouds) or ``frame`` (whole letterboxed
     images with detection targets, :mod:`demopose.data.detection_samples`; ``data.input_size: [W, H]``)."""
-    frames = build_frames(cfg, cfg.data.train_subset, training=True)
+    frames = build_frames(cfg, cfg.data.train_subset)
     if cfg.data.get("sample", "instance") == "frame":
         from demopose.data.detection_samples import DetectionAugment, FrameDetectionDataset
 

@@ -11,7 +11,7 @@ import torch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["numpy_compatible", "as_tensor_like"]
+__all__ = ["numpy_compatible"]
 
 
 def _to_numpy(out: Any) -> Any:
@@ -47,7 +47,3 @@ def numpy_compatible(fn: F) -> F:
 
     return wrapper  # type: ignore[return-value]
 
-
-def as_tensor_like(x: Any, like: torch.Tensor) -> torch.Tensor:
-    """Return ``x`` as a tensor with the dtype and device of ``like``."""
-    return torch.as_tensor(x, dtype=like.dtype, device=like.device)
