@@ -6,16 +6,11 @@ import pytest
 import torch
 
 from demopose.cli import main
-from demopose.synth.generate import SynthConfig, generate
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    for split, seed, n in (("train", 1, 4), ("test", 2, 2)):
-        generate(SynthConfig(out=str(root), frames=n, seed=seed, style="real", split=split, width=160, height=120,
-                             models_per_category=2, mpl_points=64), progress=False)
-    return root
+def tiny_data(tiny_synth):
+    return tiny_synth(4, 2)
 
 
 def test_train_resume_and_test(tiny_data, tmp_path, capsys):

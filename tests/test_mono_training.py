@@ -11,18 +11,13 @@ from demopose.data.detection_samples import FrameDetectionDataset, collate_detec
 from demopose.data.nocs import NOCSDataset
 from demopose.evaluation.detection2d import box_iou_np
 from demopose.models import build_model
-from demopose.synth.generate import SynthConfig, generate
 
 INPUT = (160, 128)
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mono_synth")
-    for split, seed, n in (("train", 1, 3), ("test", 2, 2)):
-        generate(SynthConfig(out=str(root), frames=n, seed=seed, style="real", split=split, width=160, height=120,
-                             models_per_category=2, mpl_points=64), progress=False)
-    return root
+def tiny_data(tiny_synth):
+    return tiny_synth(3, 2)
 
 
 def _fit(root, steps):
