@@ -30,6 +30,7 @@ model_points       (M, 3) f32      mesh surface samples in the metric object fra
 bbox               (4,) f32        the instance's 2D box x1 y1 x2 y2 (pixels)
 rgb                (3, S, S) f32   square RGB crop in [0, 1] (only with ``rgb_size=S``)
 rgb_pixels         (N, 2) f32      the points' (u, v) in the crop's pixels (only with ``rgb_size``)
+instance_index     () i64          position in :class:`InstanceDataset` (stable per instance; caches)
 =================  ==============  ============================================================
 """
 
@@ -327,4 +328,5 @@ class InstanceDataset(torch.utils.data.Dataset):
         if self.train:
             cage = frame.categories[cls].name in self.augment.cage_categories
             s = augment_instance(s, rng, self.augment, cage=cage)
+        s["instance_index"] = np.int64(i)
         return s
