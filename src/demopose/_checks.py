@@ -19,7 +19,8 @@ def _shape_of(x: Any) -> tuple[int, ...]:
     shape = getattr(x, "shape", None)
     if shape is None:
         raise TypeError(f"expected an array or tensor, got {type(x).__name__}")
-    return tuple(int(s) for s in shape)
+    # symbolic sizes (torch.export, ONNX export) are kept as they are: int() would fix them to the example's
+    return tuple(s if type(s).__name__ == "SymInt" else int(s) for s in shape)
 
 
 def check_shape(

@@ -64,8 +64,11 @@ CPU_BLOCK_ROWS = 64
 
 
 def _blocks(total: int, device: torch.device) -> list[slice]:
-    """Row slices covering ``range(total)``: blocks of ``CPU_BLOCK_ROWS`` on CPU, one block elsewhere."""
-    step = CPU_BLOCK_ROWS if device.type == "cpu" else max(total, 1)
+    """Row slices covering ``range(total)``: blocks of ``CPU_BLOCK_ROWS`` on CPU, one block elsewhere
+    and while ``torch.export`` traces (ONNX export: ``total`` is then symbolic in the batch size)."""
+    if device.type != "cpu" or torch.compiler.is_exporting():
+        return [slice(None)]
+    step = CPU_BLOCK_ROWS
     return [slice(start, start + step) for start in range(0, total, step)]
 
 
@@ -179,10 +182,12 @@ class RandomPool(nn.Module):
 
     The neighbours exclude the point itself, as in the reference (GPV-Pose gcn3d.py Pool_layer takes
     top-(k+1) and drops the first). The subset of ``int(N / rate)`` points is drawn with
-    ``torch.randperm`` and shared by the whole batch; pass a ``generator`` for reproducible inference.
+    ``torch.randperm`` and shared by the whole batch; pass a ``generator`` for reproducible inference,
+    or the subset itself as ``sample`` (the exported ONNX graph takes it as an input, since a random
+    draw inside the graph could not be matched against PyTorch).
 
     Shapes:
-        forward(vertices ``(B, N, 3)``, features ``(B, N, C)``) ->
+        forward(vertices ``(B, N, 3)``, features ``(B, N, C)``, sample ``(N',)`` int64 or None) ->
         (vertices ``(B, N', 3)``, features ``(B, N', C)``, kept indices ``(N',)``), ``N' = int(N / rate)``.
     """
 
@@ -192,14 +197,16 @@ class RandomPool(nn.Module):
         self.neighbor_num = neighbor_num
 
     def forward(
-        self, vertices: torch.Tensor, features: torch.Tensor, generator: torch.Generator | None = None
+        self, vertices: torch.Tensor, features: torch.Tensor, generator: torch.Generator | None = None,
+        sample: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         N = vertices.shape[1]
         idx = knn_indices(vertices, k=min(self.neighbor_num, N - 1), exclude_self=True)
         pooled = gather_points(features, idx).amax(dim=2)
-        keep = int(N / self.rate)
-        gen_device = generator.device if generator is not None else vertices.device
-        sample = torch.randperm(N, generator=generator, device=gen_device)[:keep].to(vertices.device)
+        if sample is None:
+            keep = int(N / self.rate)
+            gen_device = generator.device if generator is not None else vertices.device
+            sample = torch.randperm(N, generator=generator, device=gen_device)[:keep].to(vertices.device)
         return vertices[:, sample], pooled[:, sample], sample
 
     def extra_repr(self) -> str:

@@ -70,7 +70,8 @@ def knn_indices(
     if not 1 <= k <= available:
         raise ValueError(f"knn_indices: k must be in [1, {available}] for {N} reference points, got {k}")
     if chunk_size is None:
-        chunk_size = max(1, _MAX_BLOCK // max(1, B * N))
+        # one block while torch.export traces (ONNX export): B is symbolic there
+        chunk_size = M if torch.compiler.is_exporting() else max(1, _MAX_BLOCK // max(1, B * N))
     out = []
     with torch.no_grad():  # indices carry no gradient; keep the distance blocks out of the graph
         query, ref = query.detach(), ref.detach()

@@ -256,20 +256,40 @@ class GPVBackbone(nn.Module):
         k = min(self.neighbor_num, n // 8) if pooled else min(self.neighbor_num, n - 1)
         return knn_indices(v, k=max(1, k), exclude_self=True)
 
-    def forward(
-        self, vertices: torch.Tensor, generator: torch.Generator | None = None
+    def draw_pool_indices(
+        self, n_points: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two random subsets :meth:`forward` would draw with ``generator`` (same order, same values).
+
+        Returns ``(int(N / rate),)`` and ``(int(int(N / rate) / rate),)`` int64 indices: passed back as
+        ``pool_indices``, they make a forward reproducible outside PyTorch (the ONNX graph's inputs).
+        """
+        out = []
+        n = n_points
+        for pool in (self.pool_1, self.pool_2):
+            gen_device = generator.device if generator is not None else (device or "cpu")
+            keep = int(n / pool.rate)
+            out.append(torch.randperm(n, generator=generator, device=gen_device)[:keep].to(device or gen_device))
+            n = keep
+        return out[0], out[1]
+
+    def forward(
+        self, vertices: torch.Tensor, generator: torch.Generator | None = None,
+        pool_indices: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``pool_indices``: the two pooling subsets (:meth:`draw_pool_indices`) instead of random draws."""
         v0 = vertices
         if v0.shape[1] < self.min_points:
             raise ValueError(f"points: expected at least {self.min_points} points, got {v0.shape[1]}")
+        sample_1, sample_2 = pool_indices if pool_indices is not None else (None, None)
         idx0 = self._knn(v0, pooled=False)
         fm_0 = torch.relu(self.conv_0(v0, idx0))
         fm_1 = torch.relu(_bn_points(self.bn_1, self.conv_1(v0, fm_0, idx0)))
-        v1, fm_p1, _ = self.pool_1(v0, fm_1, generator)
+        v1, fm_p1, _ = self.pool_1(v0, fm_1, generator, sample_1)
         idx1 = self._knn(v1, pooled=True)
         fm_2 = torch.relu(_bn_points(self.bn_2, self.conv_2(v1, fm_p1, idx1)))
         fm_3 = torch.relu(_bn_points(self.bn_3, self.conv_3(v1, fm_2, idx1)))
-        v2, fm_p2, _ = self.pool_2(v1, fm_3, generator)
+        v2, fm_p2, _ = self.pool_2(v1, fm_3, generator, sample_2)
         idx2 = self._knn(v2, pooled=True)
         fm_4 = self.conv_4(v2, fm_p2, idx2)
         f_global = fm_4.amax(dim=1)
@@ -384,6 +404,11 @@ class GPVPose(nn.Module):
         sym = [False] + [self.table.is_y_symmetric(c.id, True) for c in self.table]
         self.register_buffer("y_symmetric_table", torch.tensor(sym), persistent=False)
 
+    @property
+    def mesh_points(self) -> int:
+        """Mesh-Point head size (0: no MPL); the data pipeline provides that many mesh samples."""
+        return int(self.config.mesh_points)
+
     # ------------------------------------------------------------------------------------------
     def _inputs(self, batch: Mapping[str, torch.Tensor]):
         for key in ("points", "class_ids"):
@@ -410,15 +435,35 @@ class GPVPose(nn.Module):
     ) -> PosePrediction:
         """Predict poses; ``generator`` seeds the random pooling (reproducible inference)."""
         points, class_ids, sym, mean_size = self._inputs(batch)
-        eps = self.config.vector_eps
-        centroid = points.mean(dim=1, keepdim=True)
-        centred = points - centroid
-        feat, f_global = self.backbone(centred, generator)
+        rgb = None
         if self.fusion is not None:
             if "rgb_point_features" not in batch:
                 raise KeyError("GPVPose batch: this model fuses RGB features; missing 'rgb_point_features' "
                                "(B, N, rgb_channels)")
-            feat = self.fusion(feat, batch["rgb_point_features"])
+            rgb = batch["rgb_point_features"]
+        return self.predict(points, class_ids, sym, mean_size, rgb, generator)
+
+    def predict(
+        self, points: torch.Tensor, class_ids: torch.Tensor, y_symmetric: torch.Tensor, mean_size: torch.Tensor,
+        rgb_point_features: torch.Tensor | None = None, generator: torch.Generator | None = None,
+        pool_indices: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> PosePrediction:
+        """:meth:`forward` on validated tensors, without the data-dependent input checks (the traceable
+        graph that ONNX export records).
+
+        Args:
+            points: ``(B, N, 3)`` metres. class_ids: ``(B,)`` int64, 1-based. y_symmetric: ``(B,)`` bool.
+            mean_size: ``(B, 3)`` metres. rgb_point_features: ``(B, N, rgb_channels)`` for fusion models.
+            pool_indices: the random pooling subsets (:meth:`GPVBackbone.draw_pool_indices`), or None to
+                draw them with ``generator``.
+        """
+        sym = y_symmetric
+        eps = self.config.vector_eps
+        centroid = points.mean(dim=1, keepdim=True)
+        centred = points - centroid
+        feat, f_global = self.backbone(centred, generator, pool_indices)
+        if self.fusion is not None:
+            feat = self.fusion(feat, rgb_point_features)
         one_hot = F.one_hot(class_ids - 1, self.num_classes).to(feat.dtype)
         x = torch.cat([feat, one_hot.unsqueeze(1).expand(-1, feat.shape[1], -1)], dim=-1)  # (B, N, C)
 
