@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "train": "demopose.cli.train",
     "test": "demopose.cli.test",
     "bench": "demopose.cli.bench",
+    "build-dictionary": "demopose.cli.build_dictionary",
 }
 
 

@@ -49,7 +49,7 @@ from demopose.layers.knn import gather_points, knn_indices
 from demopose.layers.mlp import PointMLP
 from demopose.layers.pointnet2 import PointNet2MSG
 from demopose.models.base import PosePrediction
-from demopose.models.causal import CrossAttentionBlock, FrontDoorModule, SelfAttentionBlock
+from demopose.models.causal import CrossAttentionBlock, FrontDoorModule, SelfAttentionBlock, init_dictionary
 from demopose.models.registry import register_model
 from demopose.models.rgb_encoder import build_rgb_encoder, sample_at_pixels
 
@@ -85,7 +85,9 @@ class AGPoseConfig:
         nocs_bins: 64; recon_offsets: 10 per keypoint.
         online_aug: the training-time SE(3)/scale augmentation inside the model.
         causal: CleanPose front-door module; dict_size (80), select_num (12), fd_* sizes,
-            dict_update (``fifo``/``momentum``), dict_enqueue (``output``/``input``).
+            dict_update (``fifo``/``momentum``), dict_enqueue (``output``/``input``), dict_init (a
+            file of ``demopose build-dictionary`` filling the dictionary at construction; a checkpoint
+            loaded afterwards overrides it).
         distill: residual distillation; teacher (``pointbert``, ``tiny``), teacher_checkpoint,
             teacher_dim (768), teacher_cache.
         loss: :class:`AGPoseLossWeights`.
@@ -126,6 +128,7 @@ class AGPoseConfig:
     dict_update: str = "fifo"
     dict_momentum: float = 0.99
     dict_enqueue: str = "output"
+    dict_init: str | None = None
     distill: bool = True
     teacher: str = "pointbert"
     teacher_checkpoint: str | None = None
@@ -302,6 +305,8 @@ class AGPose(nn.Module):
         self.front_door = FrontDoorModule(nc, cfg.dim, cfg.dict_size, cfg.select_num, cfg.heads, cfg.ffn,
                                           cfg.fd_self_blocks, cfg.fd_cross_blocks, cfg.dict_update,
                                           cfg.dict_momentum, cfg.dict_enqueue) if cfg.causal else None
+        if self.front_door is not None and cfg.dict_init:
+            init_dictionary(self.front_door, cfg.dict_init, name="front_door")
         self.nocs_head = NocsHead(cfg.dim, cfg.head_hidden, nc, cfg.nocs_bins, cfg.heads, cfg.ffn)
         self.reconstructor = Reconstructor(cfg.dim, cfg.head_hidden, cfg.recon_offsets)
         self.pose_head = PoseHead(cfg.dim, cfg.head_hidden)

@@ -23,12 +23,20 @@ moves with ``.to()``, synchronised by DDP's buffer broadcast); the update rule i
 deterministic (attention over *all* valid entries, no random draw; training draws ``select_num``
 entries per instance); :func:`build_dictionary` fills it from training features ("first" as
 released, or K-means prototypes).
+
+Initial dictionaries on disk (``demopose build-dictionary``): :func:`collect_dictionary_features` runs a
+model in eval mode and records, for every :class:`FrontDoorModule` in it, the feature it would enqueue;
+:func:`save_dictionary_file` writes the banks (one per module, by module name) atomically and
+:func:`load_dictionary_file` / :func:`init_dictionary` read them back (shape-checked) into a module, which
+is what the models' ``dict_init`` option does.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -37,13 +45,22 @@ from torch import nn
 from demopose._checks import check_shape
 
 __all__ = [
+    "DICTIONARY_FORMAT",
     "ConfounderDictionary",
     "CrossAttentionBlock",
     "FrontDoorModule",
     "SelfAttentionBlock",
     "build_dictionary",
+    "collect_dictionary_features",
+    "front_door_modules",
+    "init_dictionary",
     "kmeans",
+    "load_dictionary_file",
+    "save_dictionary_file",
 ]
+
+DICTIONARY_FORMAT = "demopose-confounder-dictionary"
+"""``format`` field of the files written by :func:`save_dictionary_file`."""
 
 log = logging.getLogger(__name__)
 
@@ -295,3 +312,133 @@ def build_dictionary(features: torch.Tensor, class_idx: torch.Tensor, num_classe
         bank[c, : len(chosen)] = chosen
         count[c] = len(chosen)
     return bank, count
+
+
+# --------------------------------------------------------------------------------------------------
+# initial dictionaries on disk
+# --------------------------------------------------------------------------------------------------
+
+
+def front_door_modules(model: nn.Module) -> dict[str, FrontDoorModule]:
+    """Every :class:`FrontDoorModule` inside ``model``, by its ``named_modules`` name (``""`` for the model)."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, FrontDoorModule)}
+
+
+@torch.no_grad()
+def collect_dictionary_features(model: nn.Module, batches: Iterable[Mapping[str, Any]],
+                                device: torch.device | str = "cpu") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Run ``model`` in eval mode over ``batches`` and record, per front-door module, the feature its
+    update rule would enqueue: the mean token of its output (``enqueue="output"``) or of its input.
+
+    The dictionaries are not modified (eval mode). With ``enqueue="output"`` the recorded feature depends
+    on the module's current dictionary (all zeros in a fresh model: the cross-attention then sees empty
+    slots), exactly as the first training steps would.
+
+    Args:
+        model: any model whose ``forward(batch)`` runs its front-door module(s) (moved to ``device``).
+        batches: dicts of tensors (e.g. a DataLoader over :class:`~demopose.data.instances.InstanceDataset`).
+
+    Returns:
+        ``{module name: (features (M, D) float32 CPU, class_idx (M,) 0-based)}`` in batch order.
+
+    Raises:
+        ValueError: the model has no front-door module.
+    """
+    modules = front_door_modules(model)
+    if not modules:
+        raise ValueError(f"{type(model).__name__} has no front-door module (is its causal option on?)")
+    feats: dict[str, list[torch.Tensor]] = {n: [] for n in modules}
+    classes: dict[str, list[torch.Tensor]] = {n: [] for n in modules}
+
+    def hook(name: str, mod: FrontDoorModule):
+        def fn(_m, args, out):
+            x, cls = args[0], args[1]
+            src = out if mod.enqueue_from == "output" else x
+            feats[name].append((src.mean(dim=1) if src.dim() == 3 else src).float().cpu())
+            classes[name].append(cls.long().reshape(-1).cpu())
+        return fn
+
+    handles = [m.register_forward_hook(hook(n, m)) for n, m in modules.items()]
+    was_training = model.training
+    model.eval().to(device)
+    try:
+        for batch in batches:
+            model({k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()})
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    out = {}
+    for n in modules:
+        if not feats[n]:
+            raise ValueError(f"collect_dictionary_features: module {n!r} never ran (no batches?)")
+        out[n] = torch.cat(feats[n]), torch.cat(classes[n])
+    return out
+
+
+def save_dictionary_file(path: str | Path, banks: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+                         **meta: Any) -> None:
+    """Write initial dictionaries atomically: ``banks = {module name: (bank (C, Q, D), count (C,))}``
+    plus free-form ``meta`` (method, source model, checkpoint, instance count, ...)."""
+    from demopose.io import atomic_path
+
+    mods = {}
+    for name, (bank, count) in banks.items():
+        check_shape(bank, "C Q D", f"banks[{name!r}] bank")
+        check_shape(count, "C", f"banks[{name!r}] count", {"C": bank.shape[0]})
+        mods[name] = {"bank": bank.detach().float().cpu().contiguous(), "count": count.long().cpu()}
+    with atomic_path(path) as tmp:
+        torch.save({"format": DICTIONARY_FORMAT, "version": 1, "modules": mods, "meta": dict(meta)}, tmp)
+
+
+def load_dictionary_file(path: str | Path) -> dict[str, Any]:
+    """Read a file of :func:`save_dictionary_file`: ``{"modules": {name: {"bank", "count"}}, "meta": {...}}``.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a dictionary file, or malformed entries.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"dictionary file {p} does not exist (write one with `demopose build-dictionary`)")
+    try:
+        doc = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{p}: not a readable torch file ({e})") from e
+    if not isinstance(doc, dict) or doc.get("format") != DICTIONARY_FORMAT:
+        raise ValueError(f"{p}: not a confounder dictionary file (expected format {DICTIONARY_FORMAT!r})")
+    mods = doc.get("modules")
+    if not isinstance(mods, dict) or not mods:
+        raise ValueError(f"{p}: field 'modules' must map module names to {{'bank', 'count'}}")
+    for name, e in mods.items():
+        if not isinstance(e, dict) or not isinstance(e.get("bank"), torch.Tensor) or e["bank"].dim() != 3:
+            raise ValueError(f"{p}: modules[{name!r}].bank must be a (C, Q, D) tensor")
+        if not isinstance(e.get("count"), torch.Tensor) or e["count"].shape != e["bank"].shape[:1]:
+            raise ValueError(f"{p}: modules[{name!r}].count must be a (C,) tensor, C = {e['bank'].shape[0]}")
+    return doc
+
+
+def init_dictionary(module: FrontDoorModule, path: str | Path, name: str | None = None) -> str:
+    """Fill ``module``'s dictionary from a dictionary file; returns the entry name used.
+
+    The entry is ``name`` when given and present, else the file's only entry.
+
+    Raises:
+        ValueError: ambiguous or missing entry; bank shape differs from the module's ``(C, Q, D)``.
+    """
+    doc = load_dictionary_file(path)
+    mods = doc["modules"]
+    if name is not None and name in mods:
+        key = name
+    elif len(mods) == 1:
+        key = next(iter(mods))
+    else:
+        raise ValueError(f"{path}: holds dictionaries {sorted(mods)}; none is named {name!r}")
+    bank, count = mods[key]["bank"], mods[key]["count"]
+    want = tuple(module.dictionary.bank.shape)
+    if tuple(bank.shape) != want:
+        raise ValueError(f"{path}: dictionary {key!r} has shape {tuple(bank.shape)} (classes, entries, dim); "
+                         f"this front-door module expects {want}")
+    module.dictionary.fill(bank.to(module.dictionary.bank), count)
+    log.info("front-door dictionary initialised from %s (%s: %s valid entries per class)", path, key,
+             count.tolist())
+    return key
