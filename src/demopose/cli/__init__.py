@@ -23,7 +23,9 @@ COMMANDS: dict[str, str] = {
     "train": "demopose.cli.train",
     "test": "demopose.cli.test",
     "bench": "demopose.cli.bench",
+    "ablate": "demopose.cli.ablate",
     "build-dictionary": "demopose.cli.build_dictionary",
+    "pretrain-teacher": "demopose.cli.pretrain_teacher",
 }
 
 

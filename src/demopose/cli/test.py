@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
     from pathlib import Path
 
     import torch
@@ -58,9 +59,14 @@ def run(args: argparse.Namespace) -> int:
     idx = limit_frames(len(frames), args.max_frames)
     table = get_table(cfg.data.categories)
     ev = NOCSEvaluator(table, iou_mode=str(cfg.eval.iou))
+    t0 = time.perf_counter()
     metrics = run_inference(model, frames, build_mask_source(cfg), ev, results_dir=out / "results",
                             n_points=int(cfg.data.n_points), seed=int(cfg.eval.seed), device=device,
                             progress=not args.no_progress, indices=idx)
+    seconds = time.perf_counter() - t0  # frame loading, masks, sampling, network, scoring, pkl writes
+    timing = {"frames": len(idx), "seconds": round(seconds, 3), "fps": round(len(idx) / max(seconds, 1e-9), 2),
+              "torch_threads": torch.get_num_threads(), "device": str(device),
+              "includes": "frame decode, masks, point sampling, network, evaluation, results pkl writes"}
     for res in ev.results.values():
         print(format_table(res))
     det2d = {k: v for k, v in metrics.items() if k.startswith("det2d/")}  # self-detecting models (mono)
@@ -70,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     write_json_atomic(out / "metrics.json", metrics_document(ev.results, results=str(out / "results"),
                                                              num_files=len(idx), category_table=table.name,
                                                              checkpoint=str(args.checkpoint),
-                                                             config=str(args.config), **extra))
+                                                             config=str(args.config), timing=timing,
+                                                             **extra))
     if not args.no_plots:
         from demopose.evaluation.plots import plot_ap_curves
 

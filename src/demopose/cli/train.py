@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_dir = Path(str(cfg.output.dir))
         seed_everything(int(cfg.train.seed))  # identical init on every rank; the sampler shards the data
-        train_set = build_train_set(cfg)
         model = build_model_from_config(cfg)
+        train_set = build_train_set(cfg, model)
         opt, sched = build_optim(cfg, model)
         val_frames = build_frames(cfg, cfg.data.val_subset)
         val_idx = limit_frames(len(val_frames), int(cfg.train.get("val_frames", 0)))

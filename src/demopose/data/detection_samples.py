@@ -61,6 +61,7 @@ __all__ = [
     "collate_detection",
     "flip_permutation",
     "frame_targets",
+    "letterbox_image",
     "letterbox_matrix",
     "make_detection_sample",
     "normalize_image",
@@ -176,6 +177,16 @@ def _color_jitter(img: np.ndarray, rng: np.random.Generator, cfg: DetectionAugme
 def normalize_image(img: np.ndarray) -> np.ndarray:
     """``(H, W, 3)`` RGB in [0, 255] -> ``(3, H, W)`` float32 normalised network input."""
     return ((np.asarray(img, np.float32) - IMAGE_MEAN) / IMAGE_STD).transpose(2, 0, 1).copy()
+
+
+def letterbox_image(rgb: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB -> the ``(3, H_in, W_in)`` float32 letterboxed, normalised network input of
+    ``input_size = (W_in, H_in)`` (:func:`letterbox_matrix`, black border)."""
+    in_w, in_h = int(input_size[0]), int(input_size[1])
+    M = letterbox_matrix(rgb.shape[1], rgb.shape[0], in_w, in_h)
+    img = cv2.warpAffine(rgb, M[:2], (in_w, in_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=(0, 0, 0))
+    return normalize_image(img)
 
 
 def make_detection_sample(frame: Frame, input_size: tuple[int, int], rng: np.random.Generator | None = None,

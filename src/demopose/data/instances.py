@@ -31,7 +31,13 @@ bbox               (4,) f32        the instance's 2D box x1 y1 x2 y2 (pixels)
 rgb                (3, S, S) f32   square RGB crop in [0, 1] (only with ``rgb_size=S``)
 rgb_pixels         (N, 2) f32      the points' (u, v) in the crop's pixels (only with ``rgb_size``)
 instance_index     () i64          position in :class:`InstanceDataset` (stable per instance; caches)
+image              (3, Hi, Wi) f32 letterboxed normalised frame (only with ``image_size``; DeMo-Pose)
+image_pixels       (N, 2) f32      the points' (u, v) in that image (only with ``image_size``)
+frame_index        () i64          the frame's index in the frame dataset (only with ``image_size``)
 =================  ==============  ============================================================
+
+With ``image`` in the samples, :func:`collate_instances` stores each frame once: ``image (F, 3, Hi, Wi)``
+for the ``F`` distinct frames of the batch and ``image_index (B,)`` pointing into it.
 """
 
 from __future__ import annotations
@@ -210,7 +216,8 @@ def crop_rgb(rgb: np.ndarray, bbox: np.ndarray, pixels: np.ndarray, size: int = 
 
 def sample_instance(frame: Frame, mask: np.ndarray, class_id: int, rng: np.random.Generator,
                     n_points: int = N_POINTS, index: int | None = None, mask_noise: bool = False,
-                    min_points: int = MIN_POINTS, rgb_size: int | None = None) -> dict[str, Any] | None:
+                    min_points: int = MIN_POINTS, rgb_size: int | None = None,
+                    image_size: tuple[int, int] | None = None) -> dict[str, Any] | None:
     """Build one instance's sample from a frame and its ``(H, W)`` bool mask.
 
     Args:
@@ -221,6 +228,8 @@ def sample_instance(frame: Frame, mask: np.ndarray, class_id: int, rng: np.rando
         index: position of the instance in ``frame.poses`` for ground-truth targets (None: no targets).
         mask_noise: apply GPV's mask boundary noise (training).
         rgb_size: also add the square RGB crop ``rgb`` and ``rgb_pixels`` (:func:`crop_rgb`).
+        image_size: ``(W_in, H_in)``: also add ``image_pixels``, the points' pixels in the frame letterboxed
+            to that size (the image itself is per frame: :func:`~demopose.data.detection_samples.letterbox_image`).
 
     Returns:
         the sample dict (module docstring), or None when fewer than ``min_points`` valid depth pixels remain.
@@ -258,15 +267,30 @@ def sample_instance(frame: Frame, mask: np.ndarray, class_id: int, rng: np.rando
                       size_residual=(p.size - mean_size).astype(np.float32))
     if rgb_size:
         sample["rgb"], sample["rgb_pixels"] = crop_rgb(frame.rgb, sample["bbox"], sample["pixels"], int(rgb_size))
+    if image_size:
+        from demopose.data.detection_samples import letterbox_matrix
+
+        M = letterbox_matrix(frame.width, frame.height, int(image_size[0]), int(image_size[1]))
+        sample["image_pixels"] = (uv * M[0, 0] + M[0, 2]).astype(np.float32)
     return sample
 
 
 def collate_instances(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack sample dicts (same keys) into a batch dict of tensors with a leading ``B`` dimension."""
+    """Stack sample dicts (same keys) into a batch dict of tensors with a leading ``B`` dimension; frame
+    images (``image`` with ``frame_index``) are stored once per distinct frame, with ``image_index (B,)``."""
     if not samples:
         raise ValueError("collate_instances: empty batch")
-    keys = samples[0].keys()
-    return {k: torch.from_numpy(np.stack([np.asarray(s[k]) for s in samples])) for k in keys}
+    keys = [k for k in samples[0] if k != "image"]
+    out = {k: torch.from_numpy(np.stack([np.asarray(s[k]) for s in samples])) for k in keys}
+    if "image" in samples[0]:
+        frame_of = [int(s.get("frame_index", i)) for i, s in enumerate(samples)]
+        first: dict[int, int] = {}
+        for i, f in enumerate(frame_of):
+            first.setdefault(f, i)
+        slot = {f: n for n, f in enumerate(first)}
+        out["image"] = torch.from_numpy(np.stack([np.asarray(samples[i]["image"]) for i in first.values()]))
+        out["image_index"] = torch.tensor([slot[f] for f in frame_of], dtype=torch.int64)
+    return out
 
 
 class InstanceDataset(torch.utils.data.Dataset):
@@ -283,14 +307,18 @@ class InstanceDataset(torch.utils.data.Dataset):
         augment: augmentation settings.
         model_points: optional ``fn(frame, index) -> (M, 3)`` mesh samples in the metric object frame.
         rgb_size: add the RGB crop (``rgb``, ``rgb_pixels``) of this side to every sample (None: no crop).
+        image_size: ``(W_in, H_in)``: add the letterboxed frame ``image``, ``image_pixels`` and
+            ``frame_index`` to every sample (DeMo-Pose's monocular features; None: no image).
     """
 
     def __init__(self, frames: Sequence[Frame], n_points: int = N_POINTS, train: bool = True,
                  augment: AugmentConfig | None = None,
                  model_points: Callable[[Frame, int], np.ndarray | None] | None = None,
-                 min_points: int = MIN_POINTS, rgb_size: int | None = None) -> None:
+                 min_points: int = MIN_POINTS, rgb_size: int | None = None,
+                 image_size: tuple[int, int] | None = None) -> None:
         self.frames, self.n_points, self.train = frames, n_points, train
         self.rgb_size = rgb_size
+        self.image_size = tuple(int(v) for v in image_size) if image_size else None
         self.augment = augment or AugmentConfig()
         self.model_points = model_points
         self.min_points = min_points
@@ -318,13 +346,22 @@ class InstanceDataset(torch.utils.data.Dataset):
         cls = int(frame.class_ids[j])
         noise = self.train and rng.random() < self.augment.p_mask_noise
         s = sample_instance(frame, mask, cls, rng, self.n_points, index=j, mask_noise=noise, min_points=1,
-                            rgb_size=self.rgb_size)
+                            rgb_size=self.rgb_size, image_size=self.image_size)
         if s is None:  # cannot happen for indexed instances unless noise removed everything
-            s = sample_instance(frame, mask, cls, rng, self.n_points, index=j, min_points=1, rgb_size=self.rgb_size)
+            s = sample_instance(frame, mask, cls, rng, self.n_points, index=j, min_points=1, rgb_size=self.rgb_size,
+                                image_size=self.image_size)
         if self.model_points is not None:
             mp = self.model_points(frame, j)
-            if mp is not None:
-                s["model_points"] = np.asarray(mp, dtype=np.float32)
+            if mp is None:
+                raise FileNotFoundError(f"{frame.source or frame.frame_id}: no mesh samples for instance {j} "
+                                        f"({frame.model_names[j] if j < len(frame.model_names) else '?'}); the "
+                                        f"Mesh-Point Loss needs every training model's mesh under obj_models/")
+            s["model_points"] = np.asarray(mp, dtype=np.float32)
+        if self.image_size is not None:
+            from demopose.data.detection_samples import letterbox_image
+
+            s["image"] = letterbox_image(frame.rgb, self.image_size)
+            s["frame_index"] = np.int64(fi)
         if self.train:
             cage = frame.categories[cls].name in self.augment.cage_categories
             s = augment_instance(s, rng, self.augment, cage=cage)

@@ -49,9 +49,14 @@ def build_frames(cfg: DictConfig, subset: str):
     raise ValueError(f"data.format: expected 'nocs' or 'housecat6d', got {fmt!r}")
 
 
-def build_train_set(cfg: DictConfig) -> InstanceDataset:
+def build_train_set(cfg: DictConfig, model: torch.nn.Module | None = None) -> InstanceDataset:
     """``data.sample``: ``instance`` (default; per-instance point clouds) or ``frame`` (whole letterboxed
-    images with detection targets, :mod:`demopose.data.detection_samples`; ``data.input_size: [W, H]``)."""
+    images with detection targets, :mod:`demopose.data.detection_samples`; ``data.input_size: [W, H]``).
+
+    The model says what else its instances need: ``model.image_size`` (DeMo-Pose: the letterboxed frame),
+    ``model.rgb_size`` (CleanPose: the instance crop; else ``data.rgb_size``) and ``model.mesh_points``
+    (the Mesh-Point Loss targets, :class:`~demopose.data.mesh_points.MeshPointSource`; cache folder
+    ``data.mesh_cache``)."""
     frames = build_frames(cfg, cfg.data.train_subset)
     if cfg.data.get("sample", "instance") == "frame":
         from demopose.data.detection_samples import DetectionAugment, FrameDetectionDataset
@@ -63,9 +68,17 @@ def build_train_set(cfg: DictConfig) -> InstanceDataset:
     if cfg.data.get("sample", "instance") != "instance":
         raise ValueError(f"data.sample: expected 'instance' or 'frame', got {cfg.data.sample!r}")
     aug = AugmentConfig(**OmegaConf.to_container(cfg.data.get("augment", {}), resolve=True))
-    rgb = cfg.data.get("rgb_size")  # models with an RGB branch (CleanPose) need the instance crop
+    rgb = getattr(model, "rgb_size", None) or cfg.data.get("rgb_size")  # RGB-crop models (CleanPose)
+    image_size = getattr(model, "image_size", None)  # models reading the whole frame (DeMo-Pose)
+    n_mesh = getattr(model, "mesh_points", None)  # DeMo-Pose; GPVPose keeps it in its config
+    n_mesh = int(n_mesh if n_mesh is not None else getattr(getattr(model, "config", None), "mesh_points", 0))
+    model_points = None
+    if n_mesh > 0:
+        from demopose.data.mesh_points import MeshPointSource
+
+        model_points = MeshPointSource(n_mesh, cache_dir=cfg.data.get("mesh_cache"))
     return InstanceDataset(frames, n_points=int(cfg.data.n_points), train=True, augment=aug,
-                           rgb_size=int(rgb) if rgb else None)
+                           rgb_size=int(rgb) if rgb else None, image_size=image_size, model_points=model_points)
 
 
 def build_collate(train_set) -> object:

@@ -86,16 +86,23 @@ def predict_frame(model: torch.nn.Module, frame: Frame, instances: FrameInstance
     rng = np.random.default_rng(seed)
     samples, kept = [], []
     rgb_size = getattr(model, "rgb_size", None)  # models with an RGB branch ask for the instance crop
+    image_size = getattr(model, "image_size", None)  # models reading the whole frame (DeMo-Pose)
     for j in range(len(instances.class_ids)):
         s = sample_instance(frame, instances.masks[j], int(instances.class_ids[j]), rng, n_points,
-                            rgb_size=rgb_size)
+                            rgb_size=rgb_size, image_size=image_size)
         if s is not None:
             samples.append(s)
             kept.append(j)
     kept_arr = np.asarray(kept, dtype=np.int64)
     if not samples:
         return PoseSet.empty(), kept_arr
-    batch = move_to_device(collate_instances(samples), torch.device(device))
+    batch = collate_instances(samples)
+    if image_size:  # the frame once for all its instances
+        from demopose.data.detection_samples import letterbox_image
+
+        batch["image"] = torch.from_numpy(letterbox_image(frame.rgb, image_size))[None]
+        batch["image_index"] = torch.zeros(len(samples), dtype=torch.int64)
+    batch = move_to_device(batch, torch.device(device))
     gen = torch.Generator(device=batch["points"].device).manual_seed(seed)
     try:
         pred = model(batch, generator=gen)

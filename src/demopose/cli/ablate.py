@@ -1,0 +1,45 @@
+"""Train and test the variants of an ablation study on the same data with equal budgets; write the tables.
+
+Example (DeMo-Pose's Tables 1–3 on synthetic data)::
+
+    demopose synth data/synth --frames 400 --style real --split train --seed 1 --workers 2
+    demopose synth data/synth --frames 100 --style real --split test --seed 2 --workers 2
+    demopose ablate demopose --data data/synth --out runs/ablation_demopose --steps 3000 --detector-steps 3000
+
+Every variant is a ``demopose train`` + ``demopose test`` pair run in a subprocess, logged to
+``<out>/<variant>/ablation.log``; the tables go to ``<out>/results.md`` and ``<out>/results.json`` (with
+each row's commands). Rerunning the same command skips finished variants and resumes interrupted ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train + test the variants of an ablation study (equal budgets) and write markdown/JSON tables"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from demopose.benchmark.ablation import STUDIES
+
+    parser.add_argument("study", choices=sorted(STUDIES), help="which study")
+    parser.add_argument("--data", required=True, help="dataset root (the configs' train and test subsets)")
+    parser.add_argument("--out", required=True, help="study folder")
+    parser.add_argument("--steps", type=int, default=3000, help="training steps of every pose variant")
+    parser.add_argument("--detector-steps", type=int, default=3000, help="training steps of the detector variant")
+    parser.add_argument("--detector-checkpoint", help="use this trained detector instead of training one")
+    parser.add_argument("--only", help="comma-separated variants to run (default: all)")
+    parser.add_argument("--test-frames", type=int, default=0, help="test on at most N frames (0: all)")
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS of the runs (default: inherited)")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides for every variant (train.batch_size=16 ...)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from demopose.benchmark.ablation import STUDIES, format_markdown, run_study
+
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    doc = run_study(args.study, args.data, args.out, args.steps, args.detector_steps, only=only,
+                    detector_checkpoint=args.detector_checkpoint, extra=args.overrides,
+                    test_frames=args.test_frames, threads=args.threads)
+    print(format_markdown(STUDIES[args.study], doc))
+    print(f"wrote {args.out}/results.md and {args.out}/results.json")
+    return 0

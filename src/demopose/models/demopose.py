@@ -1,0 +1,203 @@
+"""DeMo-Pose: monocular PAN features fused into the GPV-Pose 3D graph-convolution network, plus the MPL.
+
+DeMo-Pose (arXiv 2603.27533, ICASSP 2026; seed text ``000`` §2.3–2.4): the monocular detector
+(:mod:`demopose.models.mono`) is trained first and **frozen**; its PAN output ``(C1, H/8, W/8)`` is
+bilinearly sampled at the pixel of each of the ``N`` depth points (``N × C1``,
+:func:`demopose.layers.feature_sampling.sample_feature_map`) and fused with the 3D-GC per-point features
+(``N × C2``) of GPV-Pose (concatenation by default, :mod:`demopose.models.fusion`); a Mesh-Point head,
+present in training mode only, is supervised by the Mesh-Point Loss (``λ = 2000``,
+:mod:`demopose.models.mesh_point_loss`).
+
+Batch (``InstanceDataset(image_size=model.image_size)`` or :func:`demopose.engine.inference.predict_frame`):
+everything :class:`~demopose.models.gpv.GPVPose` reads, plus
+
+- ``image`` ``(F, 3, H_in, W_in)``: the letterboxed, normalised frames
+  (:func:`~demopose.data.detection_samples.letterbox_image`), ``F`` <= ``B`` (instances of one frame
+  share it);
+- ``image_index`` ``(B,)`` int: the frame of each instance (default ``arange(B)``);
+- ``image_pixels`` ``(B, N, 2)``: each point's pixel in the letterboxed image
+  (:func:`~demopose.models.mono.frame_to_input_pixels` of the original ``pixels``).
+
+The frozen detector stays a submodule, so a DeMo-Pose checkpoint is self-contained: it detects
+(:attr:`DeMoPose.mono`) and estimates poses (:attr:`DeMoPose.pose`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from demopose.layers.feature_sampling import sample_feature_map
+from demopose.models.base import PosePrediction
+from demopose.models.mono import MonoDetector
+from demopose.models.registry import build_model, register_model
+
+__all__ = ["DeMoPose", "DeMoPoseConfig", "demopose", "demopose_small"]
+
+
+@dataclass(frozen=True)
+class DeMoPoseConfig:
+    """Composition of a DeMo-Pose model.
+
+    Attributes:
+        pose_model: registered GPV-family model of the depth branch (``gpv``; ``hs_pose`` also works).
+        pose_args: its :class:`~demopose.models.gpv.GPVConfig` overrides (fusion/MPL fields are set here).
+        mono_model: registered monocular detector (``mono``).
+        mono_args: its :class:`~demopose.models.mono.MonoConfig` overrides.
+        mono_checkpoint: a trained detector's checkpoint (``{"model": state_dict}`` or a bare state dict)
+            loaded before freezing; None keeps the initial weights (weights then come from a DeMo-Pose
+            checkpoint). Ignored by :func:`demopose.engine.checkpoint.load_model`.
+        fusion: ``concat`` (paper) | ``add`` | ``hadamard`` | ``mlp`` | ``attention``; None: no RGB
+            (then the model is GPV-Pose + MPL).
+        feature_levels: PAN levels sampled and concatenated (0 = stride 8, the finest).
+        mesh_points: Mesh-Point head size ``M`` (1024; 0 disables the MPL).
+        mpl_weight: ``λ_MPL`` (2000).
+    """
+
+    pose_model: str = "gpv"
+    pose_args: Mapping[str, Any] = field(default_factory=dict)
+    mono_model: str = "mono"
+    mono_args: Mapping[str, Any] = field(default_factory=dict)
+    mono_checkpoint: str | None = None
+    fusion: str | None = "concat"
+    feature_levels: tuple[int, ...] = (0,)
+    mesh_points: int = 1024
+    mpl_weight: float = 2000.0
+
+
+class DeMoPose(nn.Module):
+    """The DeMo-Pose network (module docstring). ``model.image_size = (W_in, H_in)`` tells the data
+    pipeline which letterboxed image to provide."""
+
+    pretrained_args = ("mono_checkpoint",)
+    """Builder arguments that point at weight files; a checkpoint loader drops them (the weights are in
+    the checkpoint)."""
+
+    def __init__(self, cfg: DeMoPoseConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or DeMoPoseConfig()
+        mono = build_model(cfg.mono_model, **dict(cfg.mono_args))
+        if not isinstance(mono, MonoDetector):
+            raise ValueError(f"DeMoPoseConfig.mono_model: {cfg.mono_model!r} is not a monocular detector")
+        if cfg.mono_checkpoint:
+            _load_weights(mono, cfg.mono_checkpoint, "DeMoPoseConfig.mono_checkpoint")
+        self.mono = mono.freeze()
+        n_levels = len(mono.strides)
+        for lv in cfg.feature_levels:
+            if not 0 <= int(lv) < n_levels:
+                raise ValueError(f"DeMoPoseConfig.feature_levels: level {lv} out of range 0..{n_levels - 1}")
+        self.levels = tuple(int(lv) for lv in cfg.feature_levels)
+        rgb_c = mono.cfg.neck_channels * len(self.levels) if cfg.fusion else 0
+        pose_args = dict(cfg.pose_args) | {"fusion": cfg.fusion, "rgb_channels": rgb_c,
+                                           "mesh_points": int(cfg.mesh_points), "mpl_weight": float(cfg.mpl_weight)}
+        self.pose = build_model(cfg.pose_model, **pose_args)
+        if mono.cfg.category_table != self.pose.config.category_table:
+            raise ValueError(f"DeMoPose: the detector's categories ({mono.cfg.category_table}) differ from the pose "
+                             f"network's ({self.pose.config.category_table})")
+
+    # ------------------------------------------------------------------------------------------
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """``(W_in, H_in)`` of the letterboxed frame the fusion reads (None without fusion)."""
+        return tuple(self.mono.cfg.input_size) if self.cfg.fusion else None  # type: ignore[return-value]
+
+    @property
+    def mesh_points(self) -> int:
+        return int(self.cfg.mesh_points)
+
+    @property
+    def categories(self):
+        return self.pose.table
+
+    def train(self, mode: bool = True) -> DeMoPose:
+        super().train(mode)
+        self.mono.train(False)  # frozen: BN statistics fixed
+        return self
+
+    @torch.no_grad()
+    def point_features(self, images: torch.Tensor, image_pixels: torch.Tensor,
+                       image_index: torch.Tensor | None = None) -> torch.Tensor:
+        """The monocular features of every point: ``(B, N, C1 · len(levels))``.
+
+        Args:
+            images: ``(F, 3, H_in, W_in)`` letterboxed, normalised frames.
+            image_pixels: ``(B, N, 2)`` points' pixels in those images.
+            image_index: ``(B,)`` frame of each instance (default ``arange(B)``, then ``F == B``).
+        """
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"batch['image']: expected (F, 3, H_in, W_in), got {tuple(images.shape)}")
+        H, W = images.shape[-2:]
+        if tuple(self.mono.cfg.input_size) != (W, H):
+            raise ValueError(f"batch['image']: size {W}x{H} differs from the detector's input "
+                             f"{tuple(self.mono.cfg.input_size)}")
+        feats = self.mono.feature_map(images)
+        if image_index is None:
+            if images.shape[0] != image_pixels.shape[0]:
+                raise ValueError("DeMoPose: batch['image_index'] is required when instances share frames")
+            image_index = torch.arange(images.shape[0], device=images.device)
+        image_index = image_index.to(images.device).long().reshape(-1)
+        out = [sample_feature_map(feats[lv][image_index], image_pixels.to(feats[lv].dtype), (H, W))
+               for lv in self.levels]
+        return torch.cat(out, dim=-1)
+
+    def forward(self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> PosePrediction:
+        if self.cfg.fusion is None:
+            return self.pose(batch, generator)
+        for key in ("image", "image_pixels"):
+            if key not in batch:
+                raise KeyError(f"DeMoPose batch: missing {key!r}; build samples with "
+                               f"InstanceDataset(image_size=model.image_size)")
+        rgb = self.point_features(batch["image"], batch["image_pixels"], batch.get("image_index"))
+        return self.pose({**batch, "rgb_point_features": rgb}, generator)
+
+    def loss(self, pred: PosePrediction, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The GPV-Pose terms plus ``mpl`` (:meth:`GPVPose.loss`)."""
+        return self.pose.loss(pred, batch)
+
+
+def _load_weights(module: nn.Module, path: str | os.PathLike, field_name: str) -> None:
+    from demopose.engine.checkpoint import load_checkpoint
+
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise FileNotFoundError(f"{field_name}: {p} is not a file (train the detector first: demopose train "
+                                f"mono_synth_small ..., then point at its model_final.pt)")
+    state = load_checkpoint(p)
+    state = state.get("model", state) if isinstance(state, dict) else state
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"{p}: does not fit the detector ({str(e).splitlines()[0]})") from e
+
+
+def _build(base: DeMoPoseConfig, overrides: dict[str, Any]) -> DeMoPose:
+    fields = set(DeMoPoseConfig.__dataclass_fields__)
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"model args: unknown DeMoPoseConfig field(s) {unknown}; expected some of {sorted(fields)}")
+    if "feature_levels" in overrides:
+        overrides["feature_levels"] = tuple(int(v) for v in overrides["feature_levels"])
+    for k in ("pose_args", "mono_args"):  # merge, so a preset's args survive a partial override
+        if k in overrides:
+            overrides[k] = dict(getattr(base, k)) | dict(overrides[k] or {})
+    if overrides.get("mono_checkpoint"):
+        overrides["mono_checkpoint"] = os.fspath(overrides["mono_checkpoint"])
+    return DeMoPose(replace(base, **overrides))
+
+
+@register_model("demopose")
+def demopose(**overrides: Any) -> DeMoPose:
+    """DeMo-Pose with the paper's settings: GPV-Pose (3D-GC) + frozen ``mono`` (GhostNet-1.0x, Ghost-PAN 96,
+    416²), concatenation of the stride-8 PAN features, MPL with 1024 points at λ = 2000."""
+    return _build(DeMoPoseConfig(), overrides)
+
+
+@register_model("demopose_small")
+def demopose_small(**overrides: Any) -> DeMoPose:
+    """``gpv_small`` + ``mono_small`` (PAN 64, 320²): CPU experiments, tests and the bundled checkpoint."""
+    return _build(DeMoPoseConfig(pose_model="gpv_small", mono_model="mono_small"), overrides)
