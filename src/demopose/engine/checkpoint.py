@@ -15,8 +15,8 @@ import torch
 
 from demopose.io import atomic_path
 
-__all__ = ["capture_rng_state", "load_checkpoint", "restore_rng_state", "save_checkpoint", "strip_checkpoint",
-           "unwrap_model"]
+__all__ = ["capture_rng_state", "load_checkpoint", "load_model", "restore_rng_state", "save_checkpoint",
+           "strip_checkpoint", "unwrap_model"]
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -71,3 +71,34 @@ def strip_checkpoint(src: str | Path, dst: str | Path) -> None:
     the form that is shipped and loaded by ``demopose test`` and the predictor."""
     state = load_checkpoint(src)
     save_checkpoint(dst, {"model": state["model"], "config": state.get("config"), "step": state.get("step")})
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild the model a checkpoint was trained as (from its stored config) and load its weights; eval mode.
+
+    Builder arguments that point at other weight files (the model's registered ``pretrained_args``, e.g.
+    DeMo-Pose's ``mono_checkpoint``) are dropped: the checkpoint holds those weights too.
+
+    Raises:
+        ValueError: the checkpoint has no stored model config, or its weights do not fit the model.
+    """
+    from demopose.models import build_model
+    from demopose.models.registry import pretrained_args
+
+    state = load_checkpoint(path, map_location)
+    cfg = state.get("config") or {}
+    model_cfg = cfg.get("model") if isinstance(cfg, dict) else None
+    if not model_cfg or "name" not in model_cfg:
+        raise ValueError(f"{path}: no stored model config ('config.model.name'); rebuild the model from its "
+                         f"training config and load_state_dict(state['model']) instead")
+    name = str(model_cfg["name"])
+    args = dict(model_cfg.get("args") or {})
+    for k in pretrained_args(name):
+        args.pop(k, None)
+    args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
+    model = build_model(name, **args)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise ValueError(f"{path}: the weights do not fit model {name!r} ({str(e).splitlines()[0]})") from e
+    return model.to(map_location).eval()

@@ -74,10 +74,6 @@ class DeMoPose(nn.Module):
     """The DeMo-Pose network (module docstring). ``model.image_size = (W_in, H_in)`` tells the data
     pipeline which letterboxed image to provide."""
 
-    pretrained_args = ("mono_checkpoint",)
-    """Builder arguments that point at weight files; a checkpoint loader drops them (the weights are in
-    the checkpoint)."""
-
     def __init__(self, cfg: DeMoPoseConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or DeMoPoseConfig()
@@ -190,14 +186,14 @@ def _build(base: DeMoPoseConfig, overrides: dict[str, Any]) -> DeMoPose:
     return DeMoPose(replace(base, **overrides))
 
 
-@register_model("demopose")
+@register_model("demopose", pretrained_args=("mono_checkpoint",))
 def demopose(**overrides: Any) -> DeMoPose:
     """DeMo-Pose with the paper's settings: GPV-Pose (3D-GC) + frozen ``mono`` (GhostNet-1.0x, Ghost-PAN 96,
     416²), concatenation of the stride-8 PAN features, MPL with 1024 points at λ = 2000."""
     return _build(DeMoPoseConfig(), overrides)
 
 
-@register_model("demopose_small")
+@register_model("demopose_small", pretrained_args=("mono_checkpoint",))
 def demopose_small(**overrides: Any) -> DeMoPose:
     """``gpv_small`` + ``mono_small`` (PAN 64, 320²): CPU experiments, tests and the bundled checkpoint."""
     return _build(DeMoPoseConfig(pose_model="gpv_small", mono_model="mono_small"), overrides)

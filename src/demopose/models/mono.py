@@ -239,13 +239,13 @@ def _build(base: MonoConfig, overrides: dict[str, Any]) -> MonoDetector:
     return MonoDetector(replace(base, **overrides))
 
 
-@register_model("mono")
+@register_model("mono", pretrained_args=("pretrained",))
 def mono(**overrides: Any) -> MonoDetector:
     """GhostNet-1.0x, Ghost-PAN(96) + stride-64 level, kernel-5 heads, 416² input (NanoDet-Plus-m)."""
     return _build(MonoConfig(), overrides)
 
 
-@register_model("mono_small")
+@register_model("mono_small", pretrained_args=("pretrained",))
 def mono_small(**overrides: Any) -> MonoDetector:
     """GhostNet-0.5x, PAN(64), kernel-3 heads, 320² input: CPU experiments and tests."""
     return _build(MonoConfig(width=0.5, neck="pan", neck_channels=64, num_extra_level=0, head_kernel=3,

@@ -8,23 +8,35 @@ from typing import TypeVar
 
 from torch import nn
 
-__all__ = ["build_model", "list_models", "register_model"]
+__all__ = ["build_model", "list_models", "pretrained_args", "register_model"]
 
 _log = logging.getLogger(__name__)
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_PRETRAINED: dict[str, tuple[str, ...]] = {}
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
 
-def register_model(name: str) -> Callable[[F], F]:
-    """Decorator registering a builder ``fn(**kwargs) -> nn.Module`` under ``name``."""
+def register_model(name: str, pretrained_args: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Decorator registering a builder ``fn(**kwargs) -> nn.Module`` under ``name``.
+
+    ``pretrained_args``: builder arguments naming weight files loaded at construction (e.g. a frozen
+    sub-network's checkpoint); :func:`demopose.engine.checkpoint.load_model` drops them, since a trained
+    model's checkpoint holds those weights already.
+    """
 
     def deco(fn: F) -> F:
+        _PRETRAINED[name] = tuple(pretrained_args)
         if name in _REGISTRY and _REGISTRY[name] is not fn:
             _log.warning("model %r registered twice; the later builder %s wins", name, fn.__qualname__)
         _REGISTRY[name] = fn
         return fn
 
     return deco
+
+
+def pretrained_args(name: str) -> tuple[str, ...]:
+    """The ``pretrained_args`` ``name`` was registered with."""
+    return _PRETRAINED.get(name, ())
 
 
 def list_models() -> list[str]:
