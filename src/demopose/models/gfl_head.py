@@ -37,7 +37,7 @@ from demopose.models.assigners import ATSSAssigner, DynamicSoftLabelAssigner
 from demopose.models.pan import DepthwiseSeparableConv
 
 __all__ = ["NUM_KEYPOINTS", "GFLHead", "LossWeights", "box_to_distance", "distance_to_box", "relative_size",
-           "distribution_focal_loss", "distribution_to_distance", "make_priors", "quality_focal_loss"]
+           "decode_outputs", "distribution_focal_loss", "distribution_to_distance", "make_priors", "quality_focal_loss"]
 
 NUM_KEYPOINTS = 9
 """8 projected cuboid corners (NOCS order) + the projected box centre."""
@@ -65,6 +65,25 @@ def distribution_to_distance(reg: torch.Tensor, reg_max: int) -> torch.Tensor:
     prob = F.softmax(reg.reshape(*reg.shape[:-1], 4, reg_max + 1), dim=-1)
     bins = torch.arange(reg_max + 1, device=reg.device, dtype=prob.dtype)
     return (prob * bins).sum(-1)
+
+
+def decode_outputs(out: dict[str, torch.Tensor], priors: torch.Tensor, strides: torch.Tensor, reg_max: int,
+                   num_keypoints: int = NUM_KEYPOINTS) -> dict[str, torch.Tensor]:
+    """:meth:`GFLHead.decode` as a function of the raw outputs (also those of the exported ONNX graph).
+
+    Args:
+        out: ``cls (B, P, C)``, ``reg (B, P, 4(reg_max+1))``, ``kpt (B, P, 2K)``, ``size (B, P, 3)``.
+        priors: ``(P, 2)`` pixels; strides: ``(P,)`` (:func:`make_priors`).
+
+    Returns:
+        ``scores (B, P, C)``, ``boxes (B, P, 4)`` and ``keypoints (B, P, K, 2)`` in input pixels,
+        ``rel_size (B, P, 3)`` (unit diagonal).
+    """
+    s = strides[:, None]
+    dist = distribution_to_distance(out["reg"], reg_max) * s
+    kpt = out["kpt"].reshape(*out["kpt"].shape[:-1], num_keypoints, 2) * s[..., None] + priors[:, None, :]
+    return {"scores": out["cls"].sigmoid(), "boxes": distance_to_box(priors, dist), "keypoints": kpt,
+            "rel_size": relative_size(out["size"])}
 
 
 def distance_to_box(points: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
@@ -174,11 +193,7 @@ class GFLHead(nn.Module):
                ) -> dict[str, torch.Tensor]:
         """Per-prior predictions in input pixels: ``scores (B, P, C)``, ``boxes (B, P, 4)``,
         ``keypoints (B, P, K, 2)``, ``rel_size (B, P, 3)`` (unit diagonal)."""
-        s = strides[:, None]
-        dist = distribution_to_distance(out["reg"], self.reg_max) * s
-        kpt = out["kpt"].reshape(*out["kpt"].shape[:-1], self.num_keypoints, 2) * s[..., None] + priors[:, None, :]
-        return {"scores": out["cls"].sigmoid(), "boxes": distance_to_box(priors, dist), "keypoints": kpt,
-                "rel_size": relative_size(out["size"])}
+        return decode_outputs(out, priors, strides, self.reg_max, self.num_keypoints)
 
     # -- losses -------------------------------------------------------------------------------------------
     def loss(self, out: dict[str, torch.Tensor], priors: torch.Tensor, strides: torch.Tensor,

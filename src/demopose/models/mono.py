@@ -33,13 +33,14 @@ from demopose.geometry.pose import PoseSet
 from demopose.layers.nms import multiclass_nms
 from demopose.models.assigners import build_assigner
 from demopose.models.base import PosePrediction
-from demopose.models.gfl_head import GFLHead, LossWeights
+from demopose.models.gfl_head import GFLHead, LossWeights, decode_outputs
 from demopose.models.ghostnet import GhostNet, load_pretrained
 from demopose.models.keypoint_pose import poses_from_keypoints
 from demopose.models.pan import build_neck
 from demopose.models.registry import register_model
 
-__all__ = ["FrameDetections", "MonoConfig", "MonoDetector", "frame_to_input_pixels", "mono", "mono_small"]
+__all__ = ["FrameDetections", "MonoConfig", "MonoDetector", "detections_to_frame", "frame_to_input_pixels",
+           "letterbox_frame", "mono", "mono_small", "postprocess_detections"]
 
 
 def frame_to_input_pixels(uv: torch.Tensor, frame_size: tuple[int, int], input_size: tuple[int, int]) -> torch.Tensor:
@@ -47,6 +48,61 @@ def frame_to_input_pixels(uv: torch.Tensor, frame_size: tuple[int, int], input_s
     letterbox into ``input_size = (W_in, H_in)`` (:func:`~demopose.data.detection_samples.letterbox_matrix`)."""
     M = letterbox_matrix(int(frame_size[0]), int(frame_size[1]), int(input_size[0]), int(input_size[1]))
     return uv * float(M[0, 0]) + float(M[0, 2])
+
+
+def letterbox_frame(frame: Frame, input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The network input of a frame: ``frame.rgb`` letterboxed into ``input_size = (W_in, H_in)`` and normalised
+    (:func:`~demopose.data.detection_samples.normalize_image`), ``(3, H_in, W_in)`` float32, and the ``(3, 3)``
+    letterbox matrix (original pixels -> input pixels)."""
+    import cv2
+
+    W, H = int(input_size[0]), int(input_size[1])
+    M = letterbox_matrix(frame.width, frame.height, W, H)
+    img = cv2.warpAffine(frame.rgb, M[:2], (W, H), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+    return normalize_image(img), M
+
+
+def postprocess_detections(out: dict[str, torch.Tensor], priors: torch.Tensor, strides: torch.Tensor,
+                           image_size: tuple[int, int], cfg: MonoConfig,
+                           num_keypoints: int = 9) -> list[dict[str, torch.Tensor]]:
+    """Decode raw head outputs and run NanoDet's class-aware NMS per image (shared by the PyTorch model and
+    the ONNX Runtime backend, :class:`demopose.export.ort_backend.OrtMonoDetector`).
+
+    Args:
+        out: ``cls (B, P, C)``, ``reg (B, P, 4(n+1))``, ``kpt (B, P, 2K)``, ``size (B, P, 3)`` raw outputs.
+        priors, strides: ``(P, 2)`` / ``(P,)`` (:func:`~demopose.models.gfl_head.make_priors`).
+        image_size: ``(H_in, W_in)`` of the network input (boxes are clamped to it).
+        cfg: gives ``reg_max`` and the thresholds.
+
+    Returns:
+        per image: ``boxes (M, 4)``, ``labels (M,)`` 0-based, ``scores (M,)``, ``keypoints (M, K, 2)`` (input
+        pixels), ``rel_size (M, 3)``.
+    """
+    dec = decode_outputs(out, priors, strides, cfg.reg_max, num_keypoints)
+    H, W = image_size
+    res = []
+    for b in range(dec["boxes"].shape[0]):
+        boxes = dec["boxes"][b].clone()
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(-0.5, W - 0.5)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(-0.5, H - 0.5)
+        pi, ci, s = multiclass_nms(boxes, dec["scores"][b], cfg.score_threshold, cfg.iou_threshold,
+                                   cfg.max_detections)
+        res.append({"boxes": boxes[pi], "labels": ci, "scores": s, "keypoints": dec["keypoints"][b, pi],
+                    "rel_size": dec["rel_size"][b, pi]})
+    return res
+
+
+def detections_to_frame(d: dict[str, torch.Tensor], M: np.ndarray, class_ids: np.ndarray) -> FrameDetections:
+    """One image's :func:`postprocess_detections` output mapped back through the letterbox ``M`` to original
+    pixels; ``class_ids`` maps 0-based labels to category ids."""
+    r, off = M[0, 0], M[0, 2]
+
+    def back(a: torch.Tensor) -> np.ndarray:
+        return (a.double().cpu().numpy() - off) / r
+
+    return FrameDetections(boxes=back(d["boxes"]), class_ids=class_ids[d["labels"].cpu().numpy()],
+                           scores=d["scores"].double().cpu().numpy(), keypoints=back(d["keypoints"]),
+                           rel_size=d["rel_size"].double().cpu().numpy())
 
 
 @dataclass(frozen=True)
@@ -175,42 +231,21 @@ class MonoDetector(nn.Module):
         ``scores (M,)``, ``keypoints (M, 9, 2)``, ``rel_size (M, 3)``."""
         pred = self.forward({"image": images})
         o = pred.outputs
-        dec = self.head.decode({k: o[k] for k in ("cls", "reg", "kpt", "size")}, o["priors"], o["strides"])
-        H, W = images.shape[-2:]
-        res = []
-        for b in range(images.shape[0]):
-            boxes = dec["boxes"][b].clone()
-            boxes[:, 0::2] = boxes[:, 0::2].clamp(-0.5, W - 0.5)
-            boxes[:, 1::2] = boxes[:, 1::2].clamp(-0.5, H - 0.5)
-            pi, ci, s = multiclass_nms(boxes, dec["scores"][b], self.cfg.score_threshold, self.cfg.iou_threshold,
-                                       self.cfg.max_detections)
-            res.append({"boxes": boxes[pi], "labels": ci, "scores": s, "keypoints": dec["keypoints"][b, pi],
-                        "rel_size": dec["rel_size"][b, pi]})
-        return res
+        return postprocess_detections({k: o[k] for k in ("cls", "reg", "kpt", "size")}, o["priors"], o["strides"],
+                                      tuple(images.shape[-2:]), self.cfg, self.head.num_keypoints)
 
     def detect_frame(self, frame: Frame, device: torch.device | str | None = None) -> FrameDetections:
         """Letterbox ``frame.rgb`` to :attr:`MonoConfig.input_size`, detect, map back to original pixels."""
-        W, H = self.cfg.input_size
-        M = letterbox_matrix(frame.width, frame.height, W, H)
-        import cv2
-
-        img = cv2.warpAffine(frame.rgb, M[:2], (W, H), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+        image, M = letterbox_frame(frame, self.cfg.input_size)
         device = device or next(self.parameters()).device
-        x = torch.from_numpy(normalize_image(img))[None].to(device)
+        x = torch.from_numpy(image)[None].to(device)
         was = self.training
         self.eval()
         try:
             d = self.detect_images(x)[0]
         finally:
             self.train(was)
-        r, off = M[0, 0], M[0, 2]
-
-        def back(a: torch.Tensor) -> np.ndarray:
-            return (a.double().cpu().numpy() - off) / r
-
-        return FrameDetections(boxes=back(d["boxes"]), class_ids=self.class_ids[d["labels"].cpu().numpy()],
-                               scores=d["scores"].double().cpu().numpy(), keypoints=back(d["keypoints"]),
-                               rel_size=d["rel_size"].double().cpu().numpy())
+        return detections_to_frame(d, M, self.class_ids)
 
     def poses_from_detections(self, frame: Frame, det: FrameDetections, use_depth: bool = True) -> PoseSet:
         """PnP + scale (depth median ratio when ``use_depth`` and the frame has depth, else category mean)."""
