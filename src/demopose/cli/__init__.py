@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "test": "demopose.cli.test",
     "bench": "demopose.cli.bench",
     "ablate": "demopose.cli.ablate",
+    "predict": "demopose.cli.predict",
+    "demo": "demopose.cli.demo",
     "build-dictionary": "demopose.cli.build_dictionary",
     "pretrain-teacher": "demopose.cli.pretrain_teacher",
 }

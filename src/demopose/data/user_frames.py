@@ -1,0 +1,127 @@
+"""Your own RGB-D frames: a folder of colour + depth PNGs with a ``camera.json``.
+
+Layout (any one of these pairings; names are matched by their stem)::
+
+    my_frames/
+      camera.json                 {"fx": 591.0, "fy": 590.2, "cx": 322.5, "cy": 244.1, "depth_scale": 0.001}
+      0001_color.png  0001_depth.png      (NOCS-style suffixes)
+      color/0001.png  depth/0001.png      (or rgb/ + depth/ sub-folders)
+
+``camera.json`` fields: the intrinsics as ``fx, fy, cx, cy`` (pixels) or ``K`` (3×3 rows); ``depth_scale``:
+metres per depth-PNG unit (0.001 for millimetre PNGs, the default); optional ``width``/``height`` of the
+images the intrinsics belong to (checked against the images).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CameraFile", "UserFrame", "list_user_frames", "read_camera_json", "read_user_frame"]
+
+
+@dataclass(frozen=True)
+class CameraFile:
+    """Parsed ``camera.json``: ``K (3, 3)``, ``depth_scale`` (metres per unit), optional image size."""
+
+    K: np.ndarray
+    depth_scale: float
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class UserFrame:
+    """One colour/depth pair of a user folder."""
+
+    name: str
+    color: Path
+    depth: Path
+
+
+def read_camera_json(path: str | os.PathLike) -> CameraFile:
+    """Read and check a ``camera.json`` (module docstring); errors name the file and the field."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: camera.json not found (it gives the intrinsics and the depth scale: "
+                                f'{{"fx": .., "fy": .., "cx": .., "cy": .., "depth_scale": 0.001}})')
+    try:
+        d = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{p}: expected a JSON object")
+    if "K" in d:
+        K = np.asarray(d["K"], dtype=np.float64)
+        if K.shape != (3, 3):
+            raise ValueError(f"{p}: field 'K' must be 3 rows of 3 numbers, got shape {K.shape}")
+    else:
+        missing = [k for k in ("fx", "fy", "cx", "cy") if k not in d]
+        if missing:
+            raise ValueError(f"{p}: missing field(s) {missing}; give fx, fy, cx, cy (pixels) or K")
+        try:
+            fx, fy, cx, cy = (float(d[k]) for k in ("fx", "fy", "cx", "cy"))
+        except (TypeError, ValueError):
+            raise ValueError(f"{p}: fields fx, fy, cx, cy must be numbers") from None
+        K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]])
+    if not (K[0, 0] > 0 and K[1, 1] > 0):
+        raise ValueError(f"{p}: focal lengths must be positive pixels, got fx={K[0, 0]}, fy={K[1, 1]}")
+    scale = d.get("depth_scale", 0.001)
+    try:
+        scale = float(scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"{p}: field 'depth_scale' must be a number (metres per depth unit)") from None
+    if not 1e-5 <= scale <= 1.0:
+        raise ValueError(f"{p}: field 'depth_scale' = {scale} is not metres per unit (0.001 for millimetres)")
+    w, h = d.get("width"), d.get("height")
+    return CameraFile(K, scale, int(w) if w is not None else None, int(h) if h is not None else None)
+
+
+def list_user_frames(folder: str | os.PathLike) -> list[UserFrame]:
+    """The colour/depth pairs of a folder, sorted by name (module docstring)."""
+    root = Path(folder)
+    pairs: list[UserFrame] = []
+    for c in sorted(root.glob("*_color.png")):
+        stem = c.name[: -len("_color.png")]
+        d = root / f"{stem}_depth.png"
+        if d.is_file():
+            pairs.append(UserFrame(stem, c, d))
+    for sub in ("color", "rgb"):
+        if (root / sub).is_dir() and (root / "depth").is_dir():
+            for c in sorted((root / sub).glob("*.png")) + sorted((root / sub).glob("*.jpg")):
+                d = root / "depth" / f"{c.stem}.png"
+                if d.is_file():
+                    pairs.append(UserFrame(c.stem, c, d))
+    if not pairs:
+        raise FileNotFoundError(f"{root}: no colour/depth pairs (expected NAME_color.png + NAME_depth.png, or "
+                                f"color/NAME.png + depth/NAME.png)")
+    return pairs
+
+
+def read_user_frame(frame: UserFrame, camera: CameraFile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rgb (H, W, 3) uint8, depth (H, W) float32 metres, K)`` of a pair; checks sizes against the camera."""
+    import cv2
+
+    bgr = cv2.imread(str(frame.color), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{frame.color}: not a readable image")
+    raw = cv2.imread(str(frame.depth), cv2.IMREAD_ANYDEPTH)
+    if raw is None:
+        raise ValueError(f"{frame.depth}: not a readable depth image")
+    if raw.ndim != 2 or raw.dtype not in (np.uint16, np.uint8, np.float32):
+        raise ValueError(f"{frame.depth}: expected a single-channel 16-bit depth PNG, got {raw.dtype} {raw.shape}")
+    if raw.dtype == np.uint8:
+        raise ValueError(f"{frame.depth}: 8-bit depth cannot hold metric depth; save depth as 16-bit PNG")
+    if raw.shape != bgr.shape[:2]:
+        raise ValueError(f"{frame.depth}: size {raw.shape[1]}x{raw.shape[0]} differs from {frame.color}'s "
+                         f"{bgr.shape[1]}x{bgr.shape[0]} (depth must be registered to the colour image)")
+    H, W = raw.shape
+    if camera.width is not None and camera.height is not None and (camera.width, camera.height) != (W, H):
+        raise ValueError(f"{frame.color}: image is {W}x{H} but camera.json gives width/height "
+                         f"{camera.width}x{camera.height}")
+    depth = raw.astype(np.float32) * camera.depth_scale
+    return bgr[..., ::-1].copy(), depth, camera.K

@@ -1,0 +1,137 @@
+"""The product path: input validation, detector+depth masks, the Predictor, `demopose predict` and `demo`."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from demopose.cli import main
+from demopose.data.nocs import NOCSDataset, load_frame
+from demopose.data.user_frames import read_camera_json
+from demopose.engine.checkpoint import save_checkpoint
+from demopose.engine.masks import masks_from_boxes, support_plane
+from demopose.models import build_model
+from demopose.predictor import Predictor, validate_inputs
+
+FIX = Path(__file__).parent / "fixtures" / "nocs_sample"
+REAL = FIX / "Real/test/scene_1/0000"
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """An (untrained) demopose_small checkpoint with its config, as training writes it."""
+    torch.manual_seed(0)
+    args = {"mono_args": {"input_size": [64, 64]}, "mesh_points": 16}
+    m = build_model("demopose_small", **args)
+    p = tmp_path_factory.mktemp("ckpt") / "demopose_tiny.pt"
+    save_checkpoint(p, {"model": m.state_dict(), "config": {"model": {"name": "demopose_small", "args": args}},
+                        "step": 0})
+    return p
+
+
+def test_validate_inputs_names_the_problem():
+    f = load_frame(REAL)
+    rgb, depth, K = validate_inputs(f.rgb, f.depth, f.K)
+    assert depth.dtype == np.float32 and np.isclose(np.median(depth[depth > 0]), np.median(f.depth[f.depth > 0]))
+    with pytest.raises(ValueError, match="millimetres"):
+        validate_inputs(f.rgb, f.depth * 1000, f.K)
+    with pytest.raises(ValueError, match="depth_scale"):
+        validate_inputs(f.rgb, (f.depth * 1000).astype(np.uint16), f.K)
+    mm = validate_inputs(f.rgb, (f.depth * 1000).astype(np.uint16), f.K, depth_scale=0.001)[1]
+    assert np.allclose(mm, f.depth, atol=1e-3)
+    with pytest.raises(ValueError, match="principal point"):
+        validate_inputs(f.rgb, f.depth, f.K * np.array([[1, 1, 4], [1, 1, 4], [1, 1, 1]]))
+    with pytest.raises(ValueError, match="shape"):
+        validate_inputs(f.rgb, f.depth[:-1], f.K)
+    with pytest.raises(ValueError, match="K must be"):
+        validate_inputs(f.rgb, f.depth, np.eye(4))
+
+
+def test_support_plane_and_masks_from_boxes(tiny_synth):
+    """Known answer: boxes of the true masks give masks that overlap the true masks."""
+    root = tiny_synth(1, 1)
+    f = NOCSDataset(root, "real_test", load_nocs=False)[0]
+    plane = support_plane(f.depth, f.K)
+    assert plane is not None and abs(np.linalg.norm(plane[:3]) - 1) < 1e-6
+    gt = f.masks()
+    boxes = np.array([[u.min(), v.min(), u.max(), v.max()] for v, u in (np.nonzero(m) for m in gt)], float)
+    masks, keep = masks_from_boxes(f, boxes, f.class_ids, np.linspace(1, 0.5, len(gt)), f.categories, min_pixels=5)
+    assert len(keep) >= 1
+    ious = [(masks[i] & gt[k]).sum() / (masks[i] | gt[k]).sum() for i, k in enumerate(keep)]
+    assert np.median(ious) > 0.5, ious
+    assert not (masks.sum(0) > 1).any(), "a pixel belongs to one object"
+
+
+def test_predictor_with_given_masks_and_with_its_detector(tiny_checkpoint):
+    f = load_frame(REAL)
+    p = Predictor.from_checkpoint(tiny_checkpoint, score_threshold=0.0)
+    objs = p.predict(f.rgb, f.depth, f.K, masks=f.masks(), class_ids=f.class_ids)
+    assert len(objs) == len(f) and {o.class_id for o in objs} == set(f.class_ids.tolist())
+    o = objs[0]
+    assert o.R.shape == (3, 3) and o.t.shape == (3,) and o.size.shape == (3,) and o.box is not None
+    assert np.allclose(o.R @ o.R.T, np.eye(3), atol=1e-5)
+    assert json.dumps(o.to_dict())
+    again = p.predict(f.rgb, f.depth, f.K, masks=f.masks(), class_ids=f.class_ids)
+    assert np.allclose(again[0].t, o.t), "deterministic for a given seed"
+    objs = p.predict(f.rgb, f.depth, f.K)  # detector + depth masks (untrained: any count)
+    assert all(obj.score >= 0.0 for obj in objs)
+    with pytest.raises(ValueError, match="class_ids"):
+        p.predict(f.rgb, f.depth, f.K, masks=f.masks())
+
+
+def test_depth_only_model_needs_masks(tmp_path):
+    m = build_model("gpv_small")
+    f = load_frame(REAL)
+    with pytest.raises(ValueError, match="no detector"):
+        Predictor(m).predict(f.rgb, f.depth, f.K)
+
+
+def test_camera_json_errors(tmp_path):
+    p = tmp_path / "camera.json"
+    p.write_text(json.dumps({"fx": 500, "fy": 500, "cx": 320}))
+    with pytest.raises(ValueError, match="cy"):
+        read_camera_json(p)
+    p.write_text(json.dumps({"K": [[500, 0, 320], [0, 500, 240], [0, 0, 1]], "depth_scale": 1000}))
+    with pytest.raises(ValueError, match="depth_scale"):
+        read_camera_json(p)
+    p.write_text(json.dumps({"fx": 500, "fy": 500, "cx": 320, "cy": 240}))
+    assert read_camera_json(p).depth_scale == 0.001
+
+
+def test_cli_predict_on_nocs_frame_and_user_folder(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "pred"
+    assert main(["predict", str(REAL) + "_color.png", "--checkpoint", str(tiny_checkpoint), "--out", str(out),
+                 "--masks", "gt"]) == 0
+    doc = json.loads((out / "Real_test_scene_1_0000.json").read_text())
+    assert len(doc["objects"]) == 5 and "error_vs_gt" in doc["objects"][0]
+    assert (out / "Real_test_scene_1_0000_overlay.png").is_file()
+    # a folder of colour + 16-bit depth PNGs with camera.json
+    f = load_frame(REAL)
+    user = tmp_path / "mine"
+    user.mkdir()
+    cv2.imwrite(str(user / "a_color.png"), f.rgb[:, :, ::-1])
+    cv2.imwrite(str(user / "a_depth.png"), (f.depth * 1000).astype(np.uint16))
+    K = f.K
+    (user / "camera.json").write_text(json.dumps({"fx": K[0, 0], "fy": K[1, 1], "cx": K[0, 2], "cy": K[1, 2],
+                                                  "depth_scale": 0.001}))
+    assert main(["predict", str(user), "--checkpoint", str(tiny_checkpoint), "--out", str(out),
+                 "--score-threshold", "0"]) == 0
+    assert (out / "a.json").is_file() and (out / "a_overlay.png").is_file()
+    (user / "camera.json").write_text(json.dumps({"fx": K[0, 0], "fy": K[1, 1], "cx": K[0, 2], "cy": K[1, 2],
+                                                  "depth_scale": 1.0}))  # millimetre PNG read as metres
+    capsys.readouterr()
+    assert main(["predict", str(user), "--checkpoint", str(tiny_checkpoint), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "millimetres" in err and "depth_scale" in err and "a_depth.png" in err
+
+
+def test_cli_demo_runs_offline(tiny_checkpoint, tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--checkpoint", str(tiny_checkpoint),
+                 "--masks", "gt"]) == 0
+    text = capsys.readouterr().out
+    assert "rot err" in text and (tmp_path / "d" / "demo.png").is_file()
+    doc = json.loads((tmp_path / "d" / "demo.json").read_text())
+    assert len(doc["ground_truth"]) >= 1
