@@ -38,10 +38,13 @@ def test_detector_frozen_and_mpl_head_training_only():
     b = _batch(m)
     out = m(b)
     assert out.outputs["mesh_points"].shape == (3, 32, 3)
+    calls = []
+    m.pose.mesh_head.register_forward_hook(lambda *a: calls.append(1))
     m.eval()
     with torch.no_grad():
         out = m(b)
     assert "mesh_points" not in out.outputs and out.R.shape == (3, 3, 3)
+    assert not calls, "the Mesh-Point head must not run at inference"
 
 
 def test_training_step_leaves_detector_unchanged_and_uses_mpl():
