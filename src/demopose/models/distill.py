@@ -11,17 +11,22 @@ Lin et al., CleanPose, ICCV 2025 (chrislin0621/CleanPose ``model/Net.py``; notes
 
 Fixes of the release (notes §3.4): the teacher is always in eval mode (``train()`` is overridden) and
 never receives gradients; its input is unit-sphere normalised as in ULIP pre-training; teacher
-features can be cached per instance (key: the batch's ``instance_index``), so an epoch pays for the
-teacher once. The cache ignores augmentation (the first seen view stands for the instance).
+features can be cached per instance (key: the batch's ``instance_index``, which
+:class:`~demopose.data.instances.InstanceDataset` adds to every sample), so an epoch pays for the
+teacher once. The cache ignores augmentation (the first seen view stands for the instance). It belongs
+to one set of teacher weights: :meth:`FrozenTeacher.fingerprint` (a hash of the weights) is checked
+before every cached lookup and a different fingerprint empties the cache.
 
 Teachers (interface ``teacher(pts (B, N, 3)) -> (B, D)`` with ``out_channels``): ``pointbert``
-(ULIP-2 Point-BERT, :mod:`demopose.models.pointbert`, from a local checkpoint) and ``tiny`` (a small
-random Point-BERT for plumbing tests). An offline teacher pretrained on the generator's meshes is
-not implemented yet.
+(ULIP-2 Point-BERT, :mod:`demopose.models.pointbert`, from a local checkpoint), ``pretrained`` (the
+offline default: a Point-BERT that ``demopose pretrain-teacher`` trained on the synthetic generator's
+meshes, :mod:`demopose.models.point_teacher`; its size is read from the file) and ``tiny`` (a small
+random Point-BERT for plumbing tests).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -47,9 +52,30 @@ class FrozenTeacher(nn.Module):
         super().__init__()
         self.encoder = encoder.eval().requires_grad_(False)
         self.out_channels = int(encoder.out_channels)
+        self._token: tuple | None = None
+        self._fingerprint = ""
 
     def train(self, mode: bool = True) -> FrozenTeacher:
         return super().train(False)
+
+    def _state_token(self) -> tuple:
+        # identity, storage and autograd version counter of every tensor: changes with load_state_dict,
+        # in-place updates, .to() and replaced parameters (not with writes through ``.data``)
+        return tuple((id(v), v.data_ptr(), v._version) for v in self.encoder.state_dict(keep_vars=True).values())
+
+    def fingerprint(self) -> str:
+        """SHA-1 (16 hex digits) of the weights (names, shapes, dtypes, values; device-independent).
+
+        Recomputed only when a tensor of the encoder was replaced or modified in place since the last call.
+        """
+        token = self._state_token()
+        if token != self._token:
+            h = hashlib.sha1()
+            for k, v in self.encoder.state_dict().items():
+                h.update(f"{k}:{tuple(v.shape)}:{v.dtype};".encode())
+                h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._token, self._fingerprint = token, h.hexdigest()[:16]
+        return self._fingerprint
 
     @torch.no_grad()
     def forward(self, pts: torch.Tensor) -> torch.Tensor:
@@ -57,11 +83,18 @@ class FrozenTeacher(nn.Module):
 
 
 def build_teacher(name: str, checkpoint: str | Path | None = None, dim: int = 768) -> FrozenTeacher:
-    """``pointbert`` (ULIP-2 sizes; ``checkpoint`` a local ULIP file) | ``tiny`` (width ``dim // 2``,
-    depth 2, 32 groups x 16; random)."""
+    """``pointbert`` (ULIP-2 sizes; ``checkpoint`` a local ULIP file) | ``pretrained`` (``checkpoint`` a
+    file of ``demopose pretrain-teacher``, required) | ``tiny`` (width ``dim // 2``, depth 2, 32 groups x 16;
+    random)."""
     from demopose.models.pointbert import PointBERT, load_ulip_pointbert
 
-    if name == "pointbert":
+    if name == "pretrained":
+        from demopose.models.point_teacher import load_teacher
+
+        if not checkpoint:
+            raise ValueError("teacher 'pretrained' needs teacher_checkpoint=FILE (from `demopose pretrain-teacher`)")
+        enc = load_teacher(checkpoint)[0]
+    elif name == "pointbert":
         enc = PointBERT()
         if checkpoint:
             load_ulip_pointbert(enc, checkpoint)
@@ -70,7 +103,7 @@ def build_teacher(name: str, checkpoint: str | Path | None = None, dim: int = 76
     elif name == "tiny":
         enc = PointBERT(width=dim // 2, depth=2, heads=2, num_group=32, group_size=16, encoder_dims=64)
     else:
-        raise ValueError(f"teacher: expected 'pointbert' or 'tiny', got {name!r}")
+        raise ValueError(f"teacher: expected 'pointbert', 'pretrained' or 'tiny', got {name!r}")
     if enc.out_channels != dim:
         raise ValueError(f"teacher_dim: the {name} teacher gives {enc.out_channels} channels, config says {dim}")
     return FrozenTeacher(enc)
@@ -81,7 +114,10 @@ class ResidualDistillation(nn.Module):
 
     Args:
         student_dim: ``d`` of the pooled student feature; teacher: a :class:`FrozenTeacher`.
-        alpha: residual scale (0.1); cache: keep teacher features per ``instance_index``.
+        alpha: residual scale (0.1); cache: keep teacher features per ``instance_index`` (CPU memory:
+            ``4 D`` bytes per training instance), for the current teacher fingerprint only.
+
+    ``teacher_calls`` counts the instances the teacher has encoded (cache misses included).
 
     ``forward(g (B, d), pts (B, N, 3), keys (B,) | None) -> (z_s (B, D), z_t (B, D))``.
     """
@@ -96,14 +132,24 @@ class ResidualDistillation(nn.Module):
         nn.init.zeros_(self.w2.weight)
         self.proj = nn.Parameter(torch.randn(student_dim, D) * D**-0.5)
         self.cache: dict[int, torch.Tensor] = {}
+        self.cache_fingerprint = ""
+        self.teacher_calls = 0
 
     def teacher_features(self, pts: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher targets ``(B, D)`` (from the cache where possible)."""
         if not self.use_cache or keys is None:
+            self.teacher_calls += pts.shape[0]
             return self.teacher(unit_sphere(pts))
+        fp = self.teacher.fingerprint()
+        if fp != self.cache_fingerprint:
+            if self.cache:
+                log.info("teacher weights changed (%s -> %s): dropping %d cached features", self.cache_fingerprint,
+                         fp, len(self.cache))
+            self.cache, self.cache_fingerprint = {}, fp
         ks = [int(k) for k in keys.reshape(-1).tolist()]
         miss = [i for i, k in enumerate(ks) if k not in self.cache]
         if miss:
+            self.teacher_calls += len(miss)
             z = self.teacher(unit_sphere(pts[miss])).detach().cpu()
             for i, zi in zip(miss, z):
                 self.cache[ks[i]] = zi

@@ -37,12 +37,13 @@ __all__ = ["PointBERT", "load_ulip_pointbert"]
 
 
 class _Encoder(nn.Module):
-    def __init__(self, out: int) -> None:
+    def __init__(self, out: int, widths: tuple[int, int] = (128, 256)) -> None:
         super().__init__()
-        self.first_conv = nn.Sequential(nn.Conv1d(3, 128, 1), nn.BatchNorm1d(128), nn.ReLU(inplace=True),
-                                        nn.Conv1d(128, 256, 1))
-        self.second_conv = nn.Sequential(nn.Conv1d(512, 512, 1), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
-                                         nn.Conv1d(512, out, 1))
+        a, b = widths
+        self.first_conv = nn.Sequential(nn.Conv1d(3, a, 1), nn.BatchNorm1d(a), nn.ReLU(inplace=True),
+                                        nn.Conv1d(a, b, 1))
+        self.second_conv = nn.Sequential(nn.Conv1d(2 * b, 2 * b, 1), nn.BatchNorm1d(2 * b), nn.ReLU(inplace=True),
+                                         nn.Conv1d(2 * b, out, 1))
 
     def forward(self, groups: torch.Tensor) -> torch.Tensor:  # (B, G, S, 3) -> (B, G, out)
         B, G, S, _ = groups.shape
@@ -97,16 +98,18 @@ class _Blocks(nn.Module):
 
 class PointBERT(nn.Module):
     """Point-BERT encoder; defaults are ULIP-2's (width 384, depth 12, 6 heads, 512 groups x 32,
-    encoder dims 256). Drop-path is omitted (the teacher always runs in eval mode).
+    encoder dims 256, group encoder widths (128, 256)). Drop-path is omitted (the teacher always runs in eval
+    mode). ``group_widths`` ``(a, b)`` sizes the per-group mini-PointNet (3 -> a -> b, then 2b -> 2b ->
+    encoder_dims); ULIP's layout is (128, 256), smaller values make CPU-sized teachers.
 
     Shapes: ``(B, N, 3)`` (unit-sphere normalised) -> ``(B, 2 * width)``; ``out_channels = 2 * width``.
     """
 
     def __init__(self, width: int = 384, depth: int = 12, heads: int = 6, num_group: int = 512,
-                 group_size: int = 32, encoder_dims: int = 256) -> None:
+                 group_size: int = 32, encoder_dims: int = 256, group_widths: tuple[int, int] = (128, 256)) -> None:
         super().__init__()
         self.num_group, self.group_size, self.out_channels = num_group, group_size, 2 * width
-        self.encoder = _Encoder(encoder_dims)
+        self.encoder = _Encoder(encoder_dims, tuple(group_widths))
         self.reduce_dim = nn.Linear(encoder_dims, width)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
         self.cls_pos = nn.Parameter(torch.randn(1, 1, width) * 0.02)
