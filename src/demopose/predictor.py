@@ -183,29 +183,36 @@ class Predictor:
                      instance_map=np.zeros((H, W), np.int32), instance_ids=np.zeros(0, np.int64),
                      class_ids=np.zeros(0, np.int64), categories=self.categories, frame_id=source)
 
-    def instances(self, frame: Frame) -> FrameInstances:
-        """Objects and masks found by the model's detector (score >= ``score_threshold``) plus depth."""
-        from demopose.engine.masks import masks_from_boxes
+    def detect(self, frame: Frame):
+        """The detector's objects in ``frame`` with score >= ``score_threshold`` (a
+        :class:`~demopose.models.mono.FrameDetections`)."""
+        from demopose.models.mono import FrameDetections
 
         det_model = self.detector
         if det_model is None:
             raise ValueError(f"{type(self.model).__name__} has no detector: pass masks and class_ids")
         det = det_model.detect_frame(frame, device=self.device)
         keep = det.scores >= self.score_threshold
-        boxes, cls, scores = det.boxes[keep], det.class_ids[keep], det.scores[keep]
-        masks, k = masks_from_boxes(frame, boxes, cls, scores, self.categories, min_pixels=50)
+        return FrameDetections(boxes=det.boxes[keep], class_ids=det.class_ids[keep], scores=det.scores[keep],
+                               keypoints=det.keypoints[keep], rel_size=det.rel_size[keep])
+
+    def masks_for(self, frame: Frame, det) -> FrameInstances:
+        """Instances of detections (``boxes``, ``class_ids``, ``scores``) with masks cut from the depth
+        (:func:`demopose.engine.masks.masks_from_boxes`)."""
+        from demopose.engine.masks import masks_from_boxes
+
+        cls, scores = det.class_ids, det.scores
+        masks, k = masks_from_boxes(frame, det.boxes, cls, scores, self.categories, min_pixels=50)
         return FrameInstances(masks, cls[k].astype(np.int64), scores[k].astype(np.float64), np.full(len(k), -1))
+
+    def instances(self, frame: Frame) -> FrameInstances:
+        """Objects and masks found by the model's detector (score >= ``score_threshold``) plus depth."""
+        return self.masks_for(frame, self.detect(frame))
 
     def predict_frame(self, frame: Frame, instances: FrameInstances | None = None) -> tuple[PoseSet, FrameInstances]:
         """Poses of a :class:`Frame` (with ``instances``, or the detector's) and the instances used."""
         if self.detector is self.model:  # the monocular model estimates poses itself
-            det = self.model.detect_frame(frame, device=self.device)
-            keep = det.scores >= self.score_threshold
-            from demopose.models.mono import FrameDetections
-
-            det = FrameDetections(boxes=det.boxes[keep], class_ids=det.class_ids[keep], scores=det.scores[keep],
-                                  keypoints=det.keypoints[keep], rel_size=det.rel_size[keep])
-            poses = self.model.poses_from_detections(frame, det)
+            poses = self.model.poses_from_detections(frame, self.detect(frame))
             H, W = frame.depth.shape
             return poses, FrameInstances(np.zeros((len(poses), H, W), bool), poses.class_ids, poses.scores,
                                          np.full(len(poses), -1))
@@ -250,7 +257,11 @@ class Predictor:
                                  f"({[(c.id, c.name) for c in self.categories]})")
             sc = np.ones(len(masks)) if scores is None else np.asarray(scores, np.float64).reshape(-1)
             inst = FrameInstances(masks, class_ids, sc, np.full(len(masks), -1))
-        poses, inst = self.predict_frame(frame, inst)
+        return self.objects(*self.predict_frame(frame, inst))
+
+    def objects(self, poses: PoseSet, inst: FrameInstances) -> list[ObjectPose]:
+        """:meth:`predict_frame`'s output as :class:`ObjectPose` objects, by decreasing score (each with its
+        mask's 2D box)."""
         out = []
         for i in np.argsort(-poses.scores, kind="stable"):
             c = int(poses.class_ids[i])

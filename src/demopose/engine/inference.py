@@ -20,9 +20,8 @@ from demopose.data.instances import N_POINTS, collate_instances, sample_instance
 from demopose.engine.trainer import move_to_device
 from demopose.geometry.pose import PoseSet
 
-__all__ = ["FrameInstances", "MaskSource", "gt_instances", "instances_from_detections", "predict_frame",
-           "published_detections",
-           "run_inference"]
+__all__ = ["FrameInstances", "MaskSource", "frame_batch", "gt_instances", "instances_from_detections",
+           "poses_from_prediction", "predict_frame", "published_detections", "run_batch", "run_inference"]
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +72,16 @@ def published_detections(root: str | Path, source: str = "dualposenet") -> MaskS
     return fn
 
 
-@torch.no_grad()
-def predict_frame(model: torch.nn.Module, frame: Frame, instances: FrameInstances, n_points: int = N_POINTS,
-                  seed: int = 0, device: torch.device | str = "cpu") -> tuple[PoseSet, np.ndarray]:
-    """Estimate the pose of every instance of a frame.
+def frame_batch(model: torch.nn.Module, frame: Frame, instances: FrameInstances, n_points: int = N_POINTS,
+                seed: int = 0) -> tuple[dict | None, np.ndarray]:
+    """Sample the points of every instance of a frame and collate them into the model's batch (CPU tensors).
 
     Returns:
-        the predicted :class:`PoseSet` (scores = detection scores) and the ``(M,)`` indices of the
-        instances it covers (instances with too few valid depth points are skipped).
+        the batch (None when no instance has enough valid depth points) and the ``(M',)`` indices of the
+        instances it holds. Models reading the whole frame (DeMo-Pose) also get ``image (1, 3, H_in, W_in)``
+        and ``image_index (M',)``.
     """
-    seed = int(seed)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(int(seed))
     samples, kept = [], []
     rgb_size = getattr(model, "rgb_size", None)  # models with an RGB branch ask for the instance crop
     image_size = getattr(model, "image_size", None)  # models reading the whole frame (DeMo-Pose)
@@ -95,21 +93,47 @@ def predict_frame(model: torch.nn.Module, frame: Frame, instances: FrameInstance
             kept.append(j)
     kept_arr = np.asarray(kept, dtype=np.int64)
     if not samples:
-        return PoseSet.empty(), kept_arr
+        return None, kept_arr
     batch = collate_instances(samples)
     if image_size:  # the frame once for all its instances
         from demopose.data.detection_samples import letterbox_image
 
         batch["image"] = torch.from_numpy(letterbox_image(frame.rgb, image_size))[None]
         batch["image_index"] = torch.zeros(len(samples), dtype=torch.int64)
+    return batch, kept_arr
+
+
+@torch.no_grad()
+def run_batch(model: torch.nn.Module, batch: dict, seed: int = 0, device: torch.device | str = "cpu"):
+    """The model's prediction for a :func:`frame_batch` batch, moved to ``device``; random pooling is seeded."""
     batch = move_to_device(batch, torch.device(device))
-    gen = torch.Generator(device=batch["points"].device).manual_seed(seed)
+    gen = torch.Generator(device=batch["points"].device).manual_seed(int(seed))
     try:
-        pred = model(batch, generator=gen)
+        return model(batch, generator=gen)
     except TypeError:  # models without seeded randomness
-        pred = model(batch)
-    return PoseSet(instances.class_ids[kept_arr], pred.R.double().cpu().numpy(), pred.t.double().cpu().numpy(),
-                   pred.size.double().cpu().numpy(), instances.scores[kept_arr]), kept_arr
+        return model(batch)
+
+
+def poses_from_prediction(pred, instances: FrameInstances, kept: np.ndarray) -> PoseSet:
+    """The :class:`PoseSet` of a prediction for the instances ``kept`` (scores = detection scores)."""
+    return PoseSet(instances.class_ids[kept], pred.R.double().cpu().numpy(), pred.t.double().cpu().numpy(),
+                   pred.size.double().cpu().numpy(), instances.scores[kept])
+
+
+@torch.no_grad()
+def predict_frame(model: torch.nn.Module, frame: Frame, instances: FrameInstances, n_points: int = N_POINTS,
+                  seed: int = 0, device: torch.device | str = "cpu") -> tuple[PoseSet, np.ndarray]:
+    """Estimate the pose of every instance of a frame (:func:`frame_batch`, :func:`run_batch`,
+    :func:`poses_from_prediction`).
+
+    Returns:
+        the predicted :class:`PoseSet` (scores = detection scores) and the ``(M,)`` indices of the
+        instances it covers (instances with too few valid depth points are skipped).
+    """
+    batch, kept = frame_batch(model, frame, instances, n_points, seed)
+    if batch is None:
+        return PoseSet.empty(), kept
+    return poses_from_prediction(run_batch(model, batch, seed, device), instances, kept), kept
 
 
 def run_inference(model: torch.nn.Module, frames: Sequence[Frame] | Iterable[Frame],
