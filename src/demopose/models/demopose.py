@@ -34,6 +34,13 @@ from torch import nn
 
 from demopose.layers.feature_sampling import sample_feature_map
 from demopose.models.base import PosePrediction
+from demopose.models.feature_adjust import (
+    AdjustedFusion,
+    CausalOptions,
+    DistillOptions,
+    FeatureAdjust,
+    parse_options,
+)
 from demopose.models.mono import MonoDetector
 from demopose.models.registry import build_model, register_model
 
@@ -57,6 +64,8 @@ class DeMoPoseConfig:
         feature_levels: PAN levels sampled and concatenated (0 = stride 8, the finest).
         mesh_points: Mesh-Point head size ``M`` (1024; 0 disables the MPL).
         mpl_weight: ``λ_MPL`` (2000).
+        causal, distill: CleanPose's front-door module and residual distillation on the fused per-point
+            features (:mod:`demopose.models.feature_adjust`; ``{enabled: true, ...}``; off by default).
     """
 
     pose_model: str = "gpv"
@@ -68,6 +77,8 @@ class DeMoPoseConfig:
     feature_levels: tuple[int, ...] = (0,)
     mesh_points: int = 1024
     mpl_weight: float = 2000.0
+    causal: Mapping[str, Any] = field(default_factory=dict)
+    distill: Mapping[str, Any] = field(default_factory=dict)
 
 
 class DeMoPose(nn.Module):
@@ -95,6 +106,13 @@ class DeMoPose(nn.Module):
         if mono.cfg.category_table != self.pose.config.category_table:
             raise ValueError(f"DeMoPose: the detector's categories ({mono.cfg.category_table}) differ from the pose "
                              f"network's ({self.pose.config.category_table})")
+        causal = parse_options(CausalOptions, cfg.causal, "DeMoPoseConfig.causal")
+        distill = parse_options(DistillOptions, cfg.distill, "DeMoPoseConfig.distill")
+        if causal.enabled or distill.enabled:  # CleanPose modules on the fused per-point features (feature_adjust)
+            if self.pose.fusion is None:
+                raise ValueError("DeMoPoseConfig.causal / distill: they act on the fused features; set a fusion")
+            adjust = FeatureAdjust(self.pose.fusion.out_channels, self.pose.num_classes, causal, distill)
+            self.pose.fusion = AdjustedFusion(self.pose.fusion, adjust)
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -149,11 +167,21 @@ class DeMoPose(nn.Module):
                 raise KeyError(f"DeMoPose batch: missing {key!r}; build samples with "
                                f"InstanceDataset(image_size=model.image_size)")
         rgb = self.point_features(batch["image"], batch["image_pixels"], batch.get("image_index"))
-        return self.pose({**batch, "rgb_point_features": rgb}, generator)
+        fusion = self.pose.fusion
+        if not isinstance(fusion, AdjustedFusion):
+            return self.pose({**batch, "rgb_point_features": rgb}, generator)
+        cls = torch.as_tensor(batch["class_ids"], device=rgb.device).long().reshape(-1) - 1
+        with fusion.context(cls, batch["points"], batch.get("instance_index"), generator):
+            pred = self.pose({**batch, "rgb_point_features": rgb}, generator)
+        pred.outputs.update(fusion.outputs)
+        return pred
 
     def loss(self, pred: PosePrediction, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The GPV-Pose terms plus ``mpl`` (:meth:`GPVPose.loss`)."""
-        return self.pose.loss(pred, batch)
+        """The GPV-Pose terms plus ``mpl`` (:meth:`GPVPose.loss`), plus ``kd`` with distillation."""
+        losses = self.pose.loss(pred, batch)
+        if isinstance(self.pose.fusion, AdjustedFusion):
+            losses.update(self.pose.fusion.adjust.loss(pred.outputs))
+        return losses
 
 
 def _load_weights(module: nn.Module, path: str | os.PathLike, field_name: str) -> None:
@@ -178,7 +206,7 @@ def _build(base: DeMoPoseConfig, overrides: dict[str, Any]) -> DeMoPose:
         raise ValueError(f"model args: unknown DeMoPoseConfig field(s) {unknown}; expected some of {sorted(fields)}")
     if "feature_levels" in overrides:
         overrides["feature_levels"] = tuple(int(v) for v in overrides["feature_levels"])
-    for k in ("pose_args", "mono_args"):  # merge, so a preset's args survive a partial override
+    for k in ("pose_args", "mono_args", "causal", "distill"):  # merge: a preset's args survive a partial override
         if k in overrides:
             overrides[k] = dict(getattr(base, k)) | dict(overrides[k] or {})
     if overrides.get("mono_checkpoint"):
