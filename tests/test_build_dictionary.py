@@ -92,3 +92,15 @@ def test_build_dictionary_command_and_dict_init(tiny_synth, tmp_path, capsys):
     assert "more prototypes than the dictionary" in capsys.readouterr().err
     assert main([*common, "--out", str(tmp_path / "x.pt"), "model.name=agpose_small"]) == 1
     assert "no front-door module" in capsys.readouterr().err
+
+
+def test_load_model_does_not_need_the_dictionary_file(tmp_path):
+    from demopose.engine.checkpoint import load_model, save_checkpoint
+
+    path = tmp_path / "dict.pt"
+    save_dictionary_file(path, {"front_door": (torch.randn(6, 16, 64), torch.full((6,), 16))})
+    m = build_model("cleanpose_small", dict_init=str(path))
+    config = {"model": {"name": "cleanpose_small", "args": {"dict_init": str(path)}}}
+    save_checkpoint(tmp_path / "m.pt", {"model": m.state_dict(), "config": config})
+    path.unlink()  # the checkpoint holds the dictionary buffers
+    assert torch.equal(load_model(tmp_path / "m.pt").front_door.dictionary.bank, m.front_door.dictionary.bank)

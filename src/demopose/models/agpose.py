@@ -443,6 +443,11 @@ def agpose_loss(pred: PosePrediction, batch: Mapping[str, torch.Tensor], y_symme
 # --------------------------------------------------------------------------------------------------
 
 
+_PRETRAINED_ARGS = ("rgb_checkpoint", "dict_init")
+"""Files read at construction whose contents a trained checkpoint holds (``load_model`` drops them); the
+teacher's file stays: it also gives the teacher's architecture."""
+
+
 def _cfg(base: AGPoseConfig, overrides: dict) -> AGPoseConfig:
     if "loss" in overrides and isinstance(overrides["loss"], Mapping):
         overrides = {**overrides, "loss": AGPoseLossWeights(**overrides["loss"])}
@@ -455,25 +460,25 @@ def _cfg(base: AGPoseConfig, overrides: dict) -> AGPoseConfig:
     return replace(base, **overrides)
 
 
-@register_model("cleanpose")
+@register_model("cleanpose", pretrained_args=_PRETRAINED_ARGS)
 def cleanpose(**overrides) -> AGPose:
     """CleanPose with the released sizes; ``causal=False, distill=False`` gives AG-Pose."""
     return AGPose(_cfg(AGPoseConfig(), overrides))
 
 
-@register_model("cleanpose_small")
+@register_model("cleanpose_small", pretrained_args=_PRETRAINED_ARGS)
 def cleanpose_small(**overrides) -> AGPose:
     """Narrow CleanPose for tests and CPU (:meth:`AGPoseConfig.small`)."""
     return AGPose(_cfg(AGPoseConfig.small(), overrides))
 
 
-@register_model("agpose")
+@register_model("agpose", pretrained_args=_PRETRAINED_ARGS)
 def agpose(**overrides) -> AGPose:
     """AG-Pose: CleanPose without the front-door module and distillation."""
     return AGPose(_cfg(AGPoseConfig(causal=False, distill=False), overrides))
 
 
-@register_model("agpose_small")
+@register_model("agpose_small", pretrained_args=_PRETRAINED_ARGS)
 def agpose_small(**overrides) -> AGPose:
     """Narrow AG-Pose."""
     return AGPose(_cfg(AGPoseConfig.small(causal=False, distill=False), overrides))
