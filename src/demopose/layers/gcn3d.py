@@ -58,17 +58,20 @@ def _aggregate(x: torch.Tensor, how: Aggregate) -> torch.Tensor:
     return x.sum(dim=-2) if how == "sum" else x.mean(dim=-2)
 
 
-# On CPU the (points, k, S·C) intermediates are processed in blocks of this many points so they stay
-# in cache (~3x less CPU time for GPV-Pose's conv_1 at batch 8); on GPUs one block holds everything.
-CPU_BLOCK_ROWS = 64
+# On CPU the (points, k, S·C) intermediates are processed in blocks of points so that they stay in
+# cache (~3x less CPU time for GPV-Pose's conv_1 at batch 8): at most CPU_BLOCK_ROWS points and about
+# CPU_BLOCK_ELEMENTS values (1 MiB of fp32, within a core's L2) per block; on GPUs one block holds everything.
+CPU_BLOCK_ROWS = 256
+CPU_BLOCK_ELEMENTS = 1 << 18
 
 
-def _blocks(total: int, device: torch.device) -> list[slice]:
-    """Row slices covering ``range(total)``: blocks of ``CPU_BLOCK_ROWS`` on CPU, one block elsewhere
-    and while ``torch.export`` traces (ONNX export: ``total`` is then symbolic in the batch size)."""
+def _blocks(total: int, device: torch.device, row_elements: int = 1) -> list[slice]:
+    """Row slices covering ``range(total)`` for rows of ``row_elements`` intermediate values each: CPU
+    blocks as above, one block elsewhere and while ``torch.export`` traces (ONNX export: ``total`` is
+    then symbolic in the batch size)."""
     if device.type != "cpu" or torch.compiler.is_exporting():
         return [slice(None)]
-    step = CPU_BLOCK_ROWS
+    step = max(1, min(CPU_BLOCK_ROWS, CPU_BLOCK_ELEMENTS // max(1, row_elements)))
     return [slice(start, start + step) for start in range(0, total, step)]
 
 
@@ -110,7 +113,7 @@ class SurfaceConv(nn.Module):
         u = neighbor_directions(vertices, neighbor_index).reshape(B * N, k, 3)
         d = F.normalize(self.directions, dim=0)
         parts = []
-        for rows in _blocks(B * N, u.device):  # memory blocks of points, each fully vectorised
+        for rows in _blocks(B * N, u.device, k * S * K):  # memory blocks of points, each fully vectorised
             theta = torch.relu_(u[rows] @ d)
             parts.append(_aggregate(theta.amax(dim=1).view(-1, S, K), self.aggregate))
         return torch.cat(parts).view(B, N, K)
@@ -165,7 +168,7 @@ class GraphConv(nn.Module):
         base = torch.arange(B, device=neighbor_index.device).view(B, 1, 1) * N
         flat_index = (neighbor_index + base).reshape(B * N, k)
         parts = []
-        for rows in _blocks(B * N, u.device):  # memory blocks of points, each fully vectorised
+        for rows in _blocks(B * N, u.device, k * S * C):  # memory blocks of points, each fully vectorised
             theta = torch.relu_(u[rows] @ d)  # (rows, k, S*C)
             g = support.index_select(0, flat_index[rows].reshape(-1)).view(theta.shape)
             act = _mul_maybe_inplace(theta, g).view(-1, k, S, C).amax(dim=1)  # max over neighbours
@@ -198,16 +201,24 @@ class RandomPool(nn.Module):
 
     def forward(
         self, vertices: torch.Tensor, features: torch.Tensor, generator: torch.Generator | None = None,
-        sample: torch.Tensor | None = None,
+        sample: torch.Tensor | None = None, neighbor_index: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``neighbor_index``: optional ``(B, N, k')`` kNN of ``vertices`` computed by the caller (self
+        excluded, nearest first, ``k' >= neighbor_num``; e.g. the graph convolutions' index), whose first
+        ``neighbor_num`` columns are the pooling neighbours; None computes them here."""
         N = vertices.shape[1]
-        idx = knn_indices(vertices, k=min(self.neighbor_num, N - 1), exclude_self=True)
-        pooled = gather_points(features, idx).amax(dim=2)
+        k = min(self.neighbor_num, N - 1)
+        if neighbor_index is not None and neighbor_index.shape[-1] >= k:
+            idx = neighbor_index[..., :k]
+        else:
+            idx = knn_indices(vertices, k=k, exclude_self=True)
         if sample is None:
             keep = int(N / self.rate)
             gen_device = generator.device if generator is not None else vertices.device
             sample = torch.randperm(N, generator=generator, device=gen_device)[:keep].to(vertices.device)
-        return vertices[:, sample], pooled[:, sample], sample
+        # max over the neighbours of the kept points only (the others' pooled features are never used)
+        pooled = gather_points(features, idx[:, sample]).amax(dim=2)
+        return vertices[:, sample], pooled, sample
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}, neighbor_num={self.neighbor_num}"

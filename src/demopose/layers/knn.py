@@ -81,7 +81,10 @@ def knn_indices(
             if exclude_self:
                 rows = torch.arange(q.shape[1], device=query.device)
                 d[:, rows, rows + start] = float("inf")
-            out.append(torch.topk(d, k, dim=-1, largest=False, sorted=True).indices)
+            if k == 1:  # nearest point: a plain arg-min (cheaper than a top-k selection)
+                out.append(d.argmin(dim=-1, keepdim=True))
+            else:
+                out.append(torch.topk(d, k, dim=-1, largest=False, sorted=True).indices)
     return out[0] if len(out) == 1 else torch.cat(out, dim=1)
 
 

@@ -39,10 +39,12 @@ from demopose.layers.hs_layer import HSLayer, HSSurfaceLayer
 from demopose.layers.knn import gather_points, knn_indices, nearest_indices
 from demopose.layers.mlp import PointMLP, PooledVectorHead
 from demopose.models.base import PosePrediction
+from demopose.models.gpv_fast import pooled_heads_forward, pooled_heads_supported
 from demopose.models.registry import register_model
 
 __all__ = [
     "FACE_AXES",
+    "BackboneLevels",
     "FACE_SIGNS",
     "FaceReconHead",
     "GPVBackbone",
@@ -218,6 +220,33 @@ def _bn_points(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
     return bn(x.transpose(1, 2)).transpose(1, 2)
 
 
+@dataclass
+class BackboneLevels:
+    """Per-resolution outputs of :class:`GPVBackbone` for ``B`` instances of ``N`` points.
+
+    Attributes:
+        fm_0, fm_1: ``(B, N, c0)``, ``(B, N, c1)`` features of all points.
+        fm_2, fm_3: ``(B, N1, c2)``, ``(B, N1, c3)`` on the first pooling level (``N1 = N // rate``).
+        fm_4: ``(B, N2, c4)`` on the second pooling level.
+        near_1, near_2: ``(B, N)`` int64, nearest level-1 / level-2 point of every input point.
+        f_global: ``(B, c4)`` max of ``fm_4`` over points.
+    """
+
+    fm_0: torch.Tensor
+    fm_1: torch.Tensor
+    fm_2: torch.Tensor
+    fm_3: torch.Tensor
+    fm_4: torch.Tensor
+    near_1: torch.Tensor
+    near_2: torch.Tensor
+    f_global: torch.Tensor
+
+    def dense(self) -> torch.Tensor:
+        """``(B, N, c0 + .. + c4)``: every level propagated to all points by nearest neighbour."""
+        return torch.cat([self.fm_0, self.fm_1, gather_points(self.fm_2, self.near_1),
+                          gather_points(self.fm_3, self.near_1), gather_points(self.fm_4, self.near_2)], dim=-1)
+
+
 class GPVBackbone(nn.Module):
     """3D-GC (or HS-Pose) point backbone of GPV-Pose (lolrudy/GPV_Pose : FaceRecon.py, notes §1.2).
 
@@ -278,6 +307,15 @@ class GPVBackbone(nn.Module):
         pool_indices: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``pool_indices``: the two pooling subsets (:meth:`draw_pool_indices`) instead of random draws."""
+        levels = self.levels(vertices, generator, pool_indices)
+        return levels.dense(), levels.f_global
+
+    def levels(
+        self, vertices: torch.Tensor, generator: torch.Generator | None = None,
+        pool_indices: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> BackboneLevels:
+        """The features of each resolution before they are propagated to all points (:meth:`forward`
+        concatenates :meth:`BackboneLevels.dense`); arguments as :meth:`forward`."""
         v0 = vertices
         if v0.shape[1] < self.min_points:
             raise ValueError(f"points: expected at least {self.min_points} points, got {v0.shape[1]}")
@@ -285,21 +323,16 @@ class GPVBackbone(nn.Module):
         idx0 = self._knn(v0, pooled=False)
         fm_0 = torch.relu(self.conv_0(v0, idx0))
         fm_1 = torch.relu(_bn_points(self.bn_1, self.conv_1(v0, fm_0, idx0)))
-        v1, fm_p1, _ = self.pool_1(v0, fm_1, generator, sample_1)
+        # the pooling layers reuse the first columns of the convolutions' kNN (same points, self excluded)
+        v1, fm_p1, _ = self.pool_1(v0, fm_1, generator, sample_1, neighbor_index=idx0)
         idx1 = self._knn(v1, pooled=True)
         fm_2 = torch.relu(_bn_points(self.bn_2, self.conv_2(v1, fm_p1, idx1)))
         fm_3 = torch.relu(_bn_points(self.bn_3, self.conv_3(v1, fm_2, idx1)))
-        v2, fm_p2, _ = self.pool_2(v1, fm_3, generator, sample_2)
+        v2, fm_p2, _ = self.pool_2(v1, fm_3, generator, sample_2, neighbor_index=idx1)
         idx2 = self._knn(v2, pooled=True)
         fm_4 = self.conv_4(v2, fm_p2, idx2)
-        f_global = fm_4.amax(dim=1)
-        near_1 = nearest_indices(v0, v1)
-        near_2 = nearest_indices(v0, v2)
-        feat = torch.cat(
-            [fm_0, fm_1, gather_points(fm_2, near_1), gather_points(fm_3, near_1), gather_points(fm_4, near_2)],
-            dim=-1,
-        )
-        return feat, f_global
+        return BackboneLevels(fm_0, fm_1, fm_2, fm_3, fm_4, nearest_indices(v0, v1), nearest_indices(v0, v2),
+                              fm_4.amax(dim=1))
 
 
 class FaceReconHead(nn.Module):
@@ -403,6 +436,9 @@ class GPVPose(nn.Module):
         self.register_buffer("mean_sizes", table_sizes, persistent=False)
         sym = [False] + [self.table.is_y_symmetric(c.id, True) for c in self.table]
         self.register_buffer("y_symmetric_table", torch.tensor(sym), persistent=False)
+        # Eval runs the pooled heads in the exact split-weight form (demopose.models.gpv_fast); False
+        # forces the plain concatenation formulation (reference for tests).
+        self.fast_heads = True
 
     @property
     def mesh_points(self) -> int:
@@ -461,17 +497,21 @@ class GPVPose(nn.Module):
         eps = self.config.vector_eps
         centroid = points.mean(dim=1, keepdim=True)
         centred = points - centroid
-        feat, f_global = self.backbone(centred, generator, pool_indices)
-        if self.fusion is not None:
-            feat = self.fusion(feat, rgb_point_features)
-        one_hot = F.one_hot(class_ids - 1, self.num_classes).to(feat.dtype)
-        x = torch.cat([feat, one_hot.unsqueeze(1).expand(-1, feat.shape[1], -1)], dim=-1)  # (B, N, C)
-
-        g_out, r_out = self.rot_green(x), self.rot_red(x)
+        if pooled_heads_supported(self):  # eval: the exact split-weight heads (demopose.models.gpv_fast)
+            levels = self.backbone.levels(centred, generator, pool_indices)
+            rgb = rgb_point_features if self.fusion is not None else None
+            g_out, r_out, ts = pooled_heads_forward(self, levels, class_ids, centred, rgb)
+        else:
+            feat, f_global = self.backbone(centred, generator, pool_indices)
+            if self.fusion is not None:
+                feat = self.fusion(feat, rgb_point_features)
+            one_hot = F.one_hot(class_ids - 1, self.num_classes).to(feat.dtype)
+            x = torch.cat([feat, one_hot.unsqueeze(1).expand(-1, feat.shape[1], -1)], dim=-1)  # (B, N, C)
+            g_out, r_out = self.rot_green(x), self.rot_red(x)
+            ts = self.ts_head(torch.cat([x, centred], dim=-1))
         green = g_out[:, 1:] / (g_out[:, 1:].norm(dim=-1, keepdim=True) + eps)
         red = r_out[:, 1:] / (r_out[:, 1:].norm(dim=-1, keepdim=True) + eps)
         green_conf, red_conf = torch.sigmoid(g_out[:, 0]), torch.sigmoid(r_out[:, 0])
-        ts = self.ts_head(torch.cat([x, centred], dim=-1))
         t = ts[:, :3] + centroid[:, 0]
         size_residual = ts[:, 3:6]
         g_rect, r_rect = rectify_vectors(green, red, green_conf, red_conf, sym)
