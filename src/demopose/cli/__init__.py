@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demopose.cli.demo",
     "build-dictionary": "demopose.cli.build_dictionary",
     "pretrain-teacher": "demopose.cli.pretrain_teacher",
+    "export": "demopose.cli.export",
 }
 
 

@@ -1,0 +1,190 @@
+"""int8 quantisation of exported graphs with onnxruntime, calibrated on frames of a NOCS-layout dataset.
+
+Static quantisation (default) calibrates activation ranges (MinMax) on real inputs of the graph — instances
+sampled from the frames of a dataset (ground-truth masks, the inference point sampling) for a pose graph,
+letterboxed frames for a mono graph — and writes a QDQ model: int8 weights (per output channel) and int8
+activations around the quantised operators. Dynamic quantisation (the fallback, no data needed) stores int8
+weights and quantises activations on the fly.
+
+Only the *weight-bearing* operators are quantised: ``Conv``, ``Gemm`` and ``MatMul`` nodes whose weight is a
+constant of the graph. Everything geometric stays float32: neighbour search (a ``MatMul`` of two point sets),
+neighbour directions, pooling, rotation recovery — int8 coordinates (about 1 mm steps over an object) would
+change the neighbours and the poses far more than int8 features do.
+
+The measured accuracy cost is in ``benchmarks/results/onnx_int8_accuracy.json``
+(``benchmarks/onnx_int8_accuracy.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from demopose.export.onnx_export import read_metadata, write_model
+
+__all__ = ["calibration_feeds", "feed_reader", "quantize_graph", "weight_nodes"]
+
+log = logging.getLogger(__name__)
+
+QUANT_OPS = ("Conv", "Gemm", "MatMul")
+
+
+def weight_nodes(proto) -> list[str]:
+    """Names of the ``Conv`` / ``Gemm`` / ``MatMul`` nodes of ``proto`` whose second input is a graph constant
+    (an initializer or a ``Constant`` node): the layers with learned weights."""
+    consts = {i.name for i in proto.graph.initializer}
+    consts |= {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
+    return [n.name for n in proto.graph.node if n.op_type in QUANT_OPS and len(n.input) > 1 and n.input[1] in consts]
+
+
+def feed_reader(feeds: Sequence[dict[str, np.ndarray]]):
+    """An ``onnxruntime.quantization.CalibrationDataReader`` over a list of input dicts (name -> array)."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _FeedReader(CalibrationDataReader):
+        def __init__(self, items: Sequence[dict[str, np.ndarray]]) -> None:
+            self.items = list(items)
+            self._it: Iterator[dict[str, np.ndarray]] = iter(self.items)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+        def rewind(self) -> None:
+            self._it = iter(self.items)
+
+        def __len__(self) -> int:
+            return len(self.items)
+
+    return _FeedReader(feeds)
+
+
+def calibration_feeds(path: str | Path, data_root: str | Path, subset: str = "real_train", frames: int = 32,
+                      seed: int = 0, mono_path: str | Path | None = None, progress: bool = True
+                      ) -> list[dict[str, np.ndarray]]:
+    """Inputs of the exported graph ``path`` for ``frames`` frames of a NOCS-layout dataset (evenly spread over
+    the subset): one batch of all the frame's ground-truth instances for a pose graph, the letterboxed frame for a
+    mono graph.
+
+    A DeMo-Pose pose graph also needs ``rgb_point_features``: they come from the fp32 mono graph ``mono_path``
+    (default: the file named in the pose graph's metadata, next to it).
+
+    Raises:
+        ValueError: no usable instance in the chosen frames.
+    """
+    from tqdm.auto import tqdm
+
+    from demopose.categories import get_table
+    from demopose.data.instances import collate_instances, sample_instance
+    from demopose.data.nocs import NOCSDataset
+    from demopose.engine.build import limit_frames
+    from demopose.engine.inference import gt_instances
+
+    meta = read_metadata(path)
+    table = get_table(meta["category_table"])
+    ds = NOCSDataset(data_root, subset, categories=table, load_nocs=False)
+    if len(ds) == 0:
+        raise ValueError(f"{data_root}: subset {subset!r} has no frames")
+    idx = limit_frames(len(ds), int(frames))
+    feeds: list[dict[str, np.ndarray]] = []
+    if meta["graph"] == "mono":
+        from demopose.models.mono import letterbox_frame
+
+        for i in tqdm(idx, desc="calibration frames", unit="frame", disable=not progress):
+            image, _ = letterbox_frame(ds[int(i)], tuple(meta["input_size"]))
+            feeds.append({"images": image[None]})
+        return feeds
+    from demopose.export.ort_backend import OrtMonoDetector, OrtPoseModel, sample_point_features
+
+    pose = OrtPoseModel(path, threads=1)
+    mono = None
+    if pose.rgb_channels:  # DeMo-Pose: the fp32 detector graph gives the point features
+        link = meta.get("demopose") or {}
+        if mono_path is None and not link:
+            raise ValueError(f"{path}: a fusion pose graph; pass the detector graph (mono_path)")
+        mono = OrtMonoDetector(mono_path or Path(path).with_name(link["mono"]), threads=1)
+    gen = torch.Generator().manual_seed(int(seed))
+    image_size = tuple(mono.cfg.input_size) if mono is not None else None
+    for i in tqdm(idx, desc="calibration frames", unit="frame", disable=not progress):
+        frame = ds[int(i)]
+        inst = gt_instances(frame)
+        rng = np.random.default_rng(int(seed) + int(i))
+        samples = [s for j in range(len(inst.class_ids))
+                   if (s := sample_instance(frame, inst.masks[j], int(inst.class_ids[j]), rng, pose.n_points,
+                                            image_size=image_size)) is not None]
+        if not samples:
+            continue
+        batch = collate_instances(samples)
+        p1, p2 = pose.draw_pool_indices(gen)
+        feed: dict[str, Any] = {"points": batch["points"].numpy(), "class_ids": batch["class_ids"].numpy(),
+                                "y_symmetric": batch["y_symmetric"].numpy(),
+                                "mean_size": batch["mean_size"].numpy().astype(np.float32),
+                                "pool_index_1": p1.numpy(), "pool_index_2": p2.numpy()}
+        if mono is not None:
+            from demopose.data.detection_samples import letterbox_image
+
+            image = torch.from_numpy(letterbox_image(frame.rgb, image_size))[None]
+            rgb = sample_point_features(mono.feature_map(image), batch["image_pixels"],
+                                        torch.zeros(len(samples), dtype=torch.int64), tuple(image.shape[-2:]))
+            feed["rgb_point_features"] = rgb.numpy()
+        feeds.append(feed)
+    if not feeds:
+        raise ValueError(f"{data_root} ({subset}): no instance with enough valid depth in the {len(idx)} "
+                         f"calibration frames")
+    return feeds
+
+
+def quantize_graph(src: str | Path, dst: str | Path, mode: str = "static",
+                   feeds: Sequence[dict[str, np.ndarray]] | None = None, per_channel: bool = True,
+                   metadata: dict[str, Any] | None = None) -> Path:
+    """Quantise the exported graph ``src`` to int8 and write ``dst`` atomically (metadata kept, plus
+    ``demopose.quantization``).
+
+    Args:
+        mode: ``static`` (needs ``feeds``: calibration inputs, e.g. :func:`calibration_feeds`) or ``dynamic``.
+        per_channel: per-output-channel weight scales (static mode).
+        metadata: ``demopose.*`` entries to replace (e.g. the sibling file names of a DeMo-Pose pair).
+
+    Returns:
+        ``dst``.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    if mode not in ("static", "dynamic"):
+        raise ValueError(f"mode: expected 'static' or 'dynamic', got {mode!r}")
+    if mode == "static" and not feeds:
+        raise ValueError("static int8 quantisation needs calibration inputs (--calibration DATA_ROOT); "
+                         "or use dynamic quantisation (--int8-mode dynamic)")
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    src = Path(src)
+    meta = read_metadata(src)
+    with tempfile.TemporaryDirectory(prefix="demopose-quant-") as tmp:
+        # onnxruntime's graph optimisations first: they fold weight computations left in the graph (e.g. BatchNorm
+        # folded into a linear layer at run time) into constants, so those layers are quantised too
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        proto = onnx.load_model(str(pre))
+        nodes = weight_nodes(proto)
+        if not nodes:
+            raise ValueError(f"{src}: no Conv/Gemm/MatMul node with constant weights to quantise")
+        out = Path(tmp) / "int8.onnx"
+        if mode == "static":
+            quantize_static(str(pre), str(out), feed_reader(feeds), quant_format=QuantFormat.QDQ,
+                            per_channel=per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+        else:
+            quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
+                             op_types_to_quantize=list(QUANT_OPS))
+        q = onnx.load_model(str(out))
+    info = {"mode": mode, "nodes": len(nodes), "per_channel": bool(per_channel) if mode == "static" else False,
+            "calibration_batches": len(feeds) if mode == "static" and feeds else 0, "source": src.name}
+    meta = {k: v for k, v in meta.items() if k != "format"} | {"quantization": info} | dict(metadata or {})
+    return write_model(q, dst, meta)
