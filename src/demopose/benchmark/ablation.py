@@ -8,7 +8,9 @@ variant whose ``test/metrics.json`` exists is not run again, and an interrupted 
 
 The ``demopose`` study reproduces the shape of DeMo-Pose's tables (seeds/000): Table 1 (GPV-Pose
 depth-only vs the monocular branch vs DeMo-Pose, with FPS), Table 2 (DeMo-Pose with and without the
-Mesh-Point Loss) and Table 3 (the fusion strategies).
+Mesh-Point Loss) and Table 3 (the fusion strategies). The ``cleanpose`` study is CleanPose's ladder
+(AG-Pose, + front door, + KD, both) and DeMo-Pose with and without those two modules. A variant's
+overrides may use ``{half_steps}`` (half its step budget).
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class Study:
 
 
 _DM = "demopose_synth_small"
+_CP = "cleanpose_synth_small"
+_CYCLE = "train.scheduler.cycle_steps={half_steps}"
 STUDIES: dict[str, Study] = {
     "demopose": Study(
         variants=(
@@ -88,6 +92,24 @@ STUDIES: dict[str, Study] = {
                 "table2": "Table 2 — the Mesh-Point Loss",
                 "table3": "Table 3 — fusion strategies (all with MPL)"},
     ),
+    # CleanPose's ladder (notes/cleanpose.md §4.5): AG-Pose -> + front door -> + KD -> both, and the two
+    # modules on DeMo-Pose's fused features. Triangular CyclicLR compressed to one cycle of the budget.
+    "cleanpose": Study(
+        variants=(
+            Variant("agpose", "AG-Pose (base: cleanpose_small, both modules off)", _CP,
+                    ("model.args.causal=false", "model.args.distill=false", _CYCLE), ("table1",)),
+            Variant("causal", "+ front door (causal)", _CP, ("model.args.distill=false", _CYCLE), ("table1",)),
+            Variant("kd", "+ residual KD (pretrained teacher)", _CP, ("model.args.causal=false", _CYCLE), ("table1",)),
+            Variant("cleanpose", "+ both (CleanPose)", _CP, (_CYCLE,), ("table1",)),
+            Variant("demopose", "DeMo-Pose (demopose_small)", _DM, ("train.scheduler.warmup_steps=20",),
+                    ("table2",)),
+            Variant("demopose_cleanpose", "DeMo-Pose + front door + KD", _DM,
+                    ("train.scheduler.warmup_steps=20", "model.args.causal.enabled=true",
+                     "model.args.distill.enabled=true"), ("table2",)),
+        ),
+        tables={"table1": "CleanPose ablation — AG-Pose base, + causal, + KD, both",
+                "table2": "DeMo-Pose with CleanPose's modules on its fused features"},
+    ),
 }
 """Registered studies (name -> :class:`Study`)."""
 
@@ -101,6 +123,28 @@ def _run(cmd: list[str], log_file: Path, env: dict[str, str]) -> None:
         rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
     if rc != 0:
         raise RuntimeError(f"command failed with exit code {rc} (log: {log_file}): {' '.join(cmd)}")
+
+
+def _claim(run_dir: Path) -> Path | None:
+    """Create ``run_dir/.ablation.lock`` holding our pid; None when a live process holds it (so several
+    ``demopose ablate`` processes, e.g. with different ``--only`` sets, never train one variant twice)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / ".ablation.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+                os.kill(pid, 0)
+                return None  # alive
+            except (ValueError, ProcessLookupError, PermissionError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return lock
+    return None
 
 
 def run_study(study: str, data: str | os.PathLike, out: str | os.PathLike, steps: int, detector_steps: int,
@@ -140,7 +184,8 @@ def run_study(study: str, data: str | os.PathLike, out: str | os.PathLike, steps
     for v in st.variants:
         run_dir = out / v.name
         n_steps = detector_steps if v.budget == "detector" else steps
-        ov = [*extra, f"train.max_steps={n_steps}", *v.overrides]
+        ov = [*extra, f"train.max_steps={n_steps}",
+              *(o.replace("{half_steps}", str(n_steps // 2)) for o in v.overrides)]
         if v.needs_detector:
             ov.append(f"model.args.mono_checkpoint={detector}")
         ckpt = run_dir / "model_final.pt"
@@ -158,13 +203,20 @@ def run_study(study: str, data: str | os.PathLike, out: str | os.PathLike, steps
         if (run_dir / "test" / "metrics.json").is_file():
             log.info("%s: finished already", v.name)
             continue
-        t0 = time.time()
-        if commands[v.name] and not ckpt.is_file():
-            _run(train_cmd, run_dir / "ablation.log", env)
-        if v.needs_detector and not detector.is_file():
-            raise FileNotFoundError(f"{detector}: the detector of variant {v.name!r} is missing; run the 'mono' "
-                                    f"variant first or pass --detector-checkpoint")
-        _run(test_cmd, run_dir / "ablation.log", env)
+        lock = _claim(run_dir)
+        if lock is None:
+            log.info("%s: being run by another process (%s); skipped", v.name, run_dir / ".ablation.lock")
+            continue
+        try:
+            t0 = time.time()
+            if commands[v.name] and not ckpt.is_file():
+                _run(train_cmd, run_dir / "ablation.log", env)
+            if v.needs_detector and not detector.is_file():
+                raise FileNotFoundError(f"{detector}: the detector of variant {v.name!r} is missing; run the "
+                                        f"'mono' variant first or pass --detector-checkpoint")
+            _run(test_cmd, run_dir / "ablation.log", env)
+        finally:
+            lock.unlink(missing_ok=True)
         write_json_atomic(run_dir / "ablation_run.json", {"variant": v.name, "seconds": time.time() - t0,
                                                           "train_command": commands[v.name],
                                                           "test_command": test_cmd})

@@ -8,7 +8,9 @@ Example (DeMo-Pose's Tables 1–3 on synthetic data)::
 
 Every variant is a ``demopose train`` + ``demopose test`` pair run in a subprocess, logged to
 ``<out>/<variant>/ablation.log``; the tables go to ``<out>/results.md`` and ``<out>/results.json`` (with
-each row's commands). Rerunning the same command skips finished variants and resumes interrupted ones.
+each row's commands). Rerunning the same command skips finished variants and resumes interrupted ones;
+several processes may run one study at once (e.g. one per ``--only`` set, on several machines sharing the
+folder): a variant in progress elsewhere is skipped.
 """
 
 from __future__ import annotations
