@@ -248,21 +248,30 @@ def _child_main(spec_path: str) -> None:
 # the run
 
 
-def _export(model, backend: str, folder: Path, frames: list[dict[str, Any]], spec: dict[str, Any]) -> Path:
-    """The exported (``ort``) or exported and int8-quantised (``ort-int8``) DeMo-Pose graphs; base path."""
-    import demopose.export as ex
+def _export(model, backend: str, folder: Path, data_root: Path, name: str | None) -> Path:
+    """The exported (``ort``) or exported and int8-quantised (``ort-int8``) DeMo-Pose graphs; their base path.
+
+    int8 is the static quantisation of ``demopose export --int8`` (:mod:`demopose.export.quantize`), calibrated
+    here on the benchmark's own frames (``data_root``, subset ``real_bench``): the scales do not change the time.
+    """
+    from demopose.export import export_model
+    from demopose.export.onnx_export import graph_paths, read_metadata
+    from demopose.export.quantize import calibration_feeds, quantize_graph
 
     base = folder / "model.onnx"
-    if not (folder / "model.pose.onnx").is_file():
-        ex.export_model(model, base, name=spec.get("model"))
+    paths = graph_paths(base, "demopose")
+    if not all(p.is_file() for p in paths.values()):
+        paths = export_model(model, base, name=name)
     if backend == "ort":
         return base
-    quantise = getattr(ex, "quantize_model", None)
-    if quantise is None:
-        raise ImportError("demopose.export has no int8 quantiser (quantize_model) in this installation")
-    q = folder / "model_int8.onnx"
-    quantise(base, q, frames=frames)
-    return q
+    q_base = folder / "model.int8.onnx"
+    q_paths = graph_paths(q_base, "demopose")
+    link = read_metadata(paths["pose"])["demopose"] | {"mono": q_paths["mono"].name, "pose": q_paths["pose"].name}
+    for g in ("mono", "pose"):
+        feeds = calibration_feeds(paths[g], data_root, "real_bench", frames=8,
+                                  mono_path=paths["mono"] if g == "pose" else None, progress=False)
+        quantize_graph(paths[g], q_paths[g], "static", feeds, metadata={"demopose": link})
+    return q_base
 
 
 def run_end_to_end(model: str = "demopose_small", checkpoint: str | os.PathLike | None = None,
@@ -331,7 +340,8 @@ def run_end_to_end(model: str = "demopose_small", checkpoint: str | os.PathLike 
                 try:
                     if torch_model is None:
                         torch_model = _build_torch_model(base)
-                    spec["onnx"] = str(_export(torch_model, b, tmp_path / "onnx", frame_list, base))
+                    spec["onnx"] = str(_export(torch_model, b, tmp_path / "onnx", folder,
+                                               _checkpoint_model(checkpoint) if checkpoint else model))
                 except Exception as e:  # noqa: BLE001 - any failure becomes the recorded reason
                     rows.append({"backend": b, "status": "skipped",
                                  "reason": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
