@@ -3,15 +3,53 @@
 Distances come from ``torch.cdist`` (matrix-multiply form) and neighbours from ``torch.topk``; the
 query set is processed in chunks so that the ``(B, chunk, N)`` distance block stays within a fixed
 element budget. Works for xyz (C = 3) and for feature-space neighbours (any C, HS-Pose RF-F).
+
+Exact distances: the matrix-multiply form ``|q|² + |r|² − 2 q·r`` rounds differently in every BLAS, and
+on real depth, whose back-projected pixel grid has many (near-)equidistant neighbours, a last-bit difference
+swaps neighbours and visibly changes GPV-Pose's output (measured on the REAL275 fixture: up to 0.15 in rotation
+matrix entries between float32 and float64). Under :func:`exact_distances` (and always while ``torch.export``
+traces, i.e. in the exported ONNX graphs) point sets with ``C <= 3`` use the difference form
+``(q_x − r_x)² + (q_y − r_y)² + (q_z − r_z)²`` summed in that order: elementwise IEEE operations that every
+backend computes bit for bit alike, and equidistant neighbours are taken lower index first (a stable sort in
+PyTorch, ONNX ``TopK``'s specified tie order in the graph), so PyTorch under :func:`exact_distances` and
+onnxruntime select the same neighbours. It is several times slower than the matrix-multiply form with
+``torch.topk`` on CPU, hence not the default.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 
 from demopose._checks import check_shape
 
-__all__ = ["gather_points", "knn_indices", "nearest_indices"]
+__all__ = ["exact_distances", "gather_points", "knn_indices", "nearest_indices", "squared_distances"]
+
+_EXACT = False
+
+
+@contextlib.contextmanager
+def exact_distances(enabled: bool = True) -> Iterator[None]:
+    """Within this context :func:`knn_indices` ranks points (``C <= 3``) by :func:`squared_distances` (the
+    backend-independent difference form, module docstring) instead of ``torch.cdist``'s matrix-multiply form."""
+    global _EXACT
+    before, _EXACT = _EXACT, bool(enabled)
+    try:
+        yield
+    finally:
+        _EXACT = before
+
+
+def squared_distances(query: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``(B, M, C)``, ``(B, N, C)`` -> ``(B, M, N)`` squared Euclidean distances in the difference form, the
+    channels summed in order (bit-identical across backends)."""
+    d = None
+    for c in range(query.shape[-1]):
+        diff = query[..., c].unsqueeze(2) - ref[..., c].unsqueeze(1)
+        d = diff * diff if d is None else d + diff * diff
+    return d
 
 # Largest distance block (B * chunk * N elements) materialised at once: 2^24 floats = 64 MiB.
 _MAX_BLOCK = 1 << 24
@@ -77,12 +115,19 @@ def knn_indices(
         query, ref = query.detach(), ref.detach()
         for start in range(0, M, chunk_size):  # loop over memory blocks, not over points
             q = query[:, start : start + chunk_size]
-            d = torch.cdist(q, ref, compute_mode="use_mm_for_euclid_dist")  # (B, m, N)
+            exporting = torch.compiler.is_exporting()
+            exact = (_EXACT or exporting) and q.shape[-1] <= 3
+            if exact:
+                d = squared_distances(q, ref)  # (B, m, N), same ranking as the distances
+            else:
+                d = torch.cdist(q, ref, compute_mode="use_mm_for_euclid_dist")  # (B, m, N)
             if exclude_self:
                 rows = torch.arange(q.shape[1], device=query.device)
                 d[:, rows, rows + start] = float("inf")
-            if k == 1:  # nearest point: a plain arg-min (cheaper than a top-k selection)
+            if k == 1:  # nearest point: a plain arg-min (cheaper than a top-k selection); ties: first index
                 out.append(d.argmin(dim=-1, keepdim=True))
+            elif exact and not exporting:  # equal distances: lower index first, as ONNX TopK specifies
+                out.append(torch.sort(d, dim=-1, stable=True).indices[..., :k])
             else:
                 out.append(torch.topk(d, k, dim=-1, largest=False, sorted=True).indices)
     return out[0] if len(out) == 1 else torch.cat(out, dim=1)

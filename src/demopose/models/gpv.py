@@ -495,7 +495,9 @@ class GPVPose(nn.Module):
         """
         sym = y_symmetric
         eps = self.config.vector_eps
-        centroid = points.mean(dim=1, keepdim=True)
+        # float64 accumulation: the same float32 centroid in every backend (a float32 mean's summation order
+        # differs between PyTorch and onnxruntime, and the neighbour search of the centred points would follow)
+        centroid = points.double().mean(dim=1, keepdim=True).to(points.dtype)
         centred = points - centroid
         if pooled_heads_supported(self):  # eval: the exact split-weight heads (demopose.models.gpv_fast)
             levels = self.backbone.levels(centred, generator, pool_indices)
