@@ -171,6 +171,10 @@ def quantize_graph(src: str | Path, dst: str | Path, mode: str = "static",
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         proto = onnx.load_model(str(pre))
+        # stale intermediate shapes left by the optimiser make the quantiser's own shape inference fail
+        # ("inferred shape and existing shape differ"); it re-infers them
+        del proto.graph.value_info[:]
+        onnx.save_model(proto, str(pre))
         nodes = weight_nodes(proto)
         if not nodes:
             raise ValueError(f"{src}: no Conv/Gemm/MatMul node with constant weights to quantise")
