@@ -140,3 +140,23 @@ def test_load_model_round_trip(tmp_path):
 def test_mono_checkpoint_missing_is_named():
     with pytest.raises(FileNotFoundError, match="mono_checkpoint"):
         build_model("demopose_small", mono_args=TINY_MONO, mono_checkpoint="/nonexistent/mono.pt")
+
+
+def test_warm_start_from_gpv_reproduces_it_exactly(tmp_path):
+    """Concatenation with zero RGB columns: the warm-started DeMo-Pose predicts exactly what the GPV-Pose did."""
+    from demopose.engine.warm_start import warm_start
+
+    torch.manual_seed(1)
+    g = build_model("gpv_small")
+    path = tmp_path / "gpv.pt"
+    save_checkpoint(path, {"model": g.state_dict(), "config": {}, "step": 0})
+    m = _model()
+    report = warm_start(m, path)
+    assert len(report["widened"]) == 4 and not any(k.startswith("pose.backbone") for k in report["skipped"])
+    g.eval()
+    m.eval()
+    b = _batch(m)
+    with torch.no_grad():
+        a = g(b, generator=torch.Generator().manual_seed(2))
+        c = m(b, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(a.R, c.R, atol=1e-6) and torch.allclose(a.t, c.t, atol=1e-6)

@@ -88,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
         if dist.is_main():
             run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, run_dir / "config.yaml")
+        if cfg.train.get("init_from"):  # before resume: a run's own last.pt wins
+            from demopose.engine.warm_start import warm_start
+
+            warm_start(model, str(cfg.train.init_from))
         if not args.no_resume:
             trainer.resume()
         log.info("training %s on %d instances for %d steps (%d process(es), %s) -> %s", cfg.model.name,

@@ -128,6 +128,13 @@ class DeMoPose(nn.Module):
     def categories(self):
         return self.pose.table
 
+    def warm_start_insert(self) -> tuple[int, int] | tuple[None, None]:
+        """Where concatenation inserts the RGB channels into the heads' inputs: ``(C2, C1)``
+        (:func:`demopose.engine.warm_start.warm_start` starts the fused heads as the source GPV-Pose)."""
+        if self.cfg.fusion != "concat":
+            return None, None
+        return int(self.pose.backbone.out_channels), int(self.pose.config.rgb_channels)
+
     def train(self, mode: bool = True) -> DeMoPose:
         super().train(mode)
         self.mono.train(False)  # frozen: BN statistics fixed
