@@ -139,6 +139,19 @@ def calibration_feeds(path: str | Path, data_root: str | Path, subset: str = "re
     return feeds
 
 
+def _quantize(mode: str, src: Path, dst: Path, feeds, per_channel: bool, nodes: list[str]) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    if mode == "static":
+        quantize_static(str(src), str(dst), feed_reader(feeds), quant_format=QuantFormat.QDQ,
+                        per_channel=per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+    else:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
+                         op_types_to_quantize=list(QUANT_OPS))
+
+
 def quantize_graph(src: str | Path, dst: str | Path, mode: str = "static",
                    feeds: Sequence[dict[str, np.ndarray]] | None = None, per_channel: bool = True,
                    metadata: dict[str, Any] | None = None) -> Path:
@@ -154,7 +167,6 @@ def quantize_graph(src: str | Path, dst: str | Path, mode: str = "static",
         ``dst``.
     """
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     if mode not in ("static", "dynamic"):
         raise ValueError(f"mode: expected 'static' or 'dynamic', got {mode!r}")
@@ -179,14 +191,13 @@ def quantize_graph(src: str | Path, dst: str | Path, mode: str = "static",
         if not nodes:
             raise ValueError(f"{src}: no Conv/Gemm/MatMul node with constant weights to quantise")
         out = Path(tmp) / "int8.onnx"
-        if mode == "static":
-            quantize_static(str(pre), str(out), feed_reader(feeds), quant_format=QuantFormat.QDQ,
-                            per_channel=per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax,
-                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
-        else:
-            quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
-                             op_types_to_quantize=list(QUANT_OPS))
+        root_log = logging.getLogger()  # the quantiser reports every rescaled bias on the root logger at INFO
+        level = root_log.level
+        root_log.setLevel(max(level, logging.WARNING))
+        try:
+            _quantize(mode, pre, out, feeds, per_channel, nodes)
+        finally:
+            root_log.setLevel(level)
         q = onnx.load_model(str(out))
     info = {"mode": mode, "nodes": len(nodes), "per_channel": bool(per_channel) if mode == "static" else False,
             "calibration_batches": len(feeds) if mode == "static" and feeds else 0, "source": src.name}
