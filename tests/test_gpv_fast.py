@@ -200,3 +200,19 @@ def test_training_mode_keeps_the_plain_path():
     assert pooled_heads_supported(model)
     model.fast_heads = False
     assert not pooled_heads_supported(model)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_graph_layers_fused_relu_product_matches_autograd_path(monkeypatch, fused):
+    """Inference (no autograd) takes the fused product + ReLU where available; same values as with autograd."""
+    import demopose.layers.gcn3d as gcn3d
+    from demopose.layers.gcn3d import GraphConv, SurfaceConv
+
+    monkeypatch.setattr(gcn3d, "FUSED_RELU_MM", fused and gcn3d.FUSED_RELU_MM)
+    torch.manual_seed(7)
+    conv, surf = GraphConv(8, 16, support_num=3), SurfaceConv(16, 3)
+    v, f = torch.randn(2, 50, 3), torch.randn(2, 50, 8)
+    idx = knn_indices(v, k=6, exclude_self=True)
+    with torch.no_grad():
+        a, b = conv(v, f, idx), surf(v, idx)
+    assert torch.allclose(a, conv(v, f, idx), atol=1e-6) and torch.allclose(b, surf(v, idx), atol=1e-6)

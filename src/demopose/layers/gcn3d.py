@@ -63,6 +63,7 @@ def _aggregate(x: torch.Tensor, how: Aggregate) -> torch.Tensor:
 # CPU_BLOCK_ELEMENTS values (1 MiB of fp32, within a core's L2) per block; on GPUs one block holds everything.
 CPU_BLOCK_ROWS = 256
 CPU_BLOCK_ELEMENTS = 1 << 18
+FUSED_RELU_MM = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
 def _blocks(total: int, device: torch.device, row_elements: int = 1) -> list[slice]:
@@ -73,6 +74,17 @@ def _blocks(total: int, device: torch.device, row_elements: int = 1) -> list[sli
         return [slice(None)]
     step = max(1, min(CPU_BLOCK_ROWS, CPU_BLOCK_ELEMENTS // max(1, row_elements)))
     return [slice(start, start + step) for start in range(0, total, step)]
+
+
+def _relu_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``relu(a @ b)`` for ``a (..., 3)``, ``b (3, M)``; on CPU without autograd, one oneDNN product with a
+    fused ReLU (``mkldnn._linear_pointwise``, the kernel ``torch.compile`` uses; ~25% less time than
+    product + ReLU for these K = 3 products), else the two ops."""
+    if (FUSED_RELU_MM and a.device.type == "cpu" and not torch.is_grad_enabled() and a.dtype == torch.float32
+            and not torch.compiler.is_exporting()):
+        return torch.ops.mkldnn._linear_pointwise(a, b.t(), None, "relu", [], "")
+    return torch.relu_(a @ b) if not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)) \
+        else torch.relu(a @ b)
 
 
 def _mul_maybe_inplace(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -114,7 +126,7 @@ class SurfaceConv(nn.Module):
         d = F.normalize(self.directions, dim=0)
         parts = []
         for rows in _blocks(B * N, u.device, k * S * K):  # memory blocks of points, each fully vectorised
-            theta = torch.relu_(u[rows] @ d)
+            theta = _relu_mm(u[rows], d)
             parts.append(_aggregate(theta.amax(dim=1).view(-1, S, K), self.aggregate))
         return torch.cat(parts).view(B, N, K)
 
@@ -163,13 +175,15 @@ class GraphConv(nn.Module):
         S, C = self.support_num, self.out_channels
         u = neighbor_directions(vertices, neighbor_index).reshape(B * N, k, 3)
         d = F.normalize(self.directions, dim=0)
-        out = torch.addmm(self.bias, features.reshape(B * N, -1), self.weight)  # (B*N, (S+1)*C)
-        center, support = out[:, :C], out[:, C:].contiguous()
+        f = features.reshape(B * N, -1)
+        # f W + b as its centre and support column blocks (two products: no copy of the support part)
+        center = torch.addmm(self.bias[:C], f, self.weight[:, :C])  # (B*N, C)
+        support = torch.addmm(self.bias[C:], f, self.weight[:, C:])  # (B*N, S*C)
         base = torch.arange(B, device=neighbor_index.device).view(B, 1, 1) * N
         flat_index = (neighbor_index + base).reshape(B * N, k)
         parts = []
         for rows in _blocks(B * N, u.device, k * S * C):  # memory blocks of points, each fully vectorised
-            theta = torch.relu_(u[rows] @ d)  # (rows, k, S*C)
+            theta = _relu_mm(u[rows], d)  # (rows, k, S*C)
             g = support.index_select(0, flat_index[rows].reshape(-1)).view(theta.shape)
             act = _mul_maybe_inplace(theta, g).view(-1, k, S, C).amax(dim=1)  # max over neighbours
             parts.append(_aggregate(act, self.aggregate))

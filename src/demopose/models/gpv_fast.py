@@ -201,7 +201,8 @@ def pooled_heads_forward(
     else:
         # CPU, no autograd: instance by instance, in row blocks whose (rows, K*H) activations stay small
         # (below glibc's mmap threshold, so no page faults on every call) and in cache.
-        rows = max(64, HEAD_BLOCK_ELEMENTS // p1.shape[-1])
+        n_blocks = -(-N // max(64, HEAD_BLOCK_ELEMENTS // p1.shape[-1]))
+        rows = -(-N // n_blocks)  # equal blocks (1028 points: 2 x 514, not 512 + 512 + 4)
         maxima: list[list[torch.Tensor]] = [[] for _ in heads]
         for b in range(B):  # loop over memory blocks (instances x row blocks), each a few large matmuls
             best: list[torch.Tensor | None] = [None] * len(heads)
