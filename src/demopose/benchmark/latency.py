@@ -126,10 +126,11 @@ def run_benchmark(models: list[str], devices: list[str], threads: int, out: Path
                    "import json,sys; from demopose.benchmark.latency import measure_model; "
                    f"print(json.dumps(measure_model({name!r}, {dev!r}, {threads}, **{kw!r})))"]
             env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+            load = list(os.getloadavg())  # the machine may be shared: record its load with each row
             r = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if r.returncode != 0:
                 raise RuntimeError(f"benchmark of {name} on {dev} failed:\n{r.stderr[-2000:]}")
-            rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+            rows.append({**json.loads(r.stdout.strip().splitlines()[-1]), "load_average": load})
     doc = {"benchmark": "network latency", "machine": machine_description(),
            "command": command,
            "date": time.strftime("%Y-%m-%d"), "results": rows}
