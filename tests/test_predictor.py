@@ -135,3 +135,26 @@ def test_cli_demo_runs_offline(tiny_checkpoint, tmp_path, capsys):
     assert "rot err" in text and (tmp_path / "d" / "demo.png").is_file()
     doc = json.loads((tmp_path / "d" / "demo.json").read_text())
     assert len(doc["ground_truth"]) >= 1
+
+
+def test_onnxruntime_backend_matches_torch(tmp_path, monkeypatch):
+    """Same API, same outputs: the exported graph (exact neighbour search) against torch on the REAL fixture."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("DEMOPOSE_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    ck = tmp_path / "gpv.pt"
+    save_checkpoint(ck, {"model": build_model("gpv_small").state_dict(),
+                         "config": {"model": {"name": "gpv_small", "args": {}}}, "step": 0})
+    f = load_frame(REAL)
+    ort = Predictor.from_checkpoint(ck, backend="onnxruntime", threads=1)
+    assert list((tmp_path / "cache" / "onnx").glob("*.onnx")), "exported once into the cache"
+    a = ort.predict(f.rgb, f.depth, f.K, masks=f.masks(), class_ids=f.class_ids)
+    from demopose.layers.knn import exact_distances
+
+    with exact_distances():
+        b = Predictor.from_checkpoint(ck).predict(f.rgb, f.depth, f.K, masks=f.masks(), class_ids=f.class_ids)
+    assert [o.class_id for o in a] == [o.class_id for o in b]
+    for x, y in zip(a, b):
+        assert np.allclose(x.R, y.R, atol=1e-4) and np.allclose(x.t, y.t, atol=1e-5)
+    with pytest.raises(ValueError, match="backend"):
+        Predictor.from_checkpoint(ck, backend="tensorrt")

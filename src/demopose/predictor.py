@@ -124,6 +124,26 @@ def validate_inputs(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, source: s
     return rgb, depth, K
 
 
+def _exported(checkpoint: Path) -> Path:
+    """The ONNX export of a checkpoint in the cache (exported on first use, keyed by the file's content)."""
+    import hashlib
+
+    from demopose.export.onnx_export import export_checkpoint
+
+    digest = hashlib.sha1(checkpoint.read_bytes()).hexdigest()[:12]
+    base = Path(os.environ.get("DEMOPOSE_CACHE") or Path.home() / ".cache" / "demopose") / "onnx"
+    target = base / f"{checkpoint.stem}-{digest}.onnx"
+    done = target.with_suffix(".done")
+    if not done.is_file():
+        log.info("exporting %s to ONNX (once) -> %s", checkpoint, target)
+        paths = export_checkpoint(checkpoint, target)
+        from demopose.io import write_text_atomic
+
+        write_text_atomic(done, "\n".join(str(v) for v in paths.values()))
+    first = done.read_text().splitlines()[0]
+    return target if not Path(first).name.endswith((".mono.onnx", ".pose.onnx")) else Path(first)
+
+
 class Predictor:
     """Estimate the 9-DoF poses of the objects in RGB-D frames.
 
@@ -145,14 +165,36 @@ class Predictor:
         self.categories: CategoryTable = self._categories()
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike | None = None, **kwargs) -> Predictor:
-        """Load a checkpoint (:func:`demopose.engine.checkpoint.load_model`); None: the bundled DeMo-Pose."""
-        from demopose.engine.checkpoint import load_model
+    def from_checkpoint(cls, path: str | os.PathLike | None = None, backend: str = "torch",
+                        threads: int | None = None, **kwargs) -> Predictor:
+        """Load a model; ``path`` None: the bundled DeMo-Pose.
 
+        Args:
+            path: a checkpoint (``.pt``, :func:`demopose.engine.checkpoint.load_model`) or, with the
+                ``onnxruntime`` backend, an exported model (``demopose export``; a DeMo-Pose export is its
+                base path ``x.onnx`` or either of ``x.mono.onnx`` / ``x.pose.onnx``).
+            backend: ``torch`` or ``onnxruntime`` (same API and outputs; a ``.pt`` is exported once to
+                ``$DEMOPOSE_CACHE/onnx``, default ``~/.cache/demopose/onnx``).
+            threads: onnxruntime intra-op threads (torch: use ``torch.set_num_threads``).
+        """
         p = Path(path) if path is not None else BUNDLED_CHECKPOINT
-        if path is None and not p.is_file():
-            raise FileNotFoundError(f"{p}: the bundled checkpoint is missing from this installation")
-        return cls(load_model(p, map_location=kwargs.get("device", "cpu")), **kwargs)
+        if not p.exists() and not (backend != "torch" and p.suffix == ".onnx"):
+            raise FileNotFoundError(f"{p}: model file not found" +
+                                    (" (the bundled checkpoint is missing from this installation)"
+                                     if path is None else ""))
+        if backend == "torch":
+            from demopose.engine.checkpoint import load_model
+
+            return cls(load_model(p, map_location=kwargs.get("device", "cpu")), **kwargs)
+        if backend not in ("onnxruntime", "ort"):
+            raise ValueError(f"backend: expected 'torch' or 'onnxruntime', got {backend!r}")
+        if kwargs.get("device", "cpu") != "cpu":
+            raise ValueError("backend onnxruntime: runs on the CPU here (device='cpu')")
+        from demopose.export.ort_backend import load_ort_model
+
+        if p.suffix == ".pt":
+            p = _exported(p)
+        return cls(load_ort_model(p, threads=threads), **kwargs)
 
     def _categories(self) -> CategoryTable:
         m = self.model
