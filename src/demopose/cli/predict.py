@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--score-threshold", type=float, default=0.3, help="minimum detection score")
     parser.add_argument("--max-frames", type=int, default=0, help="at most N frames of a folder (0: all)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                        help="inference runtime (onnxruntime: a .pt is exported once to ~/.cache/demopose/onnx; "
+                             "or pass an exported .onnx as --checkpoint)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -105,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
     sources = _sources(args.input, args.max_frames)
     ckpt = args.checkpoint or BUNDLED_CHECKPOINT
-    predictor = Predictor.from_checkpoint(ckpt, device=args.device, score_threshold=args.score_threshold)
+    predictor = Predictor.from_checkpoint(ckpt, backend=args.backend, device=args.device,
+                                          score_threshold=args.score_threshold)
     out = Path(args.out)
     for name, source, load in tqdm(sources, desc="predict", unit="frame",
                                    disable=args.no_progress or len(sources) < 2):
