@@ -66,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         seed_everything(int(cfg.train.seed))  # identical init on every rank; the sampler shards the data
         model = build_model_from_config(cfg)
         train_set = build_train_set(cfg, model)
+        if cfg.train.get("init_from"):  # before the optimiser and the resume (a run's own last.pt wins)
+            from demopose.engine.warm_start import warm_start
+
+            warm_start(model, str(cfg.train.init_from))
         opt, sched = build_optim(cfg, model)
         val_frames = build_frames(cfg, cfg.data.val_subset)
         val_idx = limit_frames(len(val_frames), int(cfg.train.get("val_frames", 0)))
@@ -88,10 +92,6 @@ def run(args: argparse.Namespace) -> int:
         if dist.is_main():
             run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, run_dir / "config.yaml")
-        if cfg.train.get("init_from"):  # before resume: a run's own last.pt wins
-            from demopose.engine.warm_start import warm_start
-
-            warm_start(model, str(cfg.train.init_from))
         if not args.no_resume:
             trainer.resume()
         log.info("training %s on %d instances for %d steps (%d process(es), %s) -> %s", cfg.model.name,

@@ -29,14 +29,21 @@ class Lookahead(torch.optim.Optimizer):
         self.defaults = inner.defaults
         self.state = inner.state
         self._steps = 0
-        self._slow = [[p.detach().clone() for p in g["params"]] for g in self.param_groups]
+        self._slow: list[list[torch.Tensor]] | None = None  # taken at the first step, not at construction:
+        # weights loaded after the optimiser was built (warm start) must not be pulled back to the init
+
+    def _slow_weights(self) -> list[list[torch.Tensor]]:
+        if self._slow is None:
+            self._slow = [[p.detach().clone() for p in g["params"]] for g in self.param_groups]
+        return self._slow
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        self._slow_weights()
         loss = self.inner.step(closure)
         self._steps += 1
         if self._steps % self.k == 0:
-            for group, slows in zip(self.param_groups, self._slow):
+            for group, slows in zip(self.param_groups, self._slow_weights()):
                 for p, slow in zip(group["params"], slows):
                     slow.add_(p.detach() - slow, alpha=self.alpha)
                     p.copy_(slow)
@@ -46,7 +53,7 @@ class Lookahead(torch.optim.Optimizer):
         self.inner.zero_grad(set_to_none=set_to_none)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"inner": self.inner.state_dict(), "steps": self._steps, "slow": self._slow}
+        return {"inner": self.inner.state_dict(), "steps": self._steps, "slow": self._slow_weights()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.inner.load_state_dict(state["inner"])
