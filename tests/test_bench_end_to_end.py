@@ -77,6 +77,7 @@ def test_cli_end_to_end(tmp_path, capsys):
     d = json.loads(out.read_text())
     assert d["frame_size"] == [640, 480] and d["model"] == "demopose_small" and d["instances"] == "gt-boxes"
     assert d["command"] == ("demopose bench --end-to-end --model demopose_small --backends torch --frames 1 "
-                            f"--warmup 0 --threads 1 --device cpu --instances auto --out {out}")
+                            f"--warmup 0 --threads 1 --device cpu --instances auto --data-dir {tmp_path / 'frames'} "
+                            f"--out {out}")
     assert d["results"][0]["status"] == "ok"
     assert "| torch |" in capsys.readouterr().out

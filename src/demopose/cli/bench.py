@@ -92,6 +92,8 @@ def _run_end_to_end(args: argparse.Namespace) -> int:
                 f"--threads {args.threads} --device {args.device} --instances {args.instances}")
     if args.compile_mode:
         command += f" --compile-mode {args.compile_mode}"
+    if args.data_dir:
+        command += f" --data-dir {args.data_dir}"
     command += f" --out {out}"
     doc = run_end_to_end(model=args.model, checkpoint=args.checkpoint, backends=backends, frames=args.frames,
                          threads=args.threads, device=args.device, out=out, command=command, warmup=args.warmup,
