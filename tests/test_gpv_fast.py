@@ -216,3 +216,17 @@ def test_graph_layers_fused_relu_product_matches_autograd_path(monkeypatch, fuse
     with torch.no_grad():
         a, b = conv(v, f, idx), surf(v, idx)
     assert torch.allclose(a, conv(v, f, idx), atol=1e-6) and torch.allclose(b, surf(v, idx), atol=1e-6)
+
+
+def test_scratch_buffers_across_modes_and_sizes():
+    """The CPU path reuses per-thread scratch buffers: inference mode, no_grad and growing sizes all work."""
+    torch.manual_seed(8)
+    model = _randomise_bn(GPVPose(GPVConfig(**SMALL))).eval()
+    small, large = _batch(1, 100, seed=9), _batch(3, 300, seed=10)
+    outs = []
+    for ctx in (torch.inference_mode, torch.no_grad, torch.inference_mode):
+        with ctx():
+            outs.append([model(b, generator=torch.Generator().manual_seed(2)).t.clone() for b in (small, large)])
+    for other in outs[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(outs[0], other))
+    _compare(model, large)

@@ -33,12 +33,13 @@ False`` forces the plain formulation (tests pin one against the other).
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from demopose.layers.knn import gather_points
@@ -198,10 +199,12 @@ def pooled_heads_forward(
     dense_parts = [levels.fm_0, levels.fm_1] + ([rgb.to(centred.dtype)] if rgb is not None else [])
     dense = torch.cat(dense_parts, dim=-1)  # (B, N, C_dense)
     H = f.width
-    p1 = torch.cat([levels.fm_2, levels.fm_3], dim=-1) @ f.w_level1  # (B, N1, K*H): multiplied at N1 points
-    p2 = levels.fm_4 @ f.w_level2 + f.w_class[class_ids - 1].unsqueeze(1)  # (B, N2, K*H); class once per instance
+    x1 = torch.cat([levels.fm_2, levels.fm_3], dim=-1)  # (B, N1, c2 + c3)
+    class_rows = f.w_class[class_ids - 1].unsqueeze(1)  # (B, 1, K*H): category + biases, once per instance
     blocked = not torch.is_grad_enabled() and centred.device.type == "cpu" and not torch.compiler.is_exporting()
     if not blocked:  # one pass over the whole batch (autograd, GPU, export)
+        p1 = x1 @ f.w_level1  # (B, N1, K*H): multiplied at N1 points
+        p2 = levels.fm_4 @ f.w_level2 + class_rows  # (B, N2, K*H)
         h = gather_points(p1, levels.near_1) + gather_points(p2, levels.near_2)
         h = torch.addmm(h.reshape(B * N, -1), dense.reshape(B * N, -1), f.w_dense)
         xyz = centred.reshape(B * N, 3)
@@ -210,17 +213,22 @@ def pooled_heads_forward(
         pooled = [_per_point_tail(h[:, k * f.width:(k + 1) * f.width], f.hidden[k]).reshape(B, N, -1).amax(dim=1)
                   for k in range(len(heads))]
     else:
-        # CPU, no autograd: instance by instance, in row blocks whose (rows, K*H) activations stay small
-        # (below glibc's mmap threshold, so no page faults on every call) and in cache.
-        n_blocks = -(-N // max(64, HEAD_BLOCK_ELEMENTS // p1.shape[-1]))
+        # CPU, no autograd: instance by instance, in row blocks of (rows, K*H) activations, written into
+        # per-thread scratch buffers kept between calls (fresh multi-MiB tensors cost a page fault per
+        # 4 KiB page on every call: ~3,000 faults, several ms, per instance at batch 1). The scratch is
+        # bounded by one instance: (N1 + N2 + 2 * rows) x K*H values, 17 MiB for gpv.
+        n_blocks = -(-N // max(64, HEAD_BLOCK_ELEMENTS // f.w_dense.shape[1]))
         rows = -(-N // n_blocks)  # equal blocks (1028 points: 2 x 514, not 512 + 512 + 4)
+        KH, N1, N2 = f.w_dense.shape[1], x1.shape[1], levels.fm_4.shape[1]
         maxima: list[list[torch.Tensor]] = [[] for _ in heads]
-        table = torch.cat([p1, p2], dim=1)  # (B, N1 + N2, K*H): one gather-add per block (embedding_bag sum)
-        pairs = torch.stack([levels.near_1, levels.near_2 + p1.shape[1]], dim=-1)  # (B, N, 2)
         for b in range(B):  # loop over memory blocks (instances x row blocks), each a few large matmuls
+            p1 = torch.mm(x1[b], f.w_level1, out=_scratch("p1", (N1, KH), x1))  # (N1, K*H) at N1 points
+            p2 = torch.addmm(class_rows[b], levels.fm_4[b], f.w_level2, out=_scratch("p2", (N2, KH), x1))
             best: list[torch.Tensor | None] = [None] * len(heads)
             for s in range(0, N, rows):
-                h = F.embedding_bag(pairs[b, s:s + rows], table[b], mode="sum")  # p1[n1(i)] + p2[n2(i)]
+                n1, n2 = levels.near_1[b, s:s + rows], levels.near_2[b, s:s + rows]
+                h = torch.index_select(p1, 0, n1, out=_scratch("h", (n1.shape[0], KH), x1))
+                h += torch.index_select(p2, 0, n2, out=_scratch("h2", (n1.shape[0], KH), x1))
                 h = h.addmm_(dense[b, s:s + rows], f.w_dense)
                 for k, w in f.w_xyz:
                     h[:, k * H:(k + 1) * H].addmm_(centred[b, s:s + rows], w)
@@ -233,6 +241,23 @@ def pooled_heads_forward(
         pooled = [torch.stack(m) for m in maxima]
     # the last per-point ReLU commutes with the max over points: applied to the pooled rows
     return [head.out(head.dropout(head.fc(torch.relu(p)))) for head, p in zip(heads, pooled)]
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """A contiguous ``shape`` view of a per-thread buffer reused across calls (grown when too small).
+
+    Only for values that never leave :func:`pooled_heads_forward`. Keyed by dtype, device and inference
+    mode (an inference-mode tensor cannot be written outside it)."""
+    key = (name, like.dtype, like.device, torch.is_inference_mode_enabled())
+    buffers = _SCRATCH.__dict__.setdefault("buffers", {})
+    numel = math.prod(shape)
+    buf = buffers.get(key)
+    if buf is None or buf.numel() < numel:
+        buf = buffers[key] = torch.empty(numel, dtype=like.dtype, device=like.device)
+    return buf[:numel].view(shape)
 
 
 def _xyz_columns(f: FoldedPooledHeads, n_heads: int, h: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
