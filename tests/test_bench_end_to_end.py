@@ -56,6 +56,8 @@ def test_stages_add_up_to_end_to_end(doc):
     # every frame's stages tile its end-to-end time; medians of two frames are their means, so they add up
     assert total == pytest.approx(r["end_to_end_ms"], rel=0.05)
     assert sum(r["stages_mean_ms"].values()) == pytest.approx(r["end_to_end_mean_ms"], rel=1e-3)
+    assert sum(r["cpu_stages_ms"].values()) == pytest.approx(r["cpu_end_to_end_ms"], rel=0.05)
+    assert 0 < r["cpu_end_to_end_ms"] <= r["end_to_end_ms"] * 1.5  # one thread: CPU time <= wall time (+ slack)
     assert r["stages_ms"]["network"] > 0 and r["stages_ms"]["detection"] > 0
 
 

@@ -38,7 +38,9 @@ Backends, each measured in its own process so that its peak resident memory (``V
   :mod:`demopose.export` or onnxruntime cannot be imported or the export / quantisation fails.
 
 Times are per-frame medians over the timed frames after ``warmup`` frames; ``fps`` is ``1000 /`` the
-median end-to-end time.
+median end-to-end time. The process's CPU time is recorded too (``cpu_*``): on a shared, loaded machine
+the wall time includes waiting for a core, while with one thread the CPU time is close to the wall time
+the same work takes on an idle core.
 """
 
 from __future__ import annotations
@@ -138,8 +140,10 @@ def measure_backend(spec: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         ``stages_ms`` (median per stage), ``stages_mean_ms``, ``end_to_end_ms`` (median), ``end_to_end_mean_ms``,
-        ``fps``, ``instances_per_frame`` / ``detections_per_frame`` (means), ``peak_rss_mb`` and on CUDA
-        ``peak_gpu_mb`` (``torch.cuda.max_memory_allocated``).
+        ``fps``, ``cpu_stages_ms`` / ``cpu_end_to_end_ms`` (medians of this process's CPU time, all its threads:
+        with one thread, about the wall time on an idle core of a shared machine), ``instances_per_frame`` /
+        ``detections_per_frame`` (means), ``peak_rss_mb`` and on CUDA ``peak_gpu_mb``
+        (``torch.cuda.max_memory_allocated``).
     """
     import cv2
     import torch
@@ -174,8 +178,12 @@ def measure_backend(spec: dict[str, Any]) -> dict[str, Any]:
     use_gt = spec["instances"] == "gt-boxes"
     n_timed, warmup = int(spec["timed"]), int(spec.get("warmup", 2))
     times: dict[str, list[float]] = {s: [] for s in (*STAGES, "end_to_end")}
+    cpu: dict[str, list[float]] = {s: [] for s in (*STAGES, "end_to_end")}
     n_inst, n_det = [], []
-    clock = time.perf_counter
+    wall, proc = time.perf_counter, time.process_time
+
+    def clock() -> tuple[float, float]:
+        return wall(), proc()
 
     with torch.inference_mode():
         for it in range(warmup + n_timed):
@@ -212,8 +220,10 @@ def measure_backend(spec: dict[str, Any]) -> dict[str, Any]:
             if it < warmup:
                 continue
             for s, a, b in zip(STAGES, t[:-1], t[1:]):
-                times[s].append((b - a) * 1000)
-            times["end_to_end"].append((t[-1] - t[0]) * 1000)
+                times[s].append((b[0] - a[0]) * 1000)
+                cpu[s].append((b[1] - a[1]) * 1000)
+            times["end_to_end"].append((t[-1][0] - t[0][0]) * 1000)
+            cpu["end_to_end"].append((t[-1][1] - t[0][1]) * 1000)
             n_inst.append(len(objects))
             n_det.append(len(det))
 
@@ -227,6 +237,8 @@ def measure_backend(spec: dict[str, Any]) -> dict[str, Any]:
         "end_to_end_ms": round(e2e, 3),
         "end_to_end_mean_ms": round(statistics.fmean(times["end_to_end"]), 3),
         "fps": round(1000.0 / e2e, 3),
+        "cpu_stages_ms": {s: round(statistics.median(cpu[s]), 3) for s in STAGES},
+        "cpu_end_to_end_ms": round(statistics.median(cpu["end_to_end"]), 3),
         "instances_per_frame": round(statistics.fmean(n_inst), 3),
         "detections_per_frame": round(statistics.fmean(n_det), 3),
         "peak_rss_mb": round(_peak_rss_mb(), 1),
@@ -394,14 +406,15 @@ def _run_child(spec: dict[str, Any], tmp: Path, threads: int) -> dict[str, Any]:
 
 def format_table(doc: dict[str, Any]) -> str:
     """A markdown table of an end-to-end document: one row per backend."""
-    head = "| backend | " + " | ".join(STAGES) + " | end-to-end ms | FPS | inst./frame | peak RSS (MB) |"
-    lines = [head, "|" + "---|" * (len(STAGES) + 5)]
+    head = ("| backend | " + " | ".join(STAGES) + " | end-to-end ms | FPS | CPU ms / frame | inst./frame "
+            "| peak RSS (MB) |")
+    lines = [head, "|" + "---|" * (len(STAGES) + 6)]
     for r in doc["results"]:
         if r.get("status") != "ok":
-            lines.append(f"| {r['backend']} | skipped: {r.get('reason', '')} |" + " |" * (len(STAGES) + 3))
+            lines.append(f"| {r['backend']} | skipped: {r.get('reason', '')} |" + " |" * (len(STAGES) + 4))
             continue
         st = " | ".join(f"{r['stages_ms'][s]:.1f}" for s in STAGES)
         mem = f"{r['peak_rss_mb']:.0f}" + (f" (GPU {r['peak_gpu_mb']:.0f})" if "peak_gpu_mb" in r else "")
         lines.append(f"| {r['backend']} | {st} | {r['end_to_end_ms']:.1f} | {r['fps']:.2f} | "
-                     f"{r['instances_per_frame']:.1f} | {mem} |")
+                     f"{r['cpu_end_to_end_ms']:.1f} | {r['instances_per_frame']:.1f} | {mem} |")
     return "\n".join(lines)
