@@ -169,6 +169,46 @@ def test_dynamic_int8_fallback(gpv_export, tmp_path):
         quantize_graph(gpv_export["fp32"], tmp_path / "x.onnx", "static", feeds=None)
 
 
+def _shared_input_graph():
+    """``x (N, 3)`` read by a weight layer (``x @ W``) and by geometry (``x * 1000``): the exporter's merged
+    subexpressions make such graphs (gpv: the xyz product and the neighbour gather share the centred points)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32), "W")
+    k = numpy_helper.from_array(np.array(1000.0, dtype=np.float32), "k")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["feat"], name="layer"),
+         helper.make_node("Mul", ["x", "k"], ["geo"], name="geometry")],
+        "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+        [helper.make_tensor_value_info("feat", TensorProto.FLOAT, ["n", 16]),
+         helper.make_tensor_value_info("geo", TensorProto.FLOAT, ["n", 3])], [w, k])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+
+
+def test_static_int8_keeps_shared_inputs_float_for_other_readers(tmp_path):
+    """The QDQ pair of a quantised layer's input reaches only that layer; other readers of the value keep it
+    float (without the copy, onnxruntime hands them the dequantised int8 value)."""
+    from demopose.export.onnx_export import write_model
+    from demopose.export.quantize import isolate_quantized_inputs
+
+    proto = _shared_input_graph()
+    assert isolate_quantized_inputs(proto, ["layer"]) == ["x"]
+    by_name = {n.name: n for n in proto.graph.node}
+    assert list(by_name["layer"].input) == ["x__int8_input", "W"] and list(by_name["geometry"].input) == ["x", "k"]
+    assert [n.op_type for n in proto.graph.node] == ["Identity", "MatMul", "Mul"]  # still topologically sorted
+    assert isolate_quantized_inputs(_shared_input_graph(), ["layer", "geometry"]) == []  # no float reader left
+
+    src = write_model(_shared_input_graph(), tmp_path / "shared.onnx", {"graph": "test"})
+    rng = np.random.default_rng(1)
+    feeds = [{"x": (rng.normal(size=(64, 3)) * 0.1).astype(np.float32)} for _ in range(4)]
+    out = quantize_graph(src, tmp_path / "shared.int8.onnx", "static", feeds)
+    assert read_metadata(out)["quantization"]["isolated_inputs"] == 1
+    x = feeds[0]["x"]
+    feat, geo = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_array_equal(geo, x * np.float32(1000.0))  # float coordinates, bit for bit
+    assert 0 < float(np.abs(feat - x @ onnx.numpy_helper.to_array(proto.graph.initializer[0])).max()) < 0.05
+
+
 def test_weight_nodes_are_the_learned_layers(gpv_export):
     proto = onnx.load(str(gpv_export["fp32"]))
     names = set(weight_nodes(proto))

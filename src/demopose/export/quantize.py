@@ -11,6 +11,15 @@ constant of the graph. Everything geometric stays float32: neighbour search (a `
 neighbour directions, pooling, rotation recovery — int8 coordinates (about 1 mm steps over an object) would
 change the neighbours and the poses far more than int8 features do.
 
+onnxruntime's QDQ quantiser puts the quantise / dequantise pair of an activation on the *value* and hands the
+dequantised copy to every node that reads it, quantised or not. The exporter merges equal subexpressions, so a
+quantised layer can share its input with geometry: the gpv translation head's ``xyz`` product reads the same
+``(B·N, 3)`` reshape of the centred points as the 3D-GC neighbour gather, whose directions then came from int8
+coordinates (0.24 m of translation error on a REAL275 fixture instance). For static mode,
+:func:`isolate_quantized_inputs` therefore gives the quantised nodes their own copy (an ``Identity``, removed
+again by onnxruntime's graph optimiser when the session is built) of any input that another node also reads; the
+other readers keep the float value. (The dynamic quantiser already rewires only the quantised node.)
+
 The measured accuracy cost is in ``benchmarks/results/onnx_int8_accuracy.json``
 (``benchmarks/onnx_int8_accuracy.py``).
 """
@@ -28,7 +37,7 @@ import torch
 
 from demopose.export.onnx_export import read_metadata, write_model
 
-__all__ = ["calibration_feeds", "feed_reader", "quantize_graph", "weight_nodes"]
+__all__ = ["calibration_feeds", "feed_reader", "isolate_quantized_inputs", "quantize_graph", "weight_nodes"]
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +47,72 @@ QUANT_OPS = ("Conv", "Gemm", "MatMul")
 def weight_nodes(proto) -> list[str]:
     """Names of the ``Conv`` / ``Gemm`` / ``MatMul`` nodes of ``proto`` whose second input is a graph constant
     (an initializer or a ``Constant`` node): the layers with learned weights."""
-    consts = {i.name for i in proto.graph.initializer}
-    consts |= {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
+    consts = _constants(proto)
     return [n.name for n in proto.graph.node if n.op_type in QUANT_OPS and len(n.input) > 1 and n.input[1] in consts]
+
+
+def _constants(proto) -> set[str]:
+    consts = {i.name for i in proto.graph.initializer}
+    return consts | {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
+
+
+def isolate_quantized_inputs(proto, nodes: Sequence[str], suffix: str = "__int8_input") -> list[str]:
+    """Give the nodes ``nodes`` (those to be quantised) a private copy of every activation input they share with
+    another node or with the graph outputs, in place, so that the quantiser's QDQ pair on that input reaches only
+    them (module docstring): ``Identity(v) -> v + suffix`` is inserted before the first of them that reads ``v``
+    and they read the copy; the other readers of ``v`` keep the float value.
+
+    Only the data and weight inputs (the first two) are considered, and not the graph's constants (the weights).
+
+    Returns:
+        the names of the values that were copied.
+    """
+    wanted = set(nodes)
+    consts = _constants(proto)
+    g = proto.graph
+    readers: dict[str, list[int]] = {}
+    for i, n in enumerate(g.node):
+        for v in set(n.input):
+            if v:
+                readers.setdefault(v, []).append(i)
+    outputs = {o.name for o in g.output}
+    taken = {v for n in g.node for v in (*n.input, *n.output)} | {i.name for i in g.input} | consts
+    copies: dict[str, str] = {}  # value -> private copy
+    first: dict[str, int] = {}  # value -> index of the first quantised reader
+    for i, n in enumerate(g.node):
+        if n.name not in wanted:
+            continue
+        for v in n.input[:2]:
+            if not v or v in consts or v in copies:
+                continue
+            if v in outputs or any(g.node[j].name not in wanted for j in readers.get(v, ())):
+                new, k = f"{v}{suffix}", 0
+                while new in taken:
+                    k += 1
+                    new = f"{v}{suffix}{k}"
+                taken.add(new)
+                copies[v], first[v] = new, i
+    if not copies:
+        return []
+    inserts: dict[int, list] = {}
+    for v, new in copies.items():
+        inserts.setdefault(first[v], []).append(_onnx_node("Identity", [v], [new], name=new))
+    rebuilt = []
+    for i, n in enumerate(g.node):
+        rebuilt.extend(inserts.get(i, ()))
+        if n.name in wanted:
+            n.input[:2] = [copies.get(v, v) for v in n.input[:2]]
+        rebuilt.append(n)
+    del g.node[:]
+    g.node.extend(rebuilt)
+    return list(copies)
+
+
+def _onnx_node(op_type: str, inputs: Sequence[str], outputs: Sequence[str], name: str):
+    """An ``onnx.NodeProto`` (onnx imported lazily: it is an optional dependency)."""
+    import onnx
+
+    return onnx.helper.make_node(op_type, list(inputs), list(outputs), name=name)
 
 
 def feed_reader(feeds: Sequence[dict[str, np.ndarray]]):
@@ -186,10 +258,11 @@ def quantize_graph(src: str | Path, dst: str | Path, mode: str = "static",
         # stale intermediate shapes left by the optimiser make the quantiser's own shape inference fail
         # ("inferred shape and existing shape differ"); it re-infers them
         del proto.graph.value_info[:]
-        onnx.save_model(proto, str(pre))
         nodes = weight_nodes(proto)
         if not nodes:
             raise ValueError(f"{src}: no Conv/Gemm/MatMul node with constant weights to quantise")
+        isolated = isolate_quantized_inputs(proto, nodes) if mode == "static" else []
+        onnx.save_model(proto, str(pre))
         out = Path(tmp) / "int8.onnx"
         root_log = logging.getLogger()  # the quantiser reports every rescaled bias on the root logger at INFO
         level = root_log.level
@@ -200,6 +273,7 @@ def quantize_graph(src: str | Path, dst: str | Path, mode: str = "static",
             root_log.setLevel(level)
         q = onnx.load_model(str(out))
     info = {"mode": mode, "nodes": len(nodes), "per_channel": bool(per_channel) if mode == "static" else False,
-            "calibration_batches": len(feeds) if mode == "static" and feeds else 0, "source": src.name}
+            "calibration_batches": len(feeds) if mode == "static" and feeds else 0, "source": src.name,
+            "isolated_inputs": len(isolated)}
     meta = {k: v for k, v in meta.items() if k != "format"} | {"quantization": info} | dict(metadata or {})
     return write_model(q, dst, meta)
