@@ -5,9 +5,9 @@ the monocular detector's boxes, :func:`masks_from_boxes` cuts each object out of
 
 1. the frame's dominant plane (the table) is found once by RANSAC on a subsample of the depth points
    and its points (within ``plane_tolerance``) are excluded, when it holds a large share of the points;
-2. inside each (slightly shrunk) box, the object's surface depth is the median of the valid depths in
-   the box's central region; pixels whose depth lies within ``±0.6 ·`` the category's mean box
-   diagonal of it are kept;
+2. inside each box, the object's surface depth is the 30th percentile of the valid depths in the box's
+   central region (the object is in front of the background the box also holds); pixels whose depth
+   lies within ``±0.6 ·`` the category's mean box diagonal of it are kept;
 3. boxes are processed by decreasing score, and a pixel belongs to the first object that claims it
    (front-to-back occlusion is left to the depth band).
 """
@@ -90,7 +90,7 @@ def masks_from_boxes(frame: Frame, boxes: np.ndarray, class_ids: np.ndarray, sco
         zc = depth[r0:r1, c0:c1][int(bh * 0.3): int(bh * 0.7) + 1, int(bw * 0.3): int(bw * 0.7) + 1][centre]
         if len(zc) < 5:
             zc = depth[r0:r1, c0:c1][box_valid]
-        z_surf = float(np.median(zc))
+        z_surf = float(np.percentile(zc, 30))  # the object is in front of whatever else the box holds
         diag = 0.25
         if int(class_ids[i]) in categories and categories[int(class_ids[i])].mean_size is not None:
             diag = float(np.linalg.norm(categories[int(class_ids[i])].mean_size))
