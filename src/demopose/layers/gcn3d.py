@@ -81,7 +81,7 @@ def _relu_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     fused ReLU (``mkldnn._linear_pointwise``, the kernel ``torch.compile`` uses; ~25% less time than
     product + ReLU for these K = 3 products), else the two ops."""
     if (FUSED_RELU_MM and a.device.type == "cpu" and not torch.is_grad_enabled() and a.dtype == torch.float32
-            and not torch.compiler.is_exporting()):
+            and not torch.compiler.is_exporting() and not torch.compiler.is_compiling()):
         return torch.ops.mkldnn._linear_pointwise(a, b.t(), None, "relu", [], "")
     return torch.relu_(a @ b) if not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)) \
         else torch.relu(a @ b)

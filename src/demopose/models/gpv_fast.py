@@ -201,8 +201,9 @@ def pooled_heads_forward(
     H = f.width
     x1 = torch.cat([levels.fm_2, levels.fm_3], dim=-1)  # (B, N1, c2 + c3)
     class_rows = f.w_class[class_ids - 1].unsqueeze(1)  # (B, 1, K*H): category + biases, once per instance
-    blocked = not torch.is_grad_enabled() and centred.device.type == "cpu" and not torch.compiler.is_exporting()
-    if not blocked:  # one pass over the whole batch (autograd, GPU, export)
+    blocked = (not torch.is_grad_enabled() and centred.device.type == "cpu"
+               and not torch.compiler.is_exporting() and not torch.compiler.is_compiling())
+    if not blocked:  # one pass over the whole batch (autograd, GPU, torch.export / torch.compile)
         p1 = x1 @ f.w_level1  # (B, N1, K*H): multiplied at N1 points
         p2 = levels.fm_4 @ f.w_level2 + class_rows  # (B, N2, K*H)
         h = gather_points(p1, levels.near_1) + gather_points(p2, levels.near_2)
