@@ -48,6 +48,9 @@ def test_document_structure(doc):
     assert "not importable" in ort_row["reason"]
     table = format_table(d)
     assert "| torch |" in table and "| ort | skipped: demopose.export / onnxruntime not importable" in table
+    for t in (table, format_table(d, "cpu")):  # every row has the header's number of cells
+        rows = [line for line in t.splitlines() if line.startswith("|")]
+        assert len({line.count("|") for line in rows}) == 1
 
 
 def test_stages_add_up_to_end_to_end(doc):

@@ -404,17 +404,25 @@ def _run_child(spec: dict[str, Any], tmp: Path, threads: int) -> dict[str, Any]:
 # report
 
 
-def format_table(doc: dict[str, Any]) -> str:
-    """A markdown table of an end-to-end document: one row per backend."""
-    head = ("| backend | " + " | ".join(STAGES) + " | end-to-end ms | FPS | CPU ms / frame | inst./frame "
-            "| peak RSS (MB) |")
-    lines = [head, "|" + "---|" * (len(STAGES) + 6)]
+def format_table(doc: dict[str, Any], clock: str = "wall") -> str:
+    """A markdown table of an end-to-end document, one row per backend: per-stage medians (ms), end-to-end
+    median and FPS of the wall ``clock``, or with ``clock="cpu"`` the process CPU times (and frames per CPU
+    second)."""
+    if clock not in ("wall", "cpu"):
+        raise ValueError(f"clock: expected 'wall' or 'cpu', got {clock!r}")
+    cpu = clock == "cpu"
+    head = ("| backend | " + " | ".join(STAGES) + (" | CPU ms / frame | frames / CPU s" if cpu else
+                                                    " | end-to-end ms | FPS | CPU ms / frame")
+            + " | inst./frame | peak RSS (MB) |")
+    lines = [head, "|" + "---|" * (len(STAGES) + (5 if cpu else 6))]
     for r in doc["results"]:
         if r.get("status") != "ok":
-            lines.append(f"| {r['backend']} | skipped: {r.get('reason', '')} |" + " |" * (len(STAGES) + 4))
+            pad = " |" * (len(STAGES) + (3 if cpu else 4))
+            lines.append(f"| {r['backend']} | skipped: {r.get('reason', '')} |{pad}")
             continue
-        st = " | ".join(f"{r['stages_ms'][s]:.1f}" for s in STAGES)
+        st = " | ".join(f"{r['cpu_stages_ms' if cpu else 'stages_ms'][s]:.1f}" for s in STAGES)
         mem = f"{r['peak_rss_mb']:.0f}" + (f" (GPU {r['peak_gpu_mb']:.0f})" if "peak_gpu_mb" in r else "")
-        lines.append(f"| {r['backend']} | {st} | {r['end_to_end_ms']:.1f} | {r['fps']:.2f} | "
-                     f"{r['cpu_end_to_end_ms']:.1f} | {r['instances_per_frame']:.1f} | {mem} |")
+        mid = (f"{r['cpu_end_to_end_ms']:.1f} | {1000 / r['cpu_end_to_end_ms']:.2f}" if cpu else
+               f"{r['end_to_end_ms']:.1f} | {r['fps']:.2f} | {r['cpu_end_to_end_ms']:.1f}")
+        lines.append(f"| {r['backend']} | {st} | {mid} | {r['instances_per_frame']:.1f} | {mem} |")
     return "\n".join(lines)
