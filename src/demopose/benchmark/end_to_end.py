@@ -33,7 +33,8 @@ Backends, each measured in its own process so that its peak resident memory (``V
 
 - ``torch``: the PyTorch model, eager;
 - ``torch-compile``: the same with ``torch.compile`` of the pose network (``compile_mode``);
-- ``ort`` / ``ort-int8``: the graphs exported by :mod:`demopose.export`, fp32 / int8-quantised, run by
+- ``ort`` / ``ort-int8`` / ``ort-int8-dynamic``: the graphs exported by :mod:`demopose.export`, fp32 /
+  int8-quantised (static, calibrated: int8 weights and activations; dynamic: int8 weights), run by
   onnxruntime (:class:`~demopose.export.OrtDeMoPose`); recorded as skipped, with the reason, when
   :mod:`demopose.export` or onnxruntime cannot be imported or the export / quantisation fails.
 
@@ -62,7 +63,8 @@ __all__ = ["BACKENDS", "STAGES", "format_table", "measure_backend", "prepare_fra
 STAGES = ("decode", "detection", "masks", "points", "network", "post")
 """The timed stages, in pipeline order (module docstring)."""
 
-BACKENDS = ("torch", "torch-compile", "ort", "ort-int8")
+BACKENDS = ("torch", "torch-compile", "ort", "ort-int8", "ort-int8-dynamic")
+ORT_BACKENDS = ("ort", "ort-int8", "ort-int8-dynamic")
 INSTANCE_SOURCES = ("auto", "detector", "gt-boxes")
 
 
@@ -160,7 +162,7 @@ def measure_backend(spec: dict[str, Any]) -> dict[str, Any]:
     cv2.setNumThreads(threads)
     device = torch.device(spec.get("device", "cpu"))
     backend = spec["backend"]
-    if backend in ("ort", "ort-int8"):
+    if backend in ORT_BACKENDS:
         from demopose.export import load_ort_model
 
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.type == "cuda" else \
@@ -261,10 +263,11 @@ def _child_main(spec_path: str) -> None:
 
 
 def _export(model, backend: str, folder: Path, data_root: Path, name: str | None) -> Path:
-    """The exported (``ort``) or exported and int8-quantised (``ort-int8``) DeMo-Pose graphs; their base path.
+    """The exported (``ort``) or exported and int8-quantised (``ort-int8*``) DeMo-Pose graphs; their base path.
 
-    int8 is the static quantisation of ``demopose export --int8`` (:mod:`demopose.export.quantize`), calibrated
-    here on the benchmark's own frames (``data_root``, subset ``real_bench``): the scales do not change the time.
+    int8 is the quantisation of ``demopose export --int8`` (:mod:`demopose.export.quantize`); the static one is
+    calibrated here on the benchmark's own frames (``data_root``, subset ``real_bench``): the scales do not change
+    the time.
     """
     from demopose.export import export_model
     from demopose.export.onnx_export import graph_paths, read_metadata
@@ -276,13 +279,15 @@ def _export(model, backend: str, folder: Path, data_root: Path, name: str | None
         paths = export_model(model, base, name=name)
     if backend == "ort":
         return base
-    q_base = folder / "model.int8.onnx"
+    mode = "dynamic" if backend == "ort-int8-dynamic" else "static"
+    q_base = folder / f"model.int8{'-dynamic' if mode == 'dynamic' else ''}.onnx"
     q_paths = graph_paths(q_base, "demopose")
     link = read_metadata(paths["pose"])["demopose"] | {"mono": q_paths["mono"].name, "pose": q_paths["pose"].name}
     for g in ("mono", "pose"):
-        feeds = calibration_feeds(paths[g], data_root, "real_bench", frames=8,
-                                  mono_path=paths["mono"] if g == "pose" else None, progress=False)
-        quantize_graph(paths[g], q_paths[g], "static", feeds, metadata={"demopose": link})
+        feeds = None if mode == "dynamic" else calibration_feeds(
+            paths[g], data_root, "real_bench", frames=8, mono_path=paths["mono"] if g == "pose" else None,
+            progress=False)
+        quantize_graph(paths[g], q_paths[g], mode, feeds, metadata={"demopose": link})
     return q_base
 
 
@@ -340,7 +345,7 @@ def run_end_to_end(model: str = "demopose_small", checkpoint: str | os.PathLike 
 
         for b in tqdm(backends, desc="end-to-end", unit="backend", disable=not progress):
             spec = dict(base, backend=b)
-            if b in ("ort", "ort-int8"):
+            if b in ORT_BACKENDS:
                 try:
                     import onnxruntime  # noqa: F401
 

@@ -40,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e2e.add_argument("--model", default="demopose_small", choices=("demopose", "demopose_small"),
                      help="model built (untrained, seeded) when no --checkpoint is given")
     e2e.add_argument("--backends", default="torch,ort,ort-int8",
-                     help="comma-separated: torch, torch-compile, ort, ort-int8 (ORT ones need demopose.export and "
-                          "onnxruntime; recorded as skipped otherwise)")
+                     help="comma-separated: torch, torch-compile, ort, ort-int8, ort-int8-dynamic (ORT ones need "
+                          "demopose.export and onnxruntime; recorded as skipped otherwise)")
     e2e.add_argument("--frames", type=int, default=20, help="timed frames (distinct synthetic frames)")
     e2e.add_argument("--warmup", type=int, default=2, help="frames run before timing")
     e2e.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of the pipeline")
