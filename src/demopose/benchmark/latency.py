@@ -54,18 +54,25 @@ def _peak_rss_mb() -> float:
 
 
 def _time(fn, device: torch.device, warmup: int, repeats: int) -> float:
+    return _time_wall_cpu(fn, device, warmup, repeats)[0]
+
+
+def _time_wall_cpu(fn, device: torch.device, warmup: int, repeats: int) -> tuple[float, float]:
+    """Median wall-clock and median process CPU time (all threads) of ``fn()``, in ms. The CPU time is
+    the less load-sensitive figure on a shared machine."""
     for _ in range(warmup):
         fn()
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
+        cpu.append(time.process_time() - c0)
+    return statistics.median(times) * 1000, statistics.median(cpu) * 1000
 
 
 def measure_model(name: str, device: str = "cpu", threads: int = 2, n_points: int = 1028,
@@ -106,8 +113,8 @@ def measure_model(name: str, device: str = "cpu", threads: int = 2, n_points: in
         else:
             b1, bf = batch(1), batch(instances_per_frame)
             out["n_points"] = n_points
-            out["ms_per_instance"] = _time(lambda: model(b1), dev, warmup, repeats)
-            out["ms_per_frame"] = _time(lambda: model(bf), dev, warmup, repeats)
+            out["ms_per_instance"], out["cpu_ms_per_instance"] = _time_wall_cpu(lambda: model(b1), dev, warmup, repeats)
+            out["ms_per_frame"], out["cpu_ms_per_frame"] = _time_wall_cpu(lambda: model(bf), dev, warmup, repeats)
             out["instances_per_frame"] = instances_per_frame
     out["peak_rss_mb"] = _peak_rss_mb()
     if dev.type == "cuda":
