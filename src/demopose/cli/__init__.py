@@ -10,14 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 from collections.abc import Sequence
-
-# OpenMP threads that spin while they wait make CPU inference collapse on a busy machine (measured here: the
-# demo's inference took 10.8 s instead of 0.5 s at load 3.6 on 2 cores); sleeping waiters cost little when
-# the machine is quiet. Set before torch loads; an explicit OMP_WAIT_POLICY wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = ["main", "COMMANDS"]
 
