@@ -36,22 +36,17 @@ def run(args: argparse.Namespace) -> int:
     from demopose.categories import get_table
     from demopose.engine import load_config
     from demopose.engine.build import build_frames, build_mask_source, build_model_from_config, limit_frames
-    from demopose.engine.checkpoint import load_checkpoint
+    from demopose.engine.checkpoint import load_weights
+    from demopose.engine.dist import resolve_device
     from demopose.engine.inference import run_inference
     from demopose.evaluation import NOCSEvaluator
     from demopose.evaluation.report import format_table, metrics_document
     from demopose.io import write_json_atomic
 
     cfg = load_config(args.config, [*args.overrides, f"data.root={args.data}"])
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     model = build_model_from_config(cfg)
-    state = load_checkpoint(args.checkpoint, map_location=device)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise ValueError(f"{args.checkpoint}: does not fit model {cfg.model.name!r} of config {args.config} "
-                         f"({str(e).splitlines()[0]})") from e
+    load_weights(model, args.checkpoint, f"model {cfg.model.name!r} of config {args.config}")
     model.to(device)
     subset = str(cfg.data.val_subset)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"test_{subset}"

@@ -15,8 +15,8 @@ import torch
 
 from demopose.io import atomic_path
 
-__all__ = ["capture_rng_state", "load_checkpoint", "load_model", "restore_rng_state", "save_checkpoint",
-           "strip_checkpoint", "unwrap_model"]
+__all__ = ["capture_rng_state", "load_checkpoint", "load_model", "load_weights", "restore_rng_state",
+           "save_checkpoint", "strip_checkpoint", "unwrap_model"]
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -97,8 +97,28 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> to
         args.pop(k, None)
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
     model = build_model(name, **args)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise ValueError(f"{path}: the weights do not fit model {name!r} ({str(e).splitlines()[0]})") from e
+    load_weights(model, path, f"model {name!r}", state=state)
     return model.to(map_location).eval()
+
+
+def load_weights(module: torch.nn.Module, path: str | Path, what: str = "the model",
+                 state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load a checkpoint's weights (``{"model": state_dict}`` or a bare state dict) into ``module``; returns the checkpoint.
+
+    Args:
+        what: names the receiving model in the error message.
+        state: the already loaded checkpoint of ``path`` (saves reading it twice).
+
+    Raises:
+        FileNotFoundError / ValueError: no file, not a checkpoint, or weights that do not fit ``module``.
+    """
+    if state is None:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{what}: checkpoint {path} does not exist")
+        state = load_checkpoint(path)
+    weights = state.get("model", state) if isinstance(state, dict) else state  # bare state dicts too
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: the weights do not fit {what} ({str(e).splitlines()[0]})") from e
+    return state

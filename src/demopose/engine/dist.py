@@ -13,7 +13,7 @@ import torch
 import torch.distributed as tdist
 
 __all__ = ["all_gather_objects", "barrier", "init_distributed", "is_distributed", "is_main", "rank",
-           "reduce_mean", "world_size", "cleanup"]
+           "reduce_mean", "resolve_device", "world_size", "cleanup"]
 
 
 def is_distributed() -> bool:
@@ -31,6 +31,13 @@ def world_size() -> int:
 def is_main() -> bool:
     """True on rank 0 (the only rank that writes files)."""
     return rank() == 0
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; anything else as given (``cpu``, ``cuda:1``)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def init_distributed(device: str = "auto") -> torch.device:

@@ -92,7 +92,9 @@ class DeMoPose(nn.Module):
         if not isinstance(mono, MonoDetector):
             raise ValueError(f"DeMoPoseConfig.mono_model: {cfg.mono_model!r} is not a monocular detector")
         if cfg.mono_checkpoint:
-            _load_weights(mono, cfg.mono_checkpoint, "DeMoPoseConfig.mono_checkpoint")
+            from demopose.engine.checkpoint import load_weights
+
+            load_weights(mono, cfg.mono_checkpoint, "the detector (DeMoPoseConfig.mono_checkpoint)")
         self.mono = mono.freeze()
         n_levels = len(mono.strides)
         for lv in cfg.feature_levels:
@@ -189,21 +191,6 @@ class DeMoPose(nn.Module):
         if isinstance(self.pose.fusion, AdjustedFusion):
             losses.update(self.pose.fusion.adjust.loss(pred.outputs))
         return losses
-
-
-def _load_weights(module: nn.Module, path: str | os.PathLike, field_name: str) -> None:
-    from demopose.engine.checkpoint import load_checkpoint
-
-    p = os.fspath(path)
-    if not os.path.isfile(p):
-        raise FileNotFoundError(f"{field_name}: {p} is not a file (train the detector first: demopose train "
-                                f"mono_synth_small ..., then point at its model_final.pt)")
-    state = load_checkpoint(p)
-    state = state.get("model", state) if isinstance(state, dict) else state
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"{p}: does not fit the detector ({str(e).splitlines()[0]})") from e
 
 
 def _build(base: DeMoPoseConfig, overrides: dict[str, Any]) -> DeMoPose:
