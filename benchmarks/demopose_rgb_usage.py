@@ -21,22 +21,12 @@ import sys
 import numpy as np
 import torch
 
+from demopose.data.frame import FrameSubset
 from demopose.data.instances import InstanceDataset, collate_instances
 from demopose.data.nocs import NOCSDataset
 from demopose.engine.checkpoint import load_model
 from demopose.evaluation.errors import rotation_error_deg
 from demopose.io import write_json_atomic
-
-
-class _First:
-    def __init__(self, frames, n):
-        self.frames, self.n = frames, min(n, len(frames))
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        return self.frames[i]
 
 
 def main(argv=None) -> int:
@@ -60,7 +50,8 @@ def main(argv=None) -> int:
             shares[name] = {"rgb_over_geometric_norm": round(float(rgb.norm() / geo.norm()), 4),
                             "per_channel_rgb_over_geometric": round(float((rgb.norm() / c1 ** 0.5)
                                                                           / (geo.norm() / c2 ** 0.5)), 4)}
-    frames = _First(NOCSDataset(args.data, args.subset, load_nocs=False), args.frames)
+    all_frames = NOCSDataset(args.data, args.subset, load_nocs=False)
+    frames = FrameSubset(all_frames, range(min(args.frames, len(all_frames))))
     ds = InstanceDataset(frames, train=False, image_size=model.image_size)
     rot_change, t_change, err_with, err_without = [], [], [], []
     for start in range(0, len(ds), 16):

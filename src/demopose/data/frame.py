@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from demopose.categories import CategoryTable
 from demopose.geometry.camera import Intrinsics
 from demopose.geometry.pose import Pose, PoseSet
 
-__all__ = ["Frame"]
+__all__ = ["Frame", "FrameSubset"]
 
 
 @dataclass
@@ -88,3 +89,17 @@ class Frame:
         if len(ps) == 0:
             return PoseSet.empty()
         return ps
+
+
+class FrameSubset:
+    """A lazy view of some frames of a frame dataset: ``subset[i] = frames[indices[i]]`` (nothing is loaded
+    until indexed); e.g. ``FrameSubset(frames, engine.build.limit_frames(len(frames), 30))``."""
+
+    def __init__(self, frames: Sequence[Frame], indices: Sequence[int]) -> None:
+        self.frames, self.indices = frames, [int(i) for i in indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Frame:
+        return self.frames[self.indices[i]]

@@ -17,9 +17,8 @@ from demopose.data.instances import AugmentConfig, InstanceDataset
 from demopose.engine.inference import MaskSource, gt_instances, published_detections
 from demopose.engine.optim import build_optimizer, build_scheduler
 
-__all__ = ["build_collate", "build_frames", "build_mask_source", "build_model_from_config", "build_optim",
-           "build_train_set",
-           "require_data_root"]
+__all__ = ["build_collate", "build_frames", "build_instance_set", "build_mask_source", "build_model_from_config",
+           "build_optim", "build_train_set", "limit_frames", "require_data_root"]
 
 
 def require_data_root(cfg: DictConfig) -> Path:
@@ -67,17 +66,23 @@ def build_train_set(cfg: DictConfig, model: torch.nn.Module | None = None) -> In
         return FrameDetectionDataset(frames, size, train=True, augment=DetectionAugment(**d_aug))
     if cfg.data.get("sample", "instance") != "instance":
         raise ValueError(f"data.sample: expected 'instance' or 'frame', got {cfg.data.sample!r}")
+    return build_instance_set(cfg, frames, model, train=True)
+
+
+def build_instance_set(cfg: DictConfig, frames, model: torch.nn.Module | None = None,
+                       train: bool = True) -> InstanceDataset:
+    """Per-instance samples of ``frames`` with what ``model`` reads (see :func:`build_train_set`); ``train``:
+    augmentations, mask noise and the Mesh-Point Loss targets."""
     aug = AugmentConfig(**OmegaConf.to_container(cfg.data.get("augment", {}), resolve=True))
     rgb = getattr(model, "rgb_size", None) or cfg.data.get("rgb_size")  # RGB-crop models (CleanPose)
     image_size = getattr(model, "image_size", None)  # models reading the whole frame (DeMo-Pose)
-    n_mesh = getattr(model, "mesh_points", None)  # DeMo-Pose; GPVPose keeps it in its config
-    n_mesh = int(n_mesh if n_mesh is not None else getattr(getattr(model, "config", None), "mesh_points", 0))
+    n_mesh = int(getattr(model, "mesh_points", 0) or 0) if train else 0  # MPL targets (GPV-Pose, DeMo-Pose)
     model_points = None
     if n_mesh > 0:
         from demopose.data.mesh_points import MeshPointSource
 
         model_points = MeshPointSource(n_mesh, cache_dir=cfg.data.get("mesh_cache"))
-    return InstanceDataset(frames, n_points=int(cfg.data.n_points), train=True, augment=aug,
+    return InstanceDataset(frames, n_points=int(cfg.data.n_points), train=train, augment=aug,
                            rgb_size=int(rgb) if rgb else None, image_size=image_size, model_points=model_points)
 
 
