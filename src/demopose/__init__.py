@@ -4,10 +4,12 @@ import os as _os
 
 __version__ = "0.1.0"
 
-# OpenMP threads that spin while they wait make CPU work collapse on a busy machine (measured on the 2-core
-# development machine at load 3-5: the demo's inference 10.8 s -> 0.5 s, the gpv model tests 109 s -> 17 s
-# with sleeping waiters). Takes effect when demopose is imported before torch; an explicit value wins.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads that wait by spinning make torch crawl on a busy machine, and threads that sleep at once
+# make it slower on a quiet one. A short spin (GOMP_SPINCOUNT 10,000, then sleep) keeps most of both:
+# benchmarks/results/omp_wait_policy.json (python benchmarks/omp_wait_policy.py). Takes effect when demopose
+# is imported before torch (the CLI always is); an explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+if "OMP_WAIT_POLICY" not in _os.environ:
+    _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 __all__ = ["Predictor", "__version__"]
 
