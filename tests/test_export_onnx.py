@@ -305,7 +305,7 @@ def test_mono_detections_and_poses_match_torch(mono_export, frame):
 
 def test_point_feature_bridge_matches_demopose(frame):
     """The sampling between the two graphs (run by OrtDeMoPose outside onnxruntime) is DeMoPose.point_features."""
-    from demopose.export.ort_backend import sample_point_features
+    from demopose.layers.feature_sampling import sample_point_features
 
     torch.manual_seed(0)
     model = build_model("demopose_small", mono_args={"input_size": (64, 64)}, mesh_points=0).eval()
@@ -341,3 +341,14 @@ def test_demopose_two_graph_parity(tmp_path, frame):
             ref = model(batch, generator=torch.Generator().manual_seed(5))
         got = ortm(batch, generator=torch.Generator().manual_seed(5))
         assert _max_diff(ref, got) < TOL
+    # the detection run's feature maps stand in for the image (torch and onnxruntime alike)
+    torch_feats, ort_feats = model.mono.detect_frame(frame).features, ortm.mono.detect_frame(frame).features
+    assert sorted(ort_feats) == list(ortm.levels) and set(ortm.levels) <= set(torch_feats)
+    reuse = {k: v for k, v in batch.items() if k != "image"}
+    with torch.no_grad(), exact_distances():
+        ref_reuse = model({**reuse, "image_features": torch_feats}, generator=torch.Generator().manual_seed(5))
+    assert _max_diff(ref, ref_reuse) == 0.0
+    got_reuse = ortm({**reuse, "image_features": ort_feats}, generator=torch.Generator().manual_seed(5))
+    assert _max_diff(got, got_reuse) == 0.0
+    with pytest.raises(KeyError, match="image_features"):
+        ortm(reuse)

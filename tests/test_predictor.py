@@ -76,10 +76,51 @@ def test_predictor_with_given_masks_and_with_its_detector(tiny_checkpoint):
     assert json.dumps(o.to_dict())
     again = p.predict(f.rgb, f.depth, f.K, masks=f.masks(), class_ids=f.class_ids)
     assert np.allclose(again[0].t, o.t), "deterministic for a given seed"
-    objs = p.predict(f.rgb, f.depth, f.K)  # detector + depth masks (untrained: any count)
-    assert all(obj.score >= 0.0 for obj in objs)
     with pytest.raises(ValueError, match="class_ids"):
         p.predict(f.rgb, f.depth, f.K, masks=f.masks())
+
+
+def _boxes_of(masks: np.ndarray) -> np.ndarray:
+    out = []
+    for m in masks:
+        v, u = np.nonzero(m)
+        out.append([u.min(), v.min(), u.max(), v.max()])
+    return np.asarray(out, np.float64)
+
+
+def test_detector_driven_prediction_reuses_the_detection_features(tiny_checkpoint, monkeypatch):
+    """Without masks, the detector's boxes become depth masks and its PAN maps feed the fusion: the backbone
+    runs once per frame, and the poses equal those of a fresh feature pass on the letterboxed frame."""
+    from demopose.engine.inference import predict_frame
+    from demopose.models.mono import FrameDetections
+
+    f = load_frame(REAL)
+    p = Predictor.from_checkpoint(tiny_checkpoint, score_threshold=0.0)
+    real_detect = p.detect
+
+    def gt_detect(frame):  # the untrained detector's boxes replaced by the ground-truth ones, its features kept
+        det = real_detect(frame)
+        n = len(f)
+        return FrameDetections(_boxes_of(f.masks()), f.class_ids.copy(), np.linspace(0.9, 0.5, n),
+                               np.zeros((n, 9, 2)), np.zeros((n, 3)), features=det.features)
+
+    monkeypatch.setattr(p, "detect", gt_detect)
+    calls = []
+    hook = p.model.mono.backbone.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        objs = p.predict(f.rgb, f.depth, f.K)
+    finally:
+        hook.remove()
+    assert len(calls) == 1, "the backbone ran again for the fused features"
+    assert sorted(o.class_id for o in objs) == sorted(f.class_ids.tolist())
+    assert [o.score for o in objs] == sorted((o.score for o in objs), reverse=True)
+    det = gt_detect(f)
+    inst = p.masks_for(f, det)
+    assert len(inst.class_ids) == len(f)
+    reused, _ = predict_frame(p.model, f, inst, p.n_points, p.seed, p.device, det.features)
+    fresh, _ = predict_frame(p.model, f, inst, p.n_points, p.seed, p.device)
+    assert np.allclose(reused.R, fresh.R, atol=1e-6) and np.allclose(reused.t, fresh.t, atol=1e-7)
+    assert not np.allclose(reused.t, 0)
 
 
 def test_depth_only_model_needs_masks(tmp_path):

@@ -236,7 +236,7 @@ class Predictor:
         det = det_model.detect_frame(frame, device=self.device)
         keep = det.scores >= self.score_threshold
         return FrameDetections(boxes=det.boxes[keep], class_ids=det.class_ids[keep], scores=det.scores[keep],
-                               keypoints=det.keypoints[keep], rel_size=det.rel_size[keep])
+                               keypoints=det.keypoints[keep], rel_size=det.rel_size[keep], features=det.features)
 
     def masks_for(self, frame: Frame, det) -> FrameInstances:
         """Instances of detections (``boxes``, ``class_ids``, ``scores``) with masks cut from the depth
@@ -258,11 +258,13 @@ class Predictor:
             H, W = frame.depth.shape
             return poses, FrameInstances(np.zeros((len(poses), H, W), bool), poses.class_ids, poses.scores,
                                          np.full(len(poses), -1))
+        features = None
         if instances is None:
-            instances = self.instances(frame)
+            det = self.detect(frame)
+            instances, features = self.masks_for(frame, det), det.features  # the fusion reuses the detector's maps
         if len(instances.class_ids) == 0:
             return PoseSet.empty(), instances
-        poses, kept = predict_frame(self.model, frame, instances, self.n_points, self.seed, self.device)
+        poses, kept = predict_frame(self.model, frame, instances, self.n_points, self.seed, self.device, features)
         return poses, FrameInstances(instances.masks[kept], instances.class_ids[kept], instances.scores[kept],
                                      instances.gt_index[kept])
 

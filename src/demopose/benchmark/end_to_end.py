@@ -8,10 +8,11 @@ stage       what                                                                
 =========== ====================================================================== ============================
 decode      colour PNG (``cv2.imread``) + 16-bit depth PNG from disk, checked      ``read_user_frame``,
             and converted to a :class:`~demopose.data.frame.Frame`                 ``Predictor.make_frame``
-detection   letterbox + detector forward + box decoding / NMS + score threshold    ``Predictor.detect``
+detection   letterbox + detector forward (its PAN maps kept for the fusion) + box  ``Predictor.detect``
+            decoding / NMS + score threshold
 masks       each detection's mask cut from the depth (support plane + depth band)  ``Predictor.masks_for``
-points      point sampling of every instance, collation, the letterboxed frame     ``frame_batch``
-network     monocular feature map, its sampling at the points, pose network        ``run_batch``
+points      point sampling of every instance, collation                            ``frame_batch``
+network     the detection pass's feature maps sampled at the points, pose network  ``run_batch``
 post        :class:`~demopose.geometry.pose.PoseSet` and the objects by score      ``poses_from_prediction``,
                                                                                    ``Predictor.objects``
 =========== ====================================================================== ============================
@@ -208,7 +209,7 @@ def measure_backend(spec: dict[str, Any]) -> dict[str, Any]:
             t.append(clock())  # detection
             inst = predictor.masks_for(frame, gt if use_gt else det)
             t.append(clock())  # masks
-            batch, kept = frame_batch(predictor.model, frame, inst, predictor.n_points, predictor.seed)
+            batch, kept = frame_batch(predictor.model, frame, inst, predictor.n_points, predictor.seed, det.features)
             t.append(clock())  # points
             pred = run_batch(predictor.model, batch, predictor.seed, device) if batch is not None else None
             _sync(device)

@@ -103,7 +103,8 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> to
 
 def load_weights(module: torch.nn.Module, path: str | Path, what: str = "the model",
                  state: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Load a checkpoint's weights (``{"model": state_dict}`` or a bare state dict) into ``module``; returns the checkpoint.
+    """Load a checkpoint's weights (``{"model": state_dict}`` or a bare state dict) into ``module``; returns the
+    checkpoint.
 
     Args:
         what: names the receiving model in the error message.

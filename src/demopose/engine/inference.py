@@ -73,13 +73,17 @@ def published_detections(root: str | Path, source: str = "dualposenet") -> MaskS
 
 
 def frame_batch(model: torch.nn.Module, frame: Frame, instances: FrameInstances, n_points: int = N_POINTS,
-                seed: int = 0) -> tuple[dict | None, np.ndarray]:
+                seed: int = 0, image_features: dict[int, torch.Tensor] | None = None) -> tuple[dict | None, np.ndarray]:
     """Sample the points of every instance of a frame and collate them into the model's batch (CPU tensors).
+
+    Args:
+        image_features: the detector's feature maps of this frame (``FrameDetections.features``); models reading
+            the whole frame then reuse them instead of the letterboxed image.
 
     Returns:
         the batch (None when no instance has enough valid depth points) and the ``(M',)`` indices of the
         instances it holds. Models reading the whole frame (DeMo-Pose) also get ``image (1, 3, H_in, W_in)``
-        and ``image_index (M',)``.
+        (or ``image_features``) and ``image_index (M',)``.
     """
     rng = np.random.default_rng(int(seed))
     samples, kept = [], []
@@ -95,7 +99,10 @@ def frame_batch(model: torch.nn.Module, frame: Frame, instances: FrameInstances,
     if not samples:
         return None, kept_arr
     batch = collate_instances(samples)
-    if image_size:  # the frame once for all its instances
+    if image_size and image_features is not None:  # the detection pass's feature maps of the frame
+        batch["image_features"] = dict(image_features)
+        batch["image_index"] = torch.zeros(len(samples), dtype=torch.int64)
+    elif image_size:  # the frame once for all its instances
         from demopose.data.detection_samples import letterbox_image
 
         batch["image"] = torch.from_numpy(letterbox_image(frame.rgb, image_size))[None]
@@ -122,15 +129,16 @@ def poses_from_prediction(pred, instances: FrameInstances, kept: np.ndarray) -> 
 
 @torch.no_grad()
 def predict_frame(model: torch.nn.Module, frame: Frame, instances: FrameInstances, n_points: int = N_POINTS,
-                  seed: int = 0, device: torch.device | str = "cpu") -> tuple[PoseSet, np.ndarray]:
+                  seed: int = 0, device: torch.device | str = "cpu",
+                  image_features: dict[int, torch.Tensor] | None = None) -> tuple[PoseSet, np.ndarray]:
     """Estimate the pose of every instance of a frame (:func:`frame_batch`, :func:`run_batch`,
-    :func:`poses_from_prediction`).
+    :func:`poses_from_prediction`); ``image_features``: see :func:`frame_batch`.
 
     Returns:
         the predicted :class:`PoseSet` (scores = detection scores) and the ``(M,)`` indices of the
         instances it covers (instances with too few valid depth points are skipped).
     """
-    batch, kept = frame_batch(model, frame, instances, n_points, seed)
+    batch, kept = frame_batch(model, frame, instances, n_points, seed, image_features)
     if batch is None:
         return PoseSet.empty(), kept
     return poses_from_prediction(run_batch(model, batch, seed, device), instances, kept), kept

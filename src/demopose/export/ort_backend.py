@@ -31,10 +31,10 @@ import torch
 from demopose._checks import check_shape
 from demopose.categories import get_table
 from demopose.export.onnx_export import graph_paths, read_metadata
+from demopose.layers.feature_sampling import check_frame_inputs, sample_point_features
 from demopose.models.base import PosePrediction
 
-__all__ = ["OrtDeMoPose", "OrtMonoDetector", "OrtPoseModel", "create_session", "load_ort_model",
-           "sample_point_features"]
+__all__ = ["OrtDeMoPose", "OrtMonoDetector", "OrtPoseModel", "create_session", "load_ort_model"]
 
 
 def create_session(path: str | Path, providers: Sequence[str] | None = None, threads: int | None = None):
@@ -73,22 +73,6 @@ def _np(x: Any, dtype) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     return np.ascontiguousarray(np.asarray(x), dtype=dtype)
-
-
-def sample_point_features(feats: Sequence[torch.Tensor], image_pixels: torch.Tensor,
-                          image_index: torch.Tensor | None, image_size: tuple[int, int]) -> torch.Tensor:
-    """DeMo-Pose's bridge outside the graphs: every feature map ``(F, C, h, w)`` of ``feats`` bilinearly sampled
-    at ``image_pixels (B, N, 2)`` (pixels of the ``image_size = (H_in, W_in)`` input) of frame ``image_index (B,)``
-    (default ``arange(B)``), concatenated: ``(B, N, sum C)``
-    (:func:`demopose.layers.feature_sampling.sample_feature_map`, as :meth:`DeMoPose.point_features`)."""
-    from demopose.layers.feature_sampling import sample_feature_map
-
-    dev = feats[0].device
-    if image_index is None:
-        image_index = torch.arange(image_pixels.shape[0])
-    image_index = image_index.to(dev).long().reshape(-1)
-    out = [sample_feature_map(f[image_index], image_pixels.to(dev, f.dtype), image_size) for f in feats]
-    return torch.cat(out, dim=-1)
 
 
 class _OrtModule:
@@ -249,6 +233,10 @@ class OrtMonoDetector(_OrtModule):
     def detect_images(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """As :meth:`MonoDetector.detect_images`: per image ``boxes``, ``labels`` (0-based), ``scores``,
         ``keypoints``, ``rel_size`` in input pixels."""
+        return self._detect(images)[0]
+
+    def _detect(self, images: torch.Tensor) -> tuple[list[dict[str, torch.Tensor]], dict[int, torch.Tensor]]:
+        """:meth:`detect_images` and the exported PAN levels of the same run (``{level: (B, C, h, w)}``)."""
         from demopose.models.mono import postprocess_detections
 
         out = self.run(images)
@@ -256,15 +244,19 @@ class OrtMonoDetector(_OrtModule):
         res = postprocess_detections(head, self.priors, self.prior_strides, tuple(images.shape[-2:]), self.cfg,
                                      self.num_keypoints)
         dev = images.device if isinstance(images, torch.Tensor) else "cpu"
-        return [{k: v.to(dev) for k, v in r.items()} for r in res]
+        feats = {lv: out[n].to(dev) for lv, n in zip(self.feature_levels, self.feature_outputs)}
+        return [{k: v.to(dev) for k, v in r.items()} for r in res], feats
 
     def detect_frame(self, frame, device: torch.device | str | None = None):
-        """As :meth:`MonoDetector.detect_frame` (``device`` is accepted for API parity; onnxruntime picks its own)."""
+        """As :meth:`MonoDetector.detect_frame`, exported levels kept in ``features`` (``device`` is accepted for
+        API parity; onnxruntime picks its own)."""
         from demopose.models.mono import detections_to_frame, letterbox_frame
 
         image, M = letterbox_frame(frame, self.cfg.input_size)
-        d = self.detect_images(torch.from_numpy(image)[None])[0]
-        return detections_to_frame(d, M, self.class_ids)
+        dets, feats = self._detect(torch.from_numpy(image)[None])
+        det = detections_to_frame(dets[0], M, self.class_ids)
+        det.features = feats
+        return det
 
     def poses_from_detections(self, frame, det, use_depth: bool = True):
         """As :meth:`MonoDetector.poses_from_detections` (PnP + depth or mean-size scale)."""
@@ -322,22 +314,23 @@ class OrtDeMoPose(_OrtModule):
         return self.pose.table
 
     @torch.no_grad()
-    def point_features(self, images: torch.Tensor, image_pixels: torch.Tensor,
-                       image_index: torch.Tensor | None = None) -> torch.Tensor:
-        """As :meth:`DeMoPose.point_features`: ``(B, N, C1 · len(levels))`` from the mono graph's feature maps."""
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"batch['image']: expected (F, 3, H_in, W_in), got {tuple(images.shape)}")
-        if image_index is None and images.shape[0] != image_pixels.shape[0]:
-            raise ValueError("OrtDeMoPose: batch['image_index'] is required when instances share frames")
-        return sample_point_features(self.mono.feature_map(images), image_pixels, image_index,
-                                     tuple(images.shape[-2:]))
+    def point_features(self, images: torch.Tensor | None, image_pixels: torch.Tensor,
+                       image_index: torch.Tensor | None = None,
+                       features: Mapping[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """As :meth:`DeMoPose.point_features`: ``(B, N, C1 · len(levels))`` from the mono graph's feature maps
+        (or from ``features``, the detection run's)."""
+        W, H = self.image_size
+        check_frame_inputs(images, image_pixels, image_index, features, self.levels, (W, H))
+        if features is None:
+            features = dict(zip(self.mono.feature_levels, self.mono.feature_map(images)))
+        return sample_point_features([features[lv] for lv in self.levels], image_pixels, image_index, (H, W))
 
     def __call__(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> PosePrediction:
-        for key in ("image", "image_pixels"):
-            if key not in batch:
-                raise KeyError(f"OrtDeMoPose batch: missing {key!r}; build samples with "
-                               f"sample_instance(..., image_size=model.image_size)")
-        rgb = self.point_features(batch["image"], batch["image_pixels"], batch.get("image_index"))
+        if "image_pixels" not in batch or ("image" not in batch and "image_features" not in batch):
+            raise KeyError("OrtDeMoPose batch: needs 'image_pixels' and 'image' (or the detector's 'image_features'); "
+                           "build samples with sample_instance(..., image_size=model.image_size)")
+        rgb = self.point_features(batch.get("image"), batch["image_pixels"], batch.get("image_index"),
+                                  batch.get("image_features"))
         return self.pose({**batch, "rgb_point_features": rgb}, generator)
 
 

@@ -171,7 +171,8 @@ def calibration_feeds(path: str | Path, data_root: str | Path, subset: str = "re
             image, _ = letterbox_frame(ds[int(i)], tuple(meta["input_size"]))
             feeds.append({"images": image[None]})
         return feeds
-    from demopose.export.ort_backend import OrtMonoDetector, OrtPoseModel, sample_point_features
+    from demopose.export.ort_backend import OrtMonoDetector, OrtPoseModel
+    from demopose.layers.feature_sampling import sample_point_features
 
     pose = OrtPoseModel(path, threads=1)
     mono = None

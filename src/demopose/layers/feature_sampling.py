@@ -12,12 +12,14 @@ Convention:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import torch
 import torch.nn.functional as F
 
 from demopose._checks import check_shape
 
-__all__ = ["sample_feature_map"]
+__all__ = ["check_frame_inputs", "sample_feature_map", "sample_point_features"]
 
 
 def sample_feature_map(features: torch.Tensor, pixels: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
@@ -34,3 +36,41 @@ def sample_feature_map(features: torch.Tensor, pixels: torch.Tensor, image_size:
     out = F.grid_sample(features, grid.to(features.dtype)[:, :, None, :], mode="bilinear",
                         padding_mode="border", align_corners=False)  # (B, C, N, 1)
     return out[..., 0].transpose(1, 2)
+
+
+def sample_point_features(feats: Sequence[torch.Tensor], image_pixels: torch.Tensor,
+                          image_index: torch.Tensor | None, image_size: tuple[int, int]) -> torch.Tensor:
+    """DeMo-Pose's per-point image features: every feature map ``(F, C, h, w)`` of ``feats`` bilinearly sampled
+    at ``image_pixels (B, N, 2)`` (pixels of the ``image_size = (H_in, W_in)`` input) of frame ``image_index (B,)``
+    (default ``arange(B)``), concatenated: ``(B, N, sum C)``."""
+    dev = feats[0].device
+    if image_index is None:
+        image_index = torch.arange(image_pixels.shape[0])
+    image_index = image_index.to(dev).long().reshape(-1)
+    out = [sample_feature_map(f[image_index], image_pixels.to(dev, f.dtype), image_size) for f in feats]
+    return torch.cat(out, dim=-1)
+
+
+def check_frame_inputs(images: torch.Tensor | None, image_pixels: torch.Tensor, image_index: torch.Tensor | None,
+                       features: Mapping[int, torch.Tensor] | None, levels: Sequence[int],
+                       input_size: tuple[int, int]) -> None:
+    """Check DeMo-Pose's frame inputs: ``images (F, 3, H_in, W_in)`` of ``input_size = (W_in, H_in)``, or the
+    detector's ``features`` (``{level: (F, C, h, w)}``, every one of ``levels``); ``image_index (B,)`` is
+    required unless each instance has its own frame (``F == B``)."""
+    W, H = int(input_size[0]), int(input_size[1])
+    if features is None:
+        if images is None:
+            raise KeyError("batch: needs 'image' (F, 3, H_in, W_in) or the detector's 'image_features'")
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"batch['image']: expected (F, 3, H_in, W_in), got {tuple(images.shape)}")
+        if tuple(images.shape[-2:]) != (H, W):
+            raise ValueError(f"batch['image']: size {images.shape[-1]}x{images.shape[-2]} differs from the "
+                             f"detector's input {(W, H)}")
+        n_frames = images.shape[0]
+    else:
+        missing = [lv for lv in levels if lv not in features]
+        if missing:
+            raise ValueError(f"batch['image_features']: levels {missing} missing (has {sorted(features)})")
+        n_frames = features[levels[0]].shape[0]
+    if image_index is None and n_frames != image_pixels.shape[0]:
+        raise ValueError("batch['image_index'] is required when instances share frames")

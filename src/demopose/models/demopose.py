@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from demopose.layers.feature_sampling import sample_feature_map
+from demopose.layers.feature_sampling import check_frame_inputs, sample_point_features
 from demopose.models.base import PosePrediction
 from demopose.models.feature_adjust import (
     AdjustedFusion,
@@ -143,39 +143,34 @@ class DeMoPose(nn.Module):
         return self
 
     @torch.no_grad()
-    def point_features(self, images: torch.Tensor, image_pixels: torch.Tensor,
-                       image_index: torch.Tensor | None = None) -> torch.Tensor:
+    def point_features(self, images: torch.Tensor | None, image_pixels: torch.Tensor,
+                       image_index: torch.Tensor | None = None,
+                       features: Mapping[int, torch.Tensor] | None = None) -> torch.Tensor:
         """The monocular features of every point: ``(B, N, C1 · len(levels))``.
 
         Args:
-            images: ``(F, 3, H_in, W_in)`` letterboxed, normalised frames.
+            images: ``(F, 3, H_in, W_in)`` letterboxed, normalised frames (unused when ``features`` are given).
             image_pixels: ``(B, N, 2)`` points' pixels in those images.
             image_index: ``(B,)`` frame of each instance (default ``arange(B)``, then ``F == B``).
+            features: the detector's PAN levels of those frames, ``{level: (F, C_neck, h, w)}``
+                (``FrameDetections.features``), so that a detection pass is not run twice.
         """
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"batch['image']: expected (F, 3, H_in, W_in), got {tuple(images.shape)}")
-        H, W = images.shape[-2:]
-        if tuple(self.mono.cfg.input_size) != (W, H):
-            raise ValueError(f"batch['image']: size {W}x{H} differs from the detector's input "
-                             f"{tuple(self.mono.cfg.input_size)}")
-        feats = self.mono.feature_map(images)
-        if image_index is None:
-            if images.shape[0] != image_pixels.shape[0]:
-                raise ValueError("DeMoPose: batch['image_index'] is required when instances share frames")
-            image_index = torch.arange(images.shape[0], device=images.device)
-        image_index = image_index.to(images.device).long().reshape(-1)
-        out = [sample_feature_map(feats[lv][image_index], image_pixels.to(feats[lv].dtype), (H, W))
-               for lv in self.levels]
-        return torch.cat(out, dim=-1)
+        check_frame_inputs(images, image_pixels, image_index, features, self.levels, self.mono.cfg.input_size)
+        if features is None:
+            features = dict(enumerate(self.mono.feature_map(images)))
+        W, H = self.mono.cfg.input_size
+        return sample_point_features([features[lv] for lv in self.levels], image_pixels, image_index, (H, W))
 
     def forward(self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> PosePrediction:
+        """The pose of every instance; fused models read ``image_pixels`` and ``image`` (or the detector's
+        ``image_features``, see :meth:`point_features`)."""
         if self.cfg.fusion is None:
             return self.pose(batch, generator)
-        for key in ("image", "image_pixels"):
-            if key not in batch:
-                raise KeyError(f"DeMoPose batch: missing {key!r}; build samples with "
-                               f"InstanceDataset(image_size=model.image_size)")
-        rgb = self.point_features(batch["image"], batch["image_pixels"], batch.get("image_index"))
+        if "image_pixels" not in batch or ("image" not in batch and "image_features" not in batch):
+            raise KeyError("DeMoPose batch: needs 'image_pixels' and 'image' (or the detector's 'image_features'); "
+                           "build samples with InstanceDataset(image_size=model.image_size)")
+        rgb = self.point_features(batch.get("image"), batch["image_pixels"], batch.get("image_index"),
+                                  batch.get("image_features"))
         fusion = self.pose.fusion
         if not isinstance(fusion, AdjustedFusion):
             return self.pose({**batch, "rgb_point_features": rgb}, generator)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from demopose.categories import get_table
-from demopose.data.detection_samples import letterbox_matrix, normalize_image
+from demopose.data.detection_samples import letterbox_image, letterbox_matrix
 from demopose.data.frame import Frame
 from demopose.geometry.pose import PoseSet
 from demopose.layers.nms import multiclass_nms
@@ -54,12 +54,8 @@ def letterbox_frame(frame: Frame, input_size: tuple[int, int]) -> tuple[np.ndarr
     """The network input of a frame: ``frame.rgb`` letterboxed into ``input_size = (W_in, H_in)`` and normalised
     (:func:`~demopose.data.detection_samples.normalize_image`), ``(3, H_in, W_in)`` float32, and the ``(3, 3)``
     letterbox matrix (original pixels -> input pixels)."""
-    import cv2
-
-    W, H = int(input_size[0]), int(input_size[1])
-    M = letterbox_matrix(frame.width, frame.height, W, H)
-    img = cv2.warpAffine(frame.rgb, M[:2], (W, H), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
-    return normalize_image(img), M
+    M = letterbox_matrix(frame.width, frame.height, int(input_size[0]), int(input_size[1]))
+    return letterbox_image(frame.rgb, input_size), M
 
 
 def postprocess_detections(out: dict[str, torch.Tensor], priors: torch.Tensor, strides: torch.Tensor,
@@ -145,7 +141,10 @@ class FrameDetections:
     """Detections of one frame in original-image pixels.
 
     Attributes: ``boxes (M, 4)`` x1 y1 x2 y2, ``class_ids (M,)`` 1-based, ``scores (M,)``,
-    ``keypoints (M, 9, 2)`` (8 corners NOCS order + centre), ``rel_size (M, 3)`` (unit diagonal).
+    ``keypoints (M, 9, 2)`` (8 corners NOCS order + centre), ``rel_size (M, 3)`` (unit diagonal);
+    ``features``: the detector's PAN levels of the letterboxed frame, ``{level: (1, C_neck, h, w)}`` (stride 8
+    is level 0), kept by :meth:`MonoDetector.detect_frame` so that DeMo-Pose's fusion reuses them instead of
+    running the backbone again (``batch["image_features"]``); None when not kept.
     """
 
     boxes: np.ndarray
@@ -153,6 +152,7 @@ class FrameDetections:
     scores: np.ndarray
     keypoints: np.ndarray
     rel_size: np.ndarray
+    features: dict[int, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.class_ids)
@@ -229,23 +229,33 @@ class MonoDetector(nn.Module):
     def detect_images(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """Post-processed detections per image, in input pixels: ``boxes (M, 4)``, ``labels (M,)`` 0-based,
         ``scores (M,)``, ``keypoints (M, 9, 2)``, ``rel_size (M, 3)``."""
-        pred = self.forward({"image": images})
-        o = pred.outputs
-        return postprocess_detections({k: o[k] for k in ("cls", "reg", "kpt", "size")}, o["priors"], o["strides"],
-                                      tuple(images.shape[-2:]), self.cfg, self.head.num_keypoints)
+        return self._detect(images)[0]
 
+    def _detect(self, images: torch.Tensor) -> tuple[list[dict[str, torch.Tensor]], list[torch.Tensor]]:
+        """:meth:`detect_images` and the PAN levels it computed on the way."""
+        feats = self.feature_map(images)
+        out = self.head(feats)
+        priors, strides, _ = self.head.priors_for(feats)
+        dets = postprocess_detections({k: out[k] for k in ("cls", "reg", "kpt", "size")}, priors, strides,
+                                      tuple(images.shape[-2:]), self.cfg, self.head.num_keypoints)
+        return dets, feats
+
+    @torch.no_grad()
     def detect_frame(self, frame: Frame, device: torch.device | str | None = None) -> FrameDetections:
-        """Letterbox ``frame.rgb`` to :attr:`MonoConfig.input_size`, detect, map back to original pixels."""
+        """Letterbox ``frame.rgb`` to :attr:`MonoConfig.input_size`, detect, map back to original pixels (the PAN
+        levels are kept in ``FrameDetections.features``)."""
         image, M = letterbox_frame(frame, self.cfg.input_size)
         device = device or next(self.parameters()).device
         x = torch.from_numpy(image)[None].to(device)
         was = self.training
         self.eval()
         try:
-            d = self.detect_images(x)[0]
+            dets, feats = self._detect(x)
         finally:
             self.train(was)
-        return detections_to_frame(d, M, self.class_ids)
+        det = detections_to_frame(dets[0], M, self.class_ids)
+        det.features = dict(enumerate(feats))
+        return det
 
     def poses_from_detections(self, frame: Frame, det: FrameDetections, use_depth: bool = True) -> PoseSet:
         """PnP + scale (depth median ratio when ``use_depth`` and the frame has depth, else category mean)."""
