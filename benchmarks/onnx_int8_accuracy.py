@@ -133,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": args.checkpoint,
         "data": args.data, "subset": args.subset, "frames": len(idx), "masks": "gt", "iou_mode": "nocs",
         "calibration": {"subset": args.calib_subset, "frames": args.calib_frames, "batches": len(feeds),
-                        "method": "MinMax, QDQ, int8 weights per channel + int8 activations, Conv/Gemm/MatMul "
-                                  "with constant weights only; a quantised layer's input is its own copy where "
-                                  "other nodes read the same value (they keep float32)"},
+                        "method": "MinMax, QDQ, int8 weights per channel + uint8 activations, Conv/Gemm/MatMul "
+                                  "with constant weights summing >= 16 terms only; a quantised layer's input is its "
+                                  "own copy where other nodes read the same value (they keep float32)"},
         "threads": args.threads,
         "machine": machine_description() | {"onnxruntime": onnxruntime.__version__, "load_average_1min": load},
         "export_s": round(export_s, 1), "calibrate_and_quantize_s": round(quant_s, 1),

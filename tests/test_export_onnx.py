@@ -150,12 +150,14 @@ def test_int8_static_graph_runs_close_to_fp32(gpv_export, frame):
     ops = {n.op_type for n in proto.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert sum(i.data_type == onnx.TensorProto.INT8 for i in proto.graph.initializer) >= 10  # int8 weights
+    zero_points = [i for i in proto.graph.initializer if i.name.endswith("_zero_point")]
+    assert any(i.data_type == onnx.TensorProto.UINT8 for i in zero_points)  # uint8 activations (x86's fast u8s8)
     batch = _fixture_batch(frame, 5)  # real instances (int8 ranges are calibrated on real data)
     fp = OrtPoseModel(gpv_export["fp32"], threads=1)(batch, generator=torch.Generator().manual_seed(1))
     q = OrtPoseModel(path, threads=1)(batch, generator=torch.Generator().manual_seed(1))
     eye = torch.eye(3).expand(5, 3, 3)
     assert torch.allclose(q.R @ q.R.transpose(1, 2), eye, atol=1e-4)
-    assert float((q.t - fp.t).norm(dim=1).max()) < 0.03  # metres
+    assert float((q.t - fp.t).norm(dim=1).max()) < 0.05  # metres (max 48 mm over 349 instances: onnx_int8_accuracy)
     assert float((q.size - fp.size).abs().max()) < 0.03
 
 
@@ -170,18 +172,18 @@ def test_dynamic_int8_fallback(gpv_export, tmp_path):
 
 
 def _shared_input_graph():
-    """``x (N, 3)`` read by a weight layer (``x @ W``) and by geometry (``x * 1000``): the exporter's merged
+    """``x (N, 32)`` read by a weight layer (``x @ W``) and by geometry (``x * 1000``): the exporter's merged
     subexpressions make such graphs (gpv: the xyz product and the neighbour gather share the centred points)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32), "W")
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(32, 16)).astype(np.float32), "W")
     k = numpy_helper.from_array(np.array(1000.0, dtype=np.float32), "k")
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "W"], ["feat"], name="layer"),
          helper.make_node("Mul", ["x", "k"], ["geo"], name="geometry")],
-        "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+        "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 32])],
         [helper.make_tensor_value_info("feat", TensorProto.FLOAT, ["n", 16]),
-         helper.make_tensor_value_info("geo", TensorProto.FLOAT, ["n", 3])], [w, k])
+         helper.make_tensor_value_info("geo", TensorProto.FLOAT, ["n", 32])], [w, k])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
 
 
@@ -200,7 +202,7 @@ def test_static_int8_keeps_shared_inputs_float_for_other_readers(tmp_path):
 
     src = write_model(_shared_input_graph(), tmp_path / "shared.onnx", {"graph": "test"})
     rng = np.random.default_rng(1)
-    feeds = [{"x": (rng.normal(size=(64, 3)) * 0.1).astype(np.float32)} for _ in range(4)]
+    feeds = [{"x": (rng.normal(size=(64, 32)) * 0.1).astype(np.float32)} for _ in range(4)]
     out = quantize_graph(src, tmp_path / "shared.int8.onnx", "static", feeds)
     assert read_metadata(out)["quantization"]["isolated_inputs"] == 1
     x = feeds[0]["x"]
@@ -219,6 +221,10 @@ def test_weight_nodes_are_the_learned_layers(gpv_export):
                 o for m in proto.graph.node if m.op_type == "Constant" for o in m.output}
     # the kNN distance product (two activations) stays float
     assert any(n.op_type == "MatMul" and n.name not in names for n in proto.graph.node)
+    # so do the 3-wide products (3D-GC neighbour directions x support directions, the heads' xyz columns)
+    narrow = set(weight_nodes(proto, min_inner=1)) - names
+    assert narrow and all(n.op_type == "MatMul" for n in proto.graph.node if n.name in narrow)
+    assert len(weight_nodes(proto, min_inner=10**6)) == 0
 
 
 def test_ort_pose_model_input_errors(gpv_export):

@@ -2,14 +2,15 @@
 
 Static quantisation (default) calibrates activation ranges (MinMax) on real inputs of the graph — instances
 sampled from the frames of a dataset (ground-truth masks, the inference point sampling) for a pose graph,
-letterboxed frames for a mono graph — and writes a QDQ model: int8 weights (per output channel) and int8
-activations around the quantised operators. Dynamic quantisation (the fallback, no data needed) stores int8
-weights and quantises activations on the fly.
+letterboxed frames for a mono graph — and writes a QDQ model: int8 weights (per output channel) and uint8
+activations around the quantised operators (the u8 x s8 product is the one x86 CPUs run fast). Dynamic
+quantisation (the fallback, no data needed) stores int8 weights and quantises activations on the fly.
 
 Only the *weight-bearing* operators are quantised: ``Conv``, ``Gemm`` and ``MatMul`` nodes whose weight is a
-constant of the graph. Everything geometric stays float32: neighbour search (a ``MatMul`` of two point sets),
-neighbour directions, pooling, rotation recovery — int8 coordinates (about 1 mm steps over an object) would
-change the neighbours and the poses far more than int8 features do.
+constant of the graph and whose products sum at least :data:`MIN_INNER` terms. Everything geometric stays
+float32: neighbour search (a ``MatMul`` of two point sets), neighbour directions, pooling, rotation recovery —
+int8 coordinates (about 1 mm steps over an object) would change the neighbours and the poses far more than
+int8 features do.
 
 onnxruntime's QDQ quantiser puts the quantise / dequantise pair of an activation on the *value* and hands the
 dequantised copy to every node that reads it, quantised or not. The exporter merges equal subexpressions, so a
@@ -42,13 +43,44 @@ __all__ = ["calibration_feeds", "feed_reader", "isolate_quantized_inputs", "quan
 log = logging.getLogger(__name__)
 
 QUANT_OPS = ("Conv", "Gemm", "MatMul")
+# Weight layers summing fewer terms per output stay float: int8 saves arithmetic in proportion to that count,
+# while the (de)quantisation of the output costs the same (gpv's 3-wide neighbour-direction products would
+# quantise tens of millions of outputs per frame to save almost nothing).
+MIN_INNER = 16
 
 
-def weight_nodes(proto) -> list[str]:
+def weight_nodes(proto, min_inner: int = MIN_INNER) -> list[str]:
     """Names of the ``Conv`` / ``Gemm`` / ``MatMul`` nodes of ``proto`` whose second input is a graph constant
-    (an initializer or a ``Constant`` node): the layers with learned weights."""
-    consts = _constants(proto)
-    return [n.name for n in proto.graph.node if n.op_type in QUANT_OPS and len(n.input) > 1 and n.input[1] in consts]
+    (an initializer or a ``Constant`` node) — the layers with learned weights — and whose products sum over at
+    least ``min_inner`` terms (module docstring: a narrow product gains nothing from int8)."""
+    consts = _constant_shapes(proto)
+    out = []
+    for n in proto.graph.node:
+        if n.op_type not in QUANT_OPS or len(n.input) < 2 or n.input[1] not in consts:
+            continue
+        if _inner_size(n, consts[n.input[1]]) >= min_inner:
+            out.append(n.name)
+    return out
+
+
+def _inner_size(node, w_shape: Sequence[int]) -> int:
+    """Terms summed per output of a weight layer: ``C_in/groups · kh · kw`` (Conv), ``K`` (Gemm / MatMul)."""
+    if node.op_type == "Conv":
+        return int(np.prod(w_shape[1:]))
+    if node.op_type == "Gemm":
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        return int(w_shape[1] if trans_b else w_shape[0])
+    return int(w_shape[-2]) if len(w_shape) >= 2 else int(w_shape[0])
+
+
+def _constant_shapes(proto) -> dict[str, list[int]]:
+    shapes = {i.name: list(i.dims) for i in proto.graph.initializer}
+    for n in proto.graph.node:
+        if n.op_type == "Constant":
+            value = next((a.t for a in n.attribute if a.name == "value"), None)
+            for o in n.output:
+                shapes[o] = list(value.dims) if value is not None else []
+    return shapes
 
 
 def _constants(proto) -> set[str]:
@@ -216,8 +248,10 @@ def _quantize(mode: str, src: Path, dst: Path, feeds, per_channel: bool, nodes: 
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     if mode == "static":
+        # uint8 activations x int8 weights: x86's fast integer product (VPDPBUSD); int8 x int8 runs a slow path
+        # (benchmarks/results/int8_matmul_rates.json)
         quantize_static(str(src), str(dst), feed_reader(feeds), quant_format=QuantFormat.QDQ,
-                        per_channel=per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax,
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
     else:
