@@ -59,6 +59,9 @@ def create_session(path: str | Path, providers: Sequence[str] | None = None, thr
             raise ValueError(f"threads: expected a positive count, got {threads}")
         opts.intra_op_num_threads = int(threads)
     opts.log_severity_level = 3  # errors only
+    # idle pool threads sleep instead of spinning: the pipeline around the graphs (torch, OpenCV, numpy) needs the
+    # cores between runs
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     available = ort.get_available_providers()
     if providers is None:
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
