@@ -23,6 +23,15 @@ def test_openmp_wait_default(given: dict[str, str], expected: str) -> None:
     assert out.stdout.strip() == expected
 
 
+def test_blas_threads_default() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    code = "import os, demopose; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "1"
+    assert subprocess.run([sys.executable, "-c", code], env={**env, "OPENBLAS_NUM_THREADS": "4"}, capture_output=True,
+                          text=True, check=True).stdout.strip() == "4"
+
+
 def test_import_is_light() -> None:
     """``import demopose`` must not load torch (the CLI's --help stays fast)."""
     out = subprocess.run([sys.executable, "-c", "import sys, demopose; print('torch' in sys.modules)"],

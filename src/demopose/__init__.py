@@ -10,6 +10,9 @@ __version__ = "0.1.0"
 # is imported before torch (the CLI always is); an explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
 if "OMP_WAIT_POLICY" not in _os.environ:
     _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+# numpy's OpenBLAS runs only small geometric products here, and its idle workers spin on the cores torch's threads
+# need next: one BLAS thread (benchmarks/results/blas_threads.json). Same rule: before numpy loads; yours wins.
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 __all__ = ["Predictor", "__version__"]
 
