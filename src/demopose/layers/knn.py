@@ -27,13 +27,15 @@ from demopose._checks import check_shape
 
 __all__ = ["exact_distances", "gather_points", "knn_indices", "nearest_indices", "squared_distances"]
 
-_EXACT = False
+_EXACT: bool | None = None  # None: exact while torch.export traces, the matrix-multiply form otherwise
 
 
 @contextlib.contextmanager
 def exact_distances(enabled: bool = True) -> Iterator[None]:
     """Within this context :func:`knn_indices` ranks points (``C <= 3``) by :func:`squared_distances` (the
-    backend-independent difference form, module docstring) instead of ``torch.cdist``'s matrix-multiply form."""
+    backend-independent difference form, module docstring) instead of ``torch.cdist``'s matrix-multiply form;
+    ``enabled=False`` forces the matrix-multiply form, also while exporting (faster graphs that rank
+    near-equidistant neighbours like no other backend in particular)."""
     global _EXACT
     before, _EXACT = _EXACT, bool(enabled)
     try:
@@ -116,7 +118,7 @@ def knn_indices(
         for start in range(0, M, chunk_size):  # loop over memory blocks, not over points
             q = query[:, start : start + chunk_size]
             exporting = torch.compiler.is_exporting()
-            exact = (_EXACT or exporting) and q.shape[-1] <= 3
+            exact = (exporting if _EXACT is None else _EXACT) and q.shape[-1] <= 3
             if exact:
                 d = squared_distances(q, ref)  # (B, m, N), same ranking as the distances
             else:
