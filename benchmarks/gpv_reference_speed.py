@@ -42,6 +42,9 @@ import types
 from pathlib import Path
 from typing import Any
 
+import demopose  # noqa: F401  (before torch: its OpenMP / BLAS thread defaults apply to both networks)
+
+# isort: split
 import torch
 
 from demopose.benchmark.latency import machine_description

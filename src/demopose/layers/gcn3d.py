@@ -60,9 +60,10 @@ def _aggregate(x: torch.Tensor, how: Aggregate) -> torch.Tensor:
 
 # On CPU the (points, k, S·C) intermediates are processed in blocks of points so that they stay in
 # cache (~3x less CPU time for GPV-Pose's conv_1 at batch 8): at most CPU_BLOCK_ROWS points and about
-# CPU_BLOCK_ELEMENTS values (1 MiB of fp32, within a core's L2) per block; on GPUs one block holds everything.
-CPU_BLOCK_ROWS = 256
-CPU_BLOCK_ELEMENTS = 1 << 18
+# CPU_BLOCK_ELEMENTS values (2 MiB of fp32) per block; on GPUs one block holds everything. The size is the fastest
+# of benchmarks/gcn3d_block_size.py on the 2-core machine, at 1 and at 2 threads.
+CPU_BLOCK_ROWS = 512
+CPU_BLOCK_ELEMENTS = 1 << 19
 FUSED_RELU_MM = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 

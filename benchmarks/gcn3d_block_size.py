@@ -1,0 +1,84 @@
+"""The 3D-GC layers' CPU block size: gpv backbone time for several block sizes, at 1 and 2 threads.
+
+Usage::
+
+    python benchmarks/gcn3d_block_size.py [--threads 1,2] [--rounds 4]
+
+On CPU, :mod:`demopose.layers.gcn3d` computes its ``(points, k, S·C)`` intermediates in blocks of at most
+``CPU_BLOCK_ROWS`` points and ``CPU_BLOCK_ELEMENTS`` values. This times the ``gpv`` backbone
+(``GPVBackbone.levels``: the five 3D-GC layers, the two poolings and their neighbour searches; eval,
+``torch.no_grad``) on random instances of 1028 points, batches of 1 and 5, for each block setting in turn
+(``--rounds`` interleaved rounds; each round's figure is the fastest of 8 runs, the file keeps the median over
+rounds, in ms per instance). The defaults in ``gcn3d.py`` come from this file. Writes
+``benchmarks/results/gcn3d_block_size.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import demopose  # noqa: F401  (before torch: its OpenMP / BLAS thread defaults)
+
+# isort: split
+import torch
+
+OUT = Path(__file__).parent / "results" / "gcn3d_block_size.json"
+SETTINGS = ((1 << 18, 256), (1 << 19, 512), (1 << 20, 1024))  # (CPU_BLOCK_ELEMENTS, CPU_BLOCK_ROWS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", default="1,2", help="torch thread counts, comma separated (default 1,2)")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--out", type=Path, default=OUT, help=f"result JSON (default {OUT})")
+    args = ap.parse_args(argv)
+
+    from demopose.benchmark.latency import machine_description
+    from demopose.io import write_json_atomic
+    from demopose.layers import gcn3d
+    from demopose.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("gpv").eval()
+    batches = {b: torch.randn(b, 1028, 3) * 0.1 for b in (1, 5)}
+    load = list(os.getloadavg())
+    results = []
+    with torch.no_grad():
+        for threads in (int(t) for t in args.threads.split(",")):
+            torch.set_num_threads(threads)
+            runs = {s: {b: [] for b in batches} for s in SETTINGS}
+            for _ in range(args.rounds):
+                for s in SETTINGS:
+                    gcn3d.CPU_BLOCK_ELEMENTS, gcn3d.CPU_BLOCK_ROWS = s
+                    for b, points in batches.items():
+                        for _ in range(2):
+                            model.backbone.levels(points)
+                        times = []
+                        for _ in range(8):
+                            t0 = time.perf_counter()
+                            model.backbone.levels(points)
+                            times.append(time.perf_counter() - t0)
+                        runs[s][b].append(min(times) * 1000 / b)
+            for s in SETTINGS:
+                row = {"threads": threads, "block_elements": s[0], "block_rows": s[1],
+                       "ms_per_instance": {str(b): round(statistics.median(v), 2) for b, v in runs[s].items()}}
+                results.append(row)
+                print(json.dumps(row), flush=True)
+    given = argv if argv is not None else sys.argv[1:]
+    doc = {"benchmark": "gpv backbone (GPVBackbone.levels) per instance vs 3D-GC CPU block size",
+           "command": "python benchmarks/gcn3d_block_size.py " + " ".join(given),
+           "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_description(), "points": 1028,
+           "load_average_before": load, "load_average_after": list(os.getloadavg()), "results": results}
+    write_json_atomic(args.out, doc)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
