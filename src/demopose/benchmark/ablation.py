@@ -263,16 +263,10 @@ def _pct(x: float | None) -> float | None:
 
 
 def _machine() -> str:
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu or 'unknown CPU'}, {os.cpu_count()} logical cores"
+    from demopose.benchmark.latency import machine_description
+
+    m = machine_description()
+    return f"{m['cpu'] or 'unknown CPU'}, {m['cores']} logical cores" + (f", {m['gpu']}" if m.get("gpu") else "")
 
 
 def format_markdown(st: Study, doc: dict) -> str:

@@ -46,19 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-class _FrameSubset:
-    """Lazy view of some frames of a frame dataset (``frames[idx[i]]``)."""
-
-    def __init__(self, frames, idx) -> None:
-        self.frames, self.idx = frames, [int(i) for i in idx]
-
-    def __len__(self) -> int:
-        return len(self.idx)
-
-    def __getitem__(self, i: int):
-        return self.frames[self.idx[i]]
-
-
 class _Seeded:
     """``dataset[(i, seed_i)]`` as a plain index -> sample mapping: a fixed point sample per instance."""
 
@@ -77,10 +64,12 @@ def run(args: argparse.Namespace) -> int:
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from demopose.data.instances import InstanceDataset, collate_instances
+    from demopose.data.frame import FrameSubset
+    from demopose.data.instances import collate_instances
     from demopose.engine import load_config
-    from demopose.engine.build import build_frames, build_model_from_config, limit_frames
-    from demopose.engine.checkpoint import load_checkpoint
+    from demopose.engine.build import build_frames, build_instance_set, build_model_from_config, limit_frames
+    from demopose.engine.checkpoint import load_weights
+    from demopose.engine.dist import resolve_device
     from demopose.engine.trainer import seed_everything
     from demopose.models.causal import (
         build_dictionary,
@@ -96,17 +85,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--kmeans: expected a positive number of prototypes, got {args.kmeans}")
     if cfg.data.get("sample", "instance") != "instance":
         raise ValueError("build-dictionary needs per-instance training samples (data.sample=instance)")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     seed_everything(seed)
     model = build_model_from_config(cfg)
     if args.checkpoint:
-        state = load_checkpoint(args.checkpoint)
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as e:
-            raise ValueError(f"--checkpoint {args.checkpoint}: does not fit model {cfg.model.name!r} "
-                             f"({str(e).splitlines()[0]})") from e
+        load_weights(model, args.checkpoint, f"--checkpoint: model {cfg.model.name!r} of {args.config}")
     modules = front_door_modules(model)
     if not modules:
         raise ValueError(f"model {cfg.model.name!r} of {args.config} has no front-door module "
@@ -118,9 +101,8 @@ def run(args: argparse.Namespace) -> int:
 
     frames = build_frames(cfg, str(cfg.data.train_subset))
     if args.frames:
-        frames = _FrameSubset(frames, limit_frames(len(frames), args.frames))
-    rgb = getattr(model, "rgb_size", None) or cfg.data.get("rgb_size")
-    dataset = InstanceDataset(frames, n_points=int(cfg.data.n_points), train=False, rgb_size=int(rgb) if rgb else None)
+        frames = FrameSubset(frames, limit_frames(len(frames), args.frames))
+    dataset = build_instance_set(cfg, frames, model, train=False)  # what the model reads, no augmentation
     loader = DataLoader(_Seeded(dataset, seed), batch_size=args.batch_size, shuffle=False,
                         collate_fn=collate_instances)
     log.info("extracting features of %d instances (%d frames) with %s (%s)", len(dataset), len(frames),

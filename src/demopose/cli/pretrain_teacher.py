@@ -49,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     import shlex
 
     import numpy as np
-    import torch
 
+    from demopose.engine.dist import resolve_device
     from demopose.models.point_teacher import PretrainConfig, config_dict, pretrain_teacher, save_teacher
 
     if args.steps < 1 or args.batch_size < 2:
@@ -58,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = PretrainConfig(arch=args.arch, meshes=args.meshes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                          n_points=args.points, pool_per_category=args.pool, refresh_per_step=args.refresh,
                          contrastive_weight=args.contrastive_weight, seed=args.seed)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     encoder, rec = pretrain_teacher(cfg, device, progress=not args.no_progress, log_every=args.log_every)
     command = (f"demopose pretrain-teacher --out {shlex.quote(args.out)} --meshes {shlex.quote(args.meshes)} "
                f"--arch {args.arch} --steps {args.steps} --batch-size {args.batch_size} --lr {args.lr} "
