@@ -207,10 +207,17 @@ def pooled_heads_forward(
         p1 = x1 @ f.w_level1  # (B, N1, K*H): multiplied at N1 points
         p2 = levels.fm_4 @ f.w_level2 + class_rows  # (B, N2, K*H)
         h = gather_points(p1, levels.near_1) + gather_points(p2, levels.near_2)
-        h = torch.addmm(h.reshape(B * N, -1), dense.reshape(B * N, -1), f.w_dense)
+        if torch.compiler.is_exporting():
+            # the ONNX graph: a product with a constant weight and no computed bias (a Gemm with one would stay
+            # float32 under int8 quantisation: weights dequantised at every run)
+            h = (dense @ f.w_dense + h).reshape(B * N, -1)  # 3-D: onnxruntime keeps it a MatMul (no Gemm fusion)
+        else:
+            h = torch.addmm(h.reshape(B * N, -1), dense.reshape(B * N, -1), f.w_dense)
         xyz = centred.reshape(B * N, 3)
-        h = torch.cat([h[:, k * H:(k + 1) * H] + xyz @ w for k, w in _xyz_columns(f, len(heads), h)], dim=1)
-        h = torch.relu(h)
+        parts = [h[:, k * H:(k + 1) * H] for k in range(len(heads))]
+        for k, w in f.w_xyz:  # only the heads with an xyz input (the translation head)
+            parts[k] = parts[k] + xyz @ w
+        h = torch.relu(torch.cat(parts, dim=1))
         pooled = [_per_point_tail(h[:, k * f.width:(k + 1) * f.width], f.hidden[k]).reshape(B, N, -1).amax(dim=1)
                   for k in range(len(heads))]
     else:
@@ -259,12 +266,6 @@ def _scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Ten
     if buf is None or buf.numel() < numel:
         buf = buffers[key] = torch.empty(numel, dtype=like.dtype, device=like.device)
     return buf[:numel].view(shape)
-
-
-def _xyz_columns(f: FoldedPooledHeads, n_heads: int, h: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
-    """``(head index, (3, H) xyz rows)`` for every head, zeros for heads without an xyz input."""
-    own = dict(f.w_xyz)
-    return [(k, own.get(k, h.new_zeros(3, f.width))) for k in range(n_heads)]
 
 
 def _per_point_tail(z: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
