@@ -199,3 +199,23 @@ def test_onnxruntime_backend_matches_torch(tmp_path, monkeypatch):
         assert np.allclose(x.R, y.R, atol=1e-4) and np.allclose(x.t, y.t, atol=1e-5)
     with pytest.raises(ValueError, match="backend"):
         Predictor.from_checkpoint(ck, backend="tensorrt")
+
+
+def test_nearest_gt_errors_known_answers():
+    """Ground truth scored against itself: zero errors, IoU 1, each matched to itself; a class the frame lacks
+    gets None; a shifted pose gets exactly its shift."""
+    from demopose.evaluation.errors import nearest_gt_errors
+    from demopose.geometry.pose import PoseSet
+
+    f = load_frame(REAL)
+    gt = f.ground_truth()
+    errs = nearest_gt_errors(gt, f)
+    assert [e["gt_index"] for e in errs] == list(range(len(gt)))
+    assert all(e["rotation_deg"] == 0 and e["translation_cm"] == 0 and e["iou3d"] == 1.0 for e in errs)
+    absent = next(c.id for c in f.categories if c.id not in set(gt.class_ids.tolist()))
+    t = gt.t[:1] + np.array([[0.03, 0.0, 0.04]])  # 5 cm away
+    moved = PoseSet(np.array([gt.class_ids[0], absent]), np.concatenate([gt.R[:1], gt.R[:1]]),
+                    np.concatenate([t, t]), np.concatenate([gt.size[:1], gt.size[:1]]), np.ones(2))
+    e0, e1 = nearest_gt_errors(moved, f)
+    assert e0["gt_index"] == 0 and e0["translation_cm"] == 5.0 and e0["rotation_deg"] == 0 and e0["iou3d"] < 1
+    assert e1 is None

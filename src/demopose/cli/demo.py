@@ -34,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from demopose.cli.predict import gt_errors
     from demopose.data.nocs import NOCSDataset
     from demopose.engine.inference import gt_instances
+    from demopose.evaluation.errors import nearest_gt_errors
     from demopose.io import write_json_atomic, write_png_atomic
     from demopose.predictor import BUNDLED_CHECKPOINT, Predictor
     from demopose.synth.generate import SynthConfig, generate
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     t_pred = time.perf_counter() - t1
     order = np.argsort(-poses.scores, kind="stable")
     poses = poses.select(order)
-    errors = gt_errors(poses, frame)
+    errors = nearest_gt_errors(poses, frame)
     names = [frame.categories[int(c)].name for c in frame.class_ids]
     print(f"scene: {frame.width}x{frame.height} frame with {len(frame)} objects ({', '.join(names)}), "
           f"rendered in {t_scene:.1f} s -> {scene_root}")

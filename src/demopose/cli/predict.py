@@ -69,32 +69,6 @@ def _nocs(frame):
     return frame.rgb, frame.depth, frame.K, frame
 
 
-def gt_errors(poses, frame) -> list[dict | None]:
-    """For every prediction, the errors against the nearest ground truth of its class (None: none)."""
-    import numpy as np
-
-    from demopose.evaluation.errors import pose_errors
-    from demopose.evaluation.iou import iou_3d
-
-    gt = frame.ground_truth()
-    out: list[dict | None] = []
-    for i in range(len(poses)):
-        same = np.nonzero(gt.class_ids == poses.class_ids[i])[0]
-        if len(same) == 0:
-            out.append(None)
-            continue
-        sym = np.array([frame.categories.is_y_symmetric(int(gt.class_ids[g]), bool(gt.handle_visible[g]))
-                        for g in same]) if gt.handle_visible is not None else None
-        r, t = pose_errors(poses.R[i:i + 1], poses.t[i:i + 1], gt.R[same], gt.t[same], sym)
-        g = int(np.argmin(t[0]))
-        iou = iou_3d(poses.R[i:i + 1], poses.t[i:i + 1], poses.size[i:i + 1], gt.R[same[g]:same[g] + 1],
-                     gt.t[same[g]:same[g] + 1], gt.size[same[g]:same[g] + 1],
-                     None if sym is None else sym[g:g + 1], mode="exact")
-        out.append({"gt_index": int(same[g]), "rotation_deg": round(float(r[0, g]), 2),
-                    "translation_cm": round(float(t[0, g]), 2), "iou3d": round(float(iou[0, 0]), 3)})
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -102,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from demopose.engine.inference import gt_instances
+    from demopose.evaluation.errors import nearest_gt_errors
     from demopose.io import write_json_atomic, write_png_atomic
     from demopose.predictor import BUNDLED_CHECKPOINT, Predictor
     from demopose.viz.draw import draw_predictions_and_gt, overlay_masks
@@ -121,18 +96,12 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"{name}: --masks gt needs a NOCS frame with ground truth")
             inst = gt_instances(frame)
         poses, used = predictor.predict_frame(f, inst)
-        order = np.argsort(-poses.scores, kind="stable")
+        objects = [o.to_dict() for o in predictor.objects(poses, used)]  # by decreasing score
+        order = np.argsort(-poses.scores, kind="stable")  # the same order
         poses = poses.select(order)
-        errors = gt_errors(poses, frame) if frame is not None and frame.poses is not None else None
-        objects = []
-        for k in range(len(poses)):
-            c = int(poses.class_ids[k])
-            obj = {"class_id": c, "class_name": predictor.categories[c].name,
-                   "score": round(float(poses.scores[k]), 4), "R": np.round(poses.R[k], 6).tolist(),
-                   "t": np.round(poses.t[k], 6).tolist(), "size": np.round(poses.size[k], 6).tolist()}
-            if errors is not None:
-                obj["error_vs_gt"] = errors[k]
-            objects.append(obj)
+        if frame is not None and frame.poses is not None:
+            for obj, err in zip(objects, nearest_gt_errors(poses, frame)):
+                obj["error_vs_gt"] = err
         write_json_atomic(out / f"{name}.json", {"frame": name, "input": str(args.input), "checkpoint": str(ckpt),
                                                 "masks": args.masks, "K": np.round(K, 4).tolist(),
                                                 "units": "metres; R maps object to camera (OpenCV axes)",

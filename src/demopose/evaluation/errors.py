@@ -18,7 +18,7 @@ import numpy as np
 
 from demopose.geometry import rotation_angle_deg, y_axis_angle_deg
 
-__all__ = ["pose_errors", "rotation_error_deg", "translation_error_cm"]
+__all__ = ["nearest_gt_errors", "pose_errors", "rotation_error_deg", "translation_error_cm"]
 
 
 def rotation_error_deg(R1: np.ndarray, R2: np.ndarray, symmetric: np.ndarray | None = None,
@@ -55,3 +55,29 @@ def pose_errors(R1: np.ndarray, t1: np.ndarray, R2: np.ndarray, t2: np.ndarray,
                 symmetric: np.ndarray | None = None, clip: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(rotation error (M, G) degrees, translation error (M, G) cm)``; see the two functions above."""
     return rotation_error_deg(R1, R2, symmetric, clip), translation_error_cm(t1, t2)
+
+
+def nearest_gt_errors(poses, frame) -> list[dict | None]:
+    """For every prediction of a :class:`~demopose.geometry.pose.PoseSet`, its errors against the nearest (by
+    translation) ground-truth object of its class in ``frame`` (a :class:`~demopose.data.frame.Frame` with
+    poses): ``{"gt_index", "rotation_deg", "translation_cm", "iou3d"}`` (exact 3D IoU; symmetric categories
+    scored about their axis), or None when the frame has no object of that class."""
+    from demopose.evaluation.iou import iou_3d
+
+    gt = frame.ground_truth()
+    out: list[dict | None] = []
+    for i in range(len(poses)):
+        same = np.nonzero(gt.class_ids == poses.class_ids[i])[0]
+        if len(same) == 0:
+            out.append(None)
+            continue
+        sym = np.array([frame.categories.is_y_symmetric(int(gt.class_ids[g]), bool(gt.handle_visible[g]))
+                        for g in same]) if gt.handle_visible is not None else None
+        r, t = pose_errors(poses.R[i:i + 1], poses.t[i:i + 1], gt.R[same], gt.t[same], sym)
+        g = int(np.argmin(t[0]))
+        iou = iou_3d(poses.R[i:i + 1], poses.t[i:i + 1], poses.size[i:i + 1], gt.R[same[g]:same[g] + 1],
+                     gt.t[same[g]:same[g] + 1], gt.size[same[g]:same[g] + 1],
+                     None if sym is None else sym[g:g + 1], mode="exact")
+        out.append({"gt_index": int(same[g]), "rotation_deg": round(float(r[0, g]), 2),
+                    "translation_cm": round(float(t[0, g]), 2), "iou3d": round(float(iou[0, 0]), 3)})
+    return out
