@@ -146,6 +146,9 @@ def test_int8_static_graph_runs_close_to_fp32(gpv_export, frame):
     path = gpv_export["int8"]
     meta = read_metadata(path)
     assert meta["quantization"]["mode"] == "static" and meta["quantization"]["calibration_batches"] == 2
+    from demopose.export.quantize import cpu_has_vnni
+
+    assert meta["quantization"]["reduce_range"] == (not cpu_has_vnni())  # 7-bit weights only without VNNI
     proto = onnx.load(str(path))
     ops = {n.op_type for n in proto.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
@@ -302,6 +305,11 @@ def test_mono_detections_and_poses_match_torch(mono_export, frame):
         np.testing.assert_allclose(getattr(a, k), getattr(b, k), atol=1e-3, err_msg=k)  # pixels / unitless
     pa, pb = model.predict_frame(frame), ortm.predict_frame(frame)
     np.testing.assert_allclose(pa.t, pb.t, atol=1e-3)
+    # both keep the PAN maps of their detection run, for DeMo-Pose's fusion (stride-8 level 0 in each)
+    assert sorted(b.features) == list(ortm.feature_levels) and 0 in a.features
+    W, H = model.cfg.input_size
+    assert tuple(b.features[0].shape) == tuple(a.features[0].shape) == (1, model.cfg.neck_channels, H // 8, W // 8)
+    assert float((b.features[0] - a.features[0]).abs().max()) < TOL
 
 
 # --------------------------------------------------------------------------------------------------

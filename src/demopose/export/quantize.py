@@ -14,9 +14,10 @@ int8 features do.
 
 onnxruntime's QDQ quantiser puts the quantise / dequantise pair of an activation on the *value* and hands the
 dequantised copy to every node that reads it, quantised or not. The exporter merges equal subexpressions, so a
-quantised layer can share its input with geometry: the gpv translation head's ``xyz`` product reads the same
+quantised layer can share its input with geometry: gpv's translation-head ``xyz`` product read the same
 ``(B·N, 3)`` reshape of the centred points as the 3D-GC neighbour gather, whose directions then came from int8
-coordinates (0.24 m of translation error on a REAL275 fixture instance). For static mode,
+coordinates (0.24 m of translation error on a REAL275 fixture instance; that 3-term product is now left float32
+by :data:`MIN_INNER`, but other graphs can share inputs the same way). For static mode,
 :func:`isolate_quantized_inputs` therefore gives the quantised nodes their own copy (an ``Identity``, removed
 again by onnxruntime's graph optimiser when the session is built) of any input that another node also reads; the
 other readers keep the float value. (The dynamic quantiser already rewires only the quantised node.)
@@ -38,7 +39,8 @@ import torch
 
 from demopose.export.onnx_export import read_metadata, write_model
 
-__all__ = ["calibration_feeds", "feed_reader", "isolate_quantized_inputs", "quantize_graph", "weight_nodes"]
+__all__ = ["calibration_feeds", "cpu_has_vnni", "feed_reader", "isolate_quantized_inputs", "quantize_graph",
+           "weight_nodes"]
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +66,16 @@ def weight_nodes(proto, min_inner: int = MIN_INNER) -> list[str]:
 
 
 def _inner_size(node, w_shape: Sequence[int]) -> int:
-    """Terms summed per output of a weight layer: ``C_in/groups · kh · kw`` (Conv), ``K`` (Gemm / MatMul)."""
+    """Terms summed per output of a weight layer: ``C_in/groups · kh · kw`` (Conv), ``K`` (Gemm / MatMul); a
+    weight of unknown shape counts as wide."""
+    if len(w_shape) < 2:
+        return 1 << 30
     if node.op_type == "Conv":
         return int(np.prod(w_shape[1:]))
     if node.op_type == "Gemm":
         trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
         return int(w_shape[1] if trans_b else w_shape[0])
-    return int(w_shape[-2]) if len(w_shape) >= 2 else int(w_shape[0])
+    return int(w_shape[-2])
 
 
 def _constant_shapes(proto) -> dict[str, list[int]]:
@@ -84,8 +89,7 @@ def _constant_shapes(proto) -> dict[str, list[int]]:
 
 
 def _constants(proto) -> set[str]:
-    consts = {i.name for i in proto.graph.initializer}
-    return consts | {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
+    return set(_constant_shapes(proto))
 
 
 def isolate_quantized_inputs(proto, nodes: Sequence[str], suffix: str = "__int8_input") -> list[str]:
@@ -244,15 +248,28 @@ def calibration_feeds(path: str | Path, data_root: str | Path, subset: str = "re
     return feeds
 
 
-def _quantize(mode: str, src: Path, dst: Path, feeds, per_channel: bool, nodes: list[str]) -> None:
+def cpu_has_vnni() -> bool:
+    """Whether this CPU has AVX-512 VNNI or AVX-VNNI (``/proc/cpuinfo`` flags; False where unknown)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def _quantize(mode: str, src: Path, dst: Path, feeds, per_channel: bool, nodes: list[str],
+              reduce_range: bool) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     if mode == "static":
         # uint8 activations x int8 weights: x86's fast integer product (VPDPBUSD); int8 x int8 runs a slow path
-        # (benchmarks/results/int8_matmul_rates.json)
+        # (benchmarks/results/int8_matmul_rates.json). Without VNNI, u8 x s8 uses VPMADDUBSW, whose 16-bit
+        # pair sums can saturate: 7-bit weights (reduce_range) avoid that.
         quantize_static(str(src), str(dst), feed_reader(feeds), quant_format=QuantFormat.QDQ,
-                        per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax,
+                        per_channel=per_channel, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
+                        calibrate_method=CalibrationMethod.MinMax,
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
     else:
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
@@ -261,7 +278,7 @@ def _quantize(mode: str, src: Path, dst: Path, feeds, per_channel: bool, nodes: 
 
 def quantize_graph(src: str | Path, dst: str | Path, mode: str = "static",
                    feeds: Sequence[dict[str, np.ndarray]] | None = None, per_channel: bool = True,
-                   metadata: dict[str, Any] | None = None) -> Path:
+                   metadata: dict[str, Any] | None = None, reduce_range: bool | None = None) -> Path:
     """Quantise the exported graph ``src`` to int8 and write ``dst`` atomically (metadata kept, plus
     ``demopose.quantization``).
 
@@ -269,6 +286,8 @@ def quantize_graph(src: str | Path, dst: str | Path, mode: str = "static",
         mode: ``static`` (needs ``feeds``: calibration inputs, e.g. :func:`calibration_feeds`) or ``dynamic``.
         per_channel: per-output-channel weight scales (static mode).
         metadata: ``demopose.*`` entries to replace (e.g. the sibling file names of a DeMo-Pose pair).
+        reduce_range: 7-bit weights in static mode, for x86 CPUs without VNNI (see :func:`_quantize`); default:
+            True when this machine has no VNNI (:func:`cpu_has_vnni`).
 
     Returns:
         ``dst``.
@@ -280,6 +299,8 @@ def quantize_graph(src: str | Path, dst: str | Path, mode: str = "static",
     if mode == "static" and not feeds:
         raise ValueError("static int8 quantisation needs calibration inputs (--calibration DATA_ROOT); "
                          "or use dynamic quantisation (--int8-mode dynamic)")
+    if reduce_range is None:
+        reduce_range = not cpu_has_vnni()
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     src = Path(src)
@@ -303,11 +324,13 @@ def quantize_graph(src: str | Path, dst: str | Path, mode: str = "static",
         level = root_log.level
         root_log.setLevel(max(level, logging.WARNING))
         try:
-            _quantize(mode, pre, out, feeds, per_channel, nodes)
+            _quantize(mode, pre, out, feeds, per_channel, nodes, reduce_range)
         finally:
             root_log.setLevel(level)
         q = onnx.load_model(str(out))
     info = {"mode": mode, "nodes": len(nodes), "per_channel": bool(per_channel) if mode == "static" else False,
+            "activations": "uint8" if mode == "static" else "uint8 (dynamic)",
+            "reduce_range": bool(reduce_range) if mode == "static" else False,
             "calibration_batches": len(feeds) if mode == "static" and feeds else 0, "source": src.name,
             "isolated_inputs": len(isolated)}
     meta = {k: v for k, v in meta.items() if k != "format"} | {"quantization": info} | dict(metadata or {})
