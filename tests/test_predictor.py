@@ -121,6 +121,9 @@ def test_detector_driven_prediction_reuses_the_detection_features(tiny_checkpoin
     fresh, _ = predict_frame(p.model, f, inst, p.n_points, p.seed, p.device)
     assert np.allclose(reused.R, fresh.R, atol=1e-6) and np.allclose(reused.t, fresh.t, atol=1e-7)
     assert not np.allclose(reused.t, 0)
+    wrong = {0: det.features[0][..., :-1, :]}  # a map of another input size is refused, not sampled
+    with pytest.raises(ValueError, match=r"image_features.*expected"):
+        p.model.point_features(None, torch.zeros(1, 4, 2), None, wrong)
 
 
 def test_depth_only_model_needs_masks(tmp_path):

@@ -323,7 +323,7 @@ class OrtDeMoPose(_OrtModule):
         """As :meth:`DeMoPose.point_features`: ``(B, N, C1 · len(levels))`` from the mono graph's feature maps
         (or from ``features``, the detection run's)."""
         W, H = self.image_size
-        check_frame_inputs(images, image_pixels, image_index, features, self.levels, (W, H))
+        check_frame_inputs(images, image_pixels, image_index, features, self.levels, (W, H), self.mono.strides)
         if features is None:
             features = dict(zip(self.mono.feature_levels, self.mono.feature_map(images)))
         return sample_point_features([features[lv] for lv in self.levels], image_pixels, image_index, (H, W))

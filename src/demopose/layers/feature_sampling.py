@@ -12,6 +12,7 @@ Convention:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -53,10 +54,11 @@ def sample_point_features(feats: Sequence[torch.Tensor], image_pixels: torch.Ten
 
 def check_frame_inputs(images: torch.Tensor | None, image_pixels: torch.Tensor, image_index: torch.Tensor | None,
                        features: Mapping[int, torch.Tensor] | None, levels: Sequence[int],
-                       input_size: tuple[int, int]) -> None:
+                       input_size: tuple[int, int], strides: Sequence[int] | None = None) -> None:
     """Check DeMo-Pose's frame inputs: ``images (F, 3, H_in, W_in)`` of ``input_size = (W_in, H_in)``, or the
-    detector's ``features`` (``{level: (F, C, h, w)}``, every one of ``levels``); ``image_index (B,)`` is
-    required unless each instance has its own frame (``F == B``)."""
+    detector's ``features`` (``{level: (F, C, h, w)}``, every one of ``levels``, each ``h = ceil(H_in / stride)``,
+    ``w = ceil(W_in / stride)`` when ``strides`` (per level) are given); ``image_index (B,)`` is required unless
+    each instance has its own frame (``F == B``)."""
     W, H = int(input_size[0]), int(input_size[1])
     if features is None:
         if images is None:
@@ -71,6 +73,12 @@ def check_frame_inputs(images: torch.Tensor | None, image_pixels: torch.Tensor, 
         missing = [lv for lv in levels if lv not in features]
         if missing:
             raise ValueError(f"batch['image_features']: levels {missing} missing (has {sorted(features)})")
+        for lv in levels if strides is not None else ():
+            want = (math.ceil(H / strides[lv]), math.ceil(W / strides[lv]))
+            if tuple(features[lv].shape[-2:]) != want:
+                raise ValueError(f"batch['image_features'][{lv}]: a {tuple(features[lv].shape[-2:])} map, expected "
+                                 f"{want} (stride {strides[lv]} of the {W}x{H} detector input): features of "
+                                 f"another detector or input size?")
         n_frames = features[levels[0]].shape[0]
     if image_index is None and n_frames != image_pixels.shape[0]:
         raise ValueError("batch['image_index'] is required when instances share frames")

@@ -16,7 +16,10 @@ everything :class:`~demopose.models.gpv.GPVPose` reads, plus
   share it);
 - ``image_index`` ``(B,)`` int: the frame of each instance (default ``arange(B)``);
 - ``image_pixels`` ``(B, N, 2)``: each point's pixel in the letterboxed image
-  (:func:`~demopose.models.mono.frame_to_input_pixels` of the original ``pixels``).
+  (:func:`~demopose.models.mono.frame_to_input_pixels` of the original ``pixels``);
+- or, instead of ``image``, ``image_features``: the detector's PAN levels of those frames
+  (``FrameDetections.features``, ``{level: (F, C1, h, w)}``), so that inference after a detection pass does not
+  run the backbone again (:meth:`DeMoPose.point_features`).
 
 The frozen detector stays a submodule, so a DeMo-Pose checkpoint is self-contained: it detects
 (:attr:`DeMoPose.mono`) and estimates poses (:attr:`DeMoPose.pose`).
@@ -94,7 +97,8 @@ class DeMoPose(nn.Module):
         if cfg.mono_checkpoint:
             from demopose.engine.checkpoint import load_weights
 
-            load_weights(mono, cfg.mono_checkpoint, "the detector (DeMoPoseConfig.mono_checkpoint)")
+            load_weights(mono, cfg.mono_checkpoint, "the detector (DeMoPoseConfig.mono_checkpoint; train it first: "
+                         "demopose train mono_synth_small ..., then point at its model_final.pt)")
         self.mono = mono.freeze()
         n_levels = len(mono.strides)
         for lv in cfg.feature_levels:
@@ -155,7 +159,8 @@ class DeMoPose(nn.Module):
             features: the detector's PAN levels of those frames, ``{level: (F, C_neck, h, w)}``
                 (``FrameDetections.features``), so that a detection pass is not run twice.
         """
-        check_frame_inputs(images, image_pixels, image_index, features, self.levels, self.mono.cfg.input_size)
+        check_frame_inputs(images, image_pixels, image_index, features, self.levels, self.mono.cfg.input_size,
+                           self.mono.strides)
         if features is None:
             features = dict(enumerate(self.mono.feature_map(images)))
         W, H = self.mono.cfg.input_size
