@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(seed)
     model = build_model_from_config(cfg)
     if args.checkpoint:
-        load_weights(model, args.checkpoint, f"--checkpoint: model {cfg.model.name!r} of {args.config}")
+        load_weights(model, args.checkpoint, f"model {cfg.model.name!r} of {args.config} (--checkpoint)")
     modules = front_door_modules(model)
     if not modules:
         raise ValueError(f"model {cfg.model.name!r} of {args.config} has no front-door module "

@@ -103,12 +103,11 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> to
 
 def load_weights(module: torch.nn.Module, path: str | Path, what: str = "the model",
                  state: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Load a checkpoint's weights (``{"model": state_dict}`` or a bare state dict) into ``module``; returns the
-    checkpoint.
+    """Load a checkpoint's weights (``{"model": state_dict}``) into ``module``; returns the checkpoint.
 
     Args:
         what: names the receiving model in the error message.
-        state: the already loaded checkpoint of ``path`` (saves reading it twice).
+        state: the already loaded checkpoint of ``path`` (saves reading it twice); a bare state dict works too.
 
     Raises:
         FileNotFoundError / ValueError: no file, not a checkpoint, or weights that do not fit ``module``.
