@@ -134,14 +134,13 @@ def _exported(checkpoint: Path) -> Path:
     base = Path(os.environ.get("DEMOPOSE_CACHE") or Path.home() / ".cache" / "demopose") / "onnx"
     target = base / f"{checkpoint.stem}-{digest}.onnx"
     done = target.with_suffix(".done")
-    if not done.is_file():
+    if not done.is_file():  # the marker is written last: an interrupted export is redone
         log.info("exporting %s to ONNX (once) -> %s", checkpoint, target)
         paths = export_checkpoint(checkpoint, target)
         from demopose.io import write_text_atomic
 
         write_text_atomic(done, "\n".join(str(v) for v in paths.values()))
-    first = done.read_text().splitlines()[0]
-    return target if not Path(first).name.endswith((".mono.onnx", ".pose.onnx")) else Path(first)
+    return target  # the file, or a DeMo-Pose pair's base path (load_ort_model takes either)
 
 
 class Predictor:
