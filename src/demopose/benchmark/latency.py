@@ -53,10 +53,6 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _time(fn, device: torch.device, warmup: int, repeats: int) -> float:
-    return _time_wall_cpu(fn, device, warmup, repeats)[0]
-
-
 def _time_wall_cpu(fn, device: torch.device, warmup: int, repeats: int) -> tuple[float, float]:
     """Median wall-clock and median process CPU time (all threads) of ``fn()``, in ms. The CPU time is
     the less load-sensitive figure on a shared machine."""
@@ -108,7 +104,7 @@ def measure_model(name: str, device: str = "cpu", threads: int = 2, n_points: in
         if input_size is not None:  # a detector: one image per frame, whatever the number of objects
             b1 = batch(1)
             out["input_size"] = list(input_size)
-            out["ms_per_frame"] = _time(lambda: model(b1), dev, warmup, repeats)
+            out["ms_per_frame"], out["cpu_ms_per_frame"] = _time_wall_cpu(lambda: model(b1), dev, warmup, repeats)
             out["ms_per_instance"] = None
         else:
             b1, bf = batch(1), batch(instances_per_frame)
