@@ -147,14 +147,6 @@ def reference_state_dict(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
 # --------------------------------------------------------------------------------------------------
 
 
-def load_average() -> list[float]:
-    """1, 5 and 15 minute load averages (``/proc/loadavg``)."""
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return list(os.getloadavg())
-
-
 def matmul_gflops(repeats: int = 9) -> dict[str, dict[str, float]]:
     """Median fp32 ``torch.mm`` rate (GFLOP/s) at the current thread count, for the heads' shapes: by wall
     clock, and by process CPU time divided by the thread count (what the cores deliver while they run
@@ -214,7 +206,7 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    load_before = load_average()
+    load_before = list(os.getloadavg())
     PoseNet9D, shim = load_reference(args.reference.resolve())
     ours = build_model("gpv").eval()
     ref = PoseNet9D().eval()
@@ -301,7 +293,7 @@ def main() -> None:
         "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
         "niceness": os.nice(0),
         "load_average_before": load_before,
-        "load_average_after": load_average(),
+        "load_average_after": list(os.getloadavg()),
         "reference": {
             "repository": "lolrudy/GPV_Pose",
             "module": "network/fs_net_repo/PoseNet9D.py:PoseNet9D",
