@@ -39,11 +39,11 @@ class Lookahead(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        self._slow_weights()
+        slow_weights = self._slow_weights()  # taken before the first update
         loss = self.inner.step(closure)
         self._steps += 1
         if self._steps % self.k == 0:
-            for group, slows in zip(self.param_groups, self._slow_weights()):
+            for group, slows in zip(self.param_groups, slow_weights):
                 for p, slow in zip(group["params"], slows):
                     slow.add_(p.detach() - slow, alpha=self.alpha)
                     p.copy_(slow)
