@@ -35,7 +35,7 @@ Backends, each measured in its own process so that its peak resident memory (``V
 - ``torch``: the PyTorch model, eager;
 - ``torch-compile``: the same with ``torch.compile`` of the pose network (``compile_mode``);
 - ``ort`` / ``ort-int8`` / ``ort-int8-dynamic``: the graphs exported by :mod:`demopose.export`, fp32 /
-  int8-quantised (static, calibrated: int8 weights and activations; dynamic: int8 weights), run by
+  int8-quantised (static, calibrated: int8 weights, uint8 activations; dynamic: int8 weights), run by
   onnxruntime (:class:`~demopose.export.OrtDeMoPose`); recorded as skipped, with the reason, when
   :mod:`demopose.export` or onnxruntime cannot be imported or the export / quantisation fails.
 

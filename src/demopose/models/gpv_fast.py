@@ -218,7 +218,7 @@ def pooled_heads_forward(
         for k, w in f.w_xyz:  # only the heads with an xyz input (the translation head)
             parts[k] = parts[k] + xyz @ w
         h = torch.relu(torch.cat(parts, dim=1))
-        pooled = [_per_point_tail(h[:, k * f.width:(k + 1) * f.width], f.hidden[k]).reshape(B, N, -1).amax(dim=1)
+        pooled = [_per_point_tail(h[:, k * H:(k + 1) * H], f.hidden[k]).reshape(B, N, -1).amax(dim=1)
                   for k in range(len(heads))]
     else:
         # CPU, no autograd: instance by instance, in row blocks of (rows, K*H) activations, written into
@@ -242,7 +242,7 @@ def pooled_heads_forward(
                     h[:, k * H:(k + 1) * H].addmm_(centred[b, s:s + rows], w)
                 h = h.relu_()
                 for k in range(len(heads)):
-                    m = _per_point_tail(h[:, k * f.width:(k + 1) * f.width], f.hidden[k]).amax(dim=0)
+                    m = _per_point_tail(h[:, k * H:(k + 1) * H], f.hidden[k]).amax(dim=0)
                     best[k] = m if best[k] is None else torch.maximum(best[k], m, out=best[k])
             for k in range(len(heads)):
                 maxima[k].append(best[k])
