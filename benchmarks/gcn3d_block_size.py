@@ -9,8 +9,9 @@ On CPU, :mod:`demopose.layers.gcn3d` computes its ``(points, k, S·C)`` intermed
 (``GPVBackbone.levels``: the five 3D-GC layers, the two poolings and their neighbour searches; eval,
 ``torch.no_grad``) on random instances of 1028 points, batches of 1 and 5, for each block setting in turn
 (``--rounds`` interleaved rounds; each round's figure is the fastest of 8 runs, the file keeps the median over
-rounds, in ms per instance). The defaults in ``gcn3d.py`` come from this file. Writes
-``benchmarks/results/gcn3d_block_size.json``.
+rounds, in ms per instance). The defaults in ``gcn3d.py`` come from this file. The compiled kernel
+(:mod:`demopose.native.gcn3d`, which needs no blocks) is switched off here: this times the torch path, which
+runs where the kernel does not (training, no C compiler). Writes ``benchmarks/results/gcn3d_block_size.json``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     from demopose.io import write_json_atomic
     from demopose.layers import gcn3d
     from demopose.models import build_model
+    from demopose.native import gcn3d as native_gcn3d
 
+    native_gcn3d.usable = lambda *tensors: False  # the torch path, whose blocks this measures
     torch.manual_seed(0)
     model = build_model("gpv").eval()
     batches = {b: torch.randn(b, 1028, 3) * 0.1 for b in (1, 5)}

@@ -17,8 +17,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_path", "write_bytes_atomic", "write_json_atomic", "write_pickle_atomic",
+__all__ = ["atomic_path", "cache_dir", "write_bytes_atomic", "write_json_atomic", "write_pickle_atomic",
            "write_png_atomic", "write_text_atomic"]
+
+
+def cache_dir(name: str) -> Path:
+    """``$DEMOPOSE_CACHE/<name>``, default ``~/.cache/demopose/<name>``: files demopose derives once and keeps
+    (ONNX exports, sampled meshes, compiled kernels). Not created here."""
+    base = os.environ.get("DEMOPOSE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "demopose")
+    return Path(base) / name
 
 
 @contextlib.contextmanager

@@ -131,7 +131,9 @@ def _exported(checkpoint: Path) -> Path:
     from demopose.export.onnx_export import export_checkpoint
 
     digest = hashlib.sha1(checkpoint.read_bytes()).hexdigest()[:12]
-    base = Path(os.environ.get("DEMOPOSE_CACHE") or Path.home() / ".cache" / "demopose") / "onnx"
+    from demopose.io import cache_dir
+
+    base = cache_dir("onnx")
     target = base / f"{checkpoint.stem}-{digest}.onnx"
     done = target.with_suffix(".done")
     if not done.is_file():  # the marker is written last: an interrupted export is redone

@@ -32,6 +32,7 @@ import numpy as np
 
 from demopose.data.frame import Frame
 from demopose.data.obj_models import camera_model_dir, load_mesh, real_model_file
+from demopose.io import cache_dir
 
 __all__ = ["MeshPointSource", "default_cache_dir", "normalise_mesh_vertices"]
 
@@ -40,8 +41,7 @@ log = logging.getLogger(__name__)
 
 def default_cache_dir() -> Path:
     """``$DEMOPOSE_CACHE/mesh_points`` or ``~/.cache/demopose/mesh_points``."""
-    base = os.environ.get("DEMOPOSE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "demopose")
-    return Path(base) / "mesh_points"
+    return cache_dir("mesh_points")
 
 
 def normalise_mesh_vertices(vertices: np.ndarray) -> np.ndarray:

@@ -15,6 +15,10 @@ A kernel is ``S`` learnable unit *support directions* ``d_s``. For a point ``p_i
 
 ``agg`` is a sum in 3D-GC / GPV-Pose and a mean in HS-Pose (notes §2). Everything is batched; the
 neighbour index is computed once per resolution by the caller (:mod:`demopose.layers.knn`).
+
+At inference on CPU the ``max_j`` / ``agg_s`` step runs in a compiled kernel (:mod:`demopose.native.gcn3d`),
+which never writes the ``(points, k, S·C)`` intermediates of the torch path below; elsewhere (training,
+GPU, export, no C compiler, ``DEMOPOSE_NATIVE=0``) the torch path computes the same values.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from demopose.layers.knn import gather_points, knn_indices, nearest_indices
+from demopose.native import gcn3d as native_gcn3d
 
 __all__ = [
     "GraphConv",
@@ -51,6 +56,11 @@ def neighbor_directions(vertices: torch.Tensor, neighbor_index: torch.Tensor) ->
     """
     neighbors = gather_points(vertices, neighbor_index)
     return F.normalize(neighbors - vertices.unsqueeze(2), dim=-1, eps=1e-12)
+
+
+def _scale(how: Aggregate, support_num: int) -> float:
+    """The factor of the support sum that gives ``how`` (compiled kernel)."""
+    return 1.0 if how == "sum" else 1.0 / support_num
 
 
 def _aggregate(x: torch.Tensor, how: Aggregate) -> torch.Tensor:
@@ -125,6 +135,8 @@ class SurfaceConv(nn.Module):
         S, K = self.support_num, self.kernel_num
         u = neighbor_directions(vertices, neighbor_index).reshape(B * N, k, 3)
         d = F.normalize(self.directions, dim=0)
+        if native_gcn3d.usable(u, d):
+            return native_gcn3d.aggregate(u, d, S, scale=_scale(self.aggregate, S)).view(B, N, K)
         parts = []
         for rows in _blocks(B * N, u.device, k * S * K):  # memory blocks of points, each fully vectorised
             theta = _relu_mm(u[rows], d)
@@ -182,6 +194,9 @@ class GraphConv(nn.Module):
         support = torch.addmm(self.bias[C:], f, self.weight[:, C:])  # (B*N, S*C)
         base = torch.arange(B, device=neighbor_index.device).view(B, 1, 1) * N
         flat_index = (neighbor_index + base).reshape(B * N, k)
+        if native_gcn3d.usable(u, d, support, center):
+            return native_gcn3d.aggregate(u, d, S, support, flat_index, center,
+                                          scale=_scale(self.aggregate, S)).view(B, N, C)
         parts = []
         for rows in _blocks(B * N, u.device, k * S * C):  # memory blocks of points, each fully vectorised
             theta = _relu_mm(u[rows], d)  # (rows, k, S*C)

@@ -1,0 +1,119 @@
+"""Build a C source of this package into a shared library on first use, and load it with ctypes.
+
+The kernels in :mod:`demopose.native` are plain C (no torch or Python headers), so a C compiler builds one in
+about a second. It is built once per machine for this machine's CPU (``-O3 -march=native``) into
+``$DEMOPOSE_CACHE/native`` (default ``~/.cache/demopose/native``), under a name that hashes the source, the
+compiler, the flags and the CPU's feature flags, so an edited source, another compiler or another CPU sharing the
+cache folder gets its own build. The build is written to a temporary name and moved into place, so concurrent
+processes and interrupted builds never load a partial file.
+
+Where no compiler works (no ``cc``, a failing build), :func:`load_library` warns once and returns None, and the
+callers run their torch path; the results are the same, only slower. ``DEMOPOSE_NATIVE=0`` turns the kernels off
+without trying; ``CC`` picks the compiler.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import threading
+import warnings
+from importlib import resources
+from pathlib import Path
+
+from demopose.io import atomic_path, cache_dir
+
+__all__ = ["load_library", "native_disabled"]
+
+FLAGS = ("-O3", "-fPIC", "-shared", "-pthread")
+NATIVE_FLAGS = ("-march=native",)
+"""Tried first; a compiler that does not know them (some ARM toolchains) builds without them."""
+
+_lock = threading.Lock()
+_loaded: dict[str, ctypes.CDLL | None] = {}
+
+
+def native_disabled() -> bool:
+    """Whether ``DEMOPOSE_NATIVE`` turns the compiled kernels off (``0``, ``false``, ``no`` or ``off``)."""
+    return os.environ.get("DEMOPOSE_NATIVE", "1").strip().lower() in ("0", "false", "no", "off")
+
+
+def _cpu_flags() -> str:
+    """The CPU feature flags line of ``/proc/cpuinfo`` ('' where there is none): part of the build's key."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return ""
+
+
+def _compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+
+
+class _BuildError(Exception):
+    pass
+
+
+def _compile(compiler: str, source: Path, target: Path) -> None:
+    """Build ``source`` into ``target`` atomically; raises RuntimeError with the compiler's message on failure."""
+    errors = []
+    for extra in (NATIVE_FLAGS, ()):
+        cmd = [compiler, *FLAGS, *extra, "-o", "<target>", str(source)]
+        try:
+            with atomic_path(target) as tmp:  # moved into place only if the block ends without an error
+                cmd[cmd.index("<target>")] = str(tmp)
+                try:
+                    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+                except (OSError, subprocess.TimeoutExpired) as exc:
+                    raise _BuildError(f"{' '.join(cmd)}: {exc}") from exc
+                if run.returncode != 0:
+                    raise _BuildError(f"{' '.join(cmd)} (exit {run.returncode}): {run.stderr.strip()[-2000:]}")
+            return
+        except _BuildError as exc:
+            errors.append(str(exc))
+    raise RuntimeError("\n".join(errors))
+
+
+def build_library(name: str, compiler: str | None = None, folder: Path | None = None) -> Path:
+    """Build the package's ``native/<name>.c`` (unless already built) and return the shared library's path.
+
+    Raises:
+        RuntimeError: no C compiler was found, or the build failed (the message holds the compiler's output).
+    """
+    source = Path(str(resources.files("demopose.native").joinpath(f"{name}.c")))
+    compiler = compiler or _compiler()
+    if compiler is None:
+        raise RuntimeError("no C compiler found (set CC, or install cc / gcc / clang)")
+    key = hashlib.sha256()
+    for part in (source.read_bytes(), compiler.encode(), " ".join(FLAGS + NATIVE_FLAGS).encode(),
+                 platform.machine().encode(), _cpu_flags().encode()):
+        key.update(part)
+        key.update(b"\0")
+    suffix = ".dll" if os.name == "nt" else ".so"
+    target = (folder or cache_dir("native")) / f"{name}-{key.hexdigest()[:16]}{suffix}"
+    if not target.is_file():
+        _compile(compiler, source, target)
+    return target
+
+
+def load_library(name: str) -> ctypes.CDLL | None:
+    """The loaded ``native/<name>.c`` library, built on first use; None (after one warning) where it cannot be
+    built or loaded, or when ``DEMOPOSE_NATIVE=0``. Cached per process."""
+    with _lock:
+        if name in _loaded:
+            return _loaded[name]
+        lib = None
+        if not native_disabled():
+            try:
+                lib = ctypes.CDLL(str(build_library(name)))
+            except (RuntimeError, OSError) as exc:
+                warnings.warn(f"demopose: the compiled '{name}' kernel is unavailable, using the slower torch path "
+                              f"instead (set DEMOPOSE_NATIVE=0 to silence this): {exc}", RuntimeWarning,
+                              stacklevel=3)
+        _loaded[name] = lib
+        return lib
