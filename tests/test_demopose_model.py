@@ -68,7 +68,9 @@ def test_training_step_leaves_detector_unchanged_and_uses_mpl():
 def test_point_features_read_the_detector_map_at_the_pixels():
     m = _model()
     b = _batch(m)
-    feats = m.mono.feature_map(b["image"])[0]
+    with torch.no_grad():  # the frozen detector's inference maps (BatchNorm folded), as point_features reads them
+        feats = m.mono.inference_feature_map(b["image"])[0]
+    torch.testing.assert_close(feats, m.mono.feature_map(b["image"])[0], rtol=1e-4, atol=1e-5)
     got = m.point_features(b["image"], b["image_pixels"], b["image_index"])
     want = sample_feature_map(feats[b["image_index"]], b["image_pixels"], (64, 64))
     assert torch.allclose(got, want)

@@ -328,7 +328,7 @@ def test_point_feature_bridge_matches_demopose(frame):
     index = torch.tensor([0, 1, 0])
     with torch.no_grad():
         want = model.point_features(images, pixels, index)
-        feats = [model.mono.feature_map(images)[lv] for lv in model.levels]
+        feats = [model.mono.inference_feature_map(images)[lv] for lv in model.levels]
     assert torch.equal(sample_point_features(feats, pixels, index, (64, 64)), want)
 
 

@@ -1,4 +1,4 @@
-"""Types shared by every pose model: the prediction record.
+"""Types shared by every pose model: the prediction record, and the key of derived inference weights.
 
 Convention: ``R`` acts on column vectors and maps the NOCS object frame (y up) to the OpenCV camera
 frame; ``t`` is the object centre in the camera frame; ``size`` holds the metric extents along the
@@ -10,8 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
-__all__ = ["PosePrediction"]
+__all__ = ["PosePrediction", "weights_key"]
+
+
+def weights_key(*modules: nn.Module) -> tuple | None:
+    """Identity and version of every parameter and buffer of ``modules``: it changes when one of them is
+    replaced or written in place (``load_state_dict``, an optimiser step, ``.to()``), so weights derived from
+    them for inference (BatchNorm folded, ...) can be cached under it. None where it cannot be formed
+    (inference-mode tensors carry no version counter): do not cache then."""
+    try:
+        return tuple((t.data_ptr(), t._version, t.dtype, t.device)
+                     for m in modules for t in (*m.parameters(), *m.buffers()))
+    except RuntimeError:
+        return None
 
 
 @dataclass

@@ -162,7 +162,7 @@ class DeMoPose(nn.Module):
         check_frame_inputs(images, image_pixels, image_index, features, self.levels, self.mono.cfg.input_size,
                            self.mono.strides)
         if features is None:
-            features = dict(enumerate(self.mono.feature_map(images)))
+            features = dict(enumerate(self.mono.inference_feature_map(images)))
         W, H = self.mono.cfg.input_size
         return sample_point_features([features[lv] for lv in self.levels], image_pixels, image_index, (H, W))
 

@@ -44,6 +44,7 @@ from torch import nn
 
 from demopose.layers.knn import gather_points
 from demopose.layers.mlp import PooledVectorHead
+from demopose.models.base import weights_key
 
 if TYPE_CHECKING:  # pragma: no cover
     from demopose.models.gpv import BackboneLevels, GPVPose
@@ -146,16 +147,6 @@ class FoldedPooledHeads:
         )
 
 
-def _state_key(model: GPVPose) -> tuple | None:
-    """Identity + version of every tensor the folded heads depend on (None: not cacheable)."""
-    try:
-        tensors = [t for h in (model.rot_green, model.rot_red, model.ts_head)
-                   for t in (*h.point_mlp.parameters(), *h.point_mlp.buffers())]
-        return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
-    except RuntimeError:  # inference tensors carry no version counter
-        return None
-
-
 def _folded(model: GPVPose) -> FoldedPooledHeads:
     heads = (model.rot_green, model.rot_red, model.ts_head)
     rgb_c = model.config.rgb_channels if model.fusion is not None else 0
@@ -166,7 +157,7 @@ def _folded(model: GPVPose) -> FoldedPooledHeads:
     needs_graph = torch.is_grad_enabled() and any(p.requires_grad for h in heads for p in h.parameters())
     if needs_graph or torch.compiler.is_exporting() or torch.compiler.is_compiling():
         return build()  # inside the autograd / traced graph, never cached
-    key = _state_key(model)
+    key = weights_key(*(h.point_mlp for h in heads))
     cached = getattr(model, "_folded_heads_cache", None)
     if key is not None and cached is not None and cached[0] == key:
         return cached[1]

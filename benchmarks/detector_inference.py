@@ -1,0 +1,101 @@
+"""The monocular detector at inference: plain modules against the BatchNorm-folded NHWC copy, on CPU.
+
+Usage::
+
+    python benchmarks/detector_inference.py [--threads 1,2] [--rounds 4]
+
+Times ``MonoDetector`` (``mono``: GhostNet 1.0x + Ghost-PAN + GFL head at 416², and ``mono_small`` at 320²;
+untrained weights, BatchNorm statistics randomised) on one letterboxed image, eval and ``torch.no_grad``:
+``feature_map`` (backbone + neck as written) and ``inference_feature_map`` (the folded copy of
+:func:`demopose.layers.bn_folding.fold_conv_bn`, NHWC), then the head on top of each (``plain head`` /
+``folded head``), alternately (``--rounds`` interleaved rounds; each round's figure is the fastest of 8
+runs, the file keeps the median over rounds, ms per image). The largest relative difference between the
+two paths' PAN levels is recorded. Writes ``benchmarks/results/detector_inference.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import demopose  # noqa: F401  (before torch: its OpenMP / BLAS thread defaults)
+
+# isort: split
+import torch
+
+OUT = Path(__file__).parent / "results" / "detector_inference.json"
+
+
+def _fastest(fn, runs: int = 8) -> float:
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times) * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", default="1,2", help="torch thread counts, comma separated (default 1,2)")
+    ap.add_argument("--models", default="mono,mono_small", help="detector variants (default mono,mono_small)")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--out", type=Path, default=OUT, help=f"result JSON (default {OUT})")
+    args = ap.parse_args(argv)
+
+    from demopose.benchmark.latency import machine_description
+    from demopose.io import write_json_atomic
+    from demopose.models import build_model
+
+    torch.manual_seed(0)
+    load = list(os.getloadavg())
+    results, diffs = [], {}
+    with torch.no_grad():
+        for name in args.models.split(","):
+            model = build_model(name).eval()
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):  # trained-like statistics, so folding has work to do
+                    m.running_mean.uniform_(-0.5, 0.5)
+                    m.running_var.uniform_(0.5, 2.0)
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.2, 0.2)
+            W, H = model.cfg.input_size
+            image = torch.randn(1, 3, H, W)
+            plain, folded = model.feature_map(image), model.inference_feature_map(image)
+            diffs[name] = max(float((a - b).abs().max() / a.abs().max()) for a, b in zip(plain, folded))
+            paths = {
+                "plain": lambda m=model, x=image: m.feature_map(x),
+                "folded": lambda m=model, x=image: m.inference_feature_map(x),
+                "plain + head": lambda m=model, x=image: m.head(m.feature_map(x)),
+                "folded + head": lambda m=model, x=image: m._folded(x)[1](m.inference_feature_map(x)),
+            }
+            for threads in (int(t) for t in args.threads.split(",")):
+                torch.set_num_threads(threads)
+                runs: dict[str, list[float]] = {p: [] for p in paths}
+                for _ in range(args.rounds):
+                    for p, fn in paths.items():
+                        runs[p].append(_fastest(fn))
+                row = {"model": name, "input_size": [W, H], "threads": threads,
+                       "ms": {p: round(statistics.median(v), 2) for p, v in runs.items()}}
+                results.append(row)
+                print(json.dumps(row), flush=True)
+    given = argv if argv is not None else sys.argv[1:]
+    doc = {"benchmark": "monocular detector per image: plain vs BatchNorm-folded NHWC copy (eval, no_grad)",
+           "command": "python benchmarks/detector_inference.py " + " ".join(given),
+           "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_description(),
+           "max_relative_diff": diffs, "load_average_before": load, "load_average_after": list(os.getloadavg()),
+           "results": results}
+    write_json_atomic(args.out, doc)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
