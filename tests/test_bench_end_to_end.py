@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from demopose.benchmark.end_to_end import STAGES, format_table, run_end_to_end
+from demopose.benchmark.end_to_end import STAGES, format_table, merge_rounds, run_end_to_end
 
 TINY = {"mono_args": {"input_size": [64, 64]}, "mesh_points": 16}
 
@@ -69,6 +69,8 @@ def test_bad_arguments(tmp_path):
         run_end_to_end(backends=("tensorrt",))
     with pytest.raises(ValueError, match="instances"):
         run_end_to_end(backends=("torch",), instances="oracle")
+    with pytest.raises(ValueError, match="rounds"):
+        run_end_to_end(backends=("torch",), rounds=0)
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         run_end_to_end(checkpoint=tmp_path / "missing.pt")
 
@@ -86,3 +88,23 @@ def test_cli_end_to_end(tmp_path, capsys):
                             f"--out {out}")
     assert d["results"][0]["status"] == "ok"
     assert "| torch |" in capsys.readouterr().out
+
+
+def _round(e2e: float, net: float, rss: float, inst: float) -> dict:
+    stages = {s: 1.0 for s in STAGES} | {"network": net}
+    return {"backend": "torch", "status": "ok", "stages_ms": stages, "stages_mean_ms": stages,
+            "cpu_stages_ms": stages, "end_to_end_ms": e2e, "end_to_end_mean_ms": e2e, "fps": 1000 / e2e,
+            "cpu_end_to_end_ms": 2 * e2e, "instances_per_frame": inst, "detections_per_frame": inst,
+            "peak_rss_mb": rss}
+
+
+def test_merge_rounds_takes_medians():
+    row = merge_rounds([_round(100, 50, 400, 4), _round(300, 70, 420, 5), _round(200, 60, 410, 6)])
+    assert row["end_to_end_ms"] == 200 and row["fps"] == pytest.approx(5.0)
+    assert row["stages_ms"]["network"] == 60 and row["cpu_end_to_end_ms"] == 400
+    assert row["instances_per_frame"] == pytest.approx(5.0) and row["peak_rss_mb"] == 420
+    assert [r["end_to_end_ms"] for r in row["rounds"]] == [100, 300, 200]
+    skipped = {"backend": "ort", "status": "skipped", "reason": "failed: x"}
+    assert merge_rounds([_round(100, 50, 400, 4), skipped]) == skipped
+    one = _round(100, 50, 400, 4)
+    assert merge_rounds([one]) is one

@@ -59,7 +59,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BACKENDS", "STAGES", "format_table", "measure_backend", "prepare_frames", "run_end_to_end"]
+__all__ = ["BACKENDS", "STAGES", "format_table", "measure_backend", "merge_rounds", "prepare_frames",
+           "run_end_to_end"]
 
 STAGES = ("decode", "detection", "masks", "points", "network", "post")
 """The timed stages, in pipeline order (module docstring)."""
@@ -298,7 +299,7 @@ def run_end_to_end(model: str = "demopose_small", checkpoint: str | os.PathLike 
                    instances: str = "auto", data_dir: str | os.PathLike | None = None, width: int = 640,
                    height: int = 480, objects: int = 5, seed: int = 0, model_args: dict[str, Any] | None = None,
                    compile_mode: str | None = None, score_threshold: float = 0.3,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, rounds: int = 1) -> dict[str, Any]:
     """Measure every backend (one process each) and write ``out`` (JSON, atomic) when given.
 
     Args:
@@ -309,6 +310,10 @@ def run_end_to_end(model: str = "demopose_small", checkpoint: str | os.PathLike 
         instances: ``auto`` | ``detector`` | ``gt-boxes`` (module docstring).
         data_dir: where the frames are generated (kept, reused next time); default a temporary folder.
         command: the command line that produced the file, recorded in it.
+        rounds: runs of every backend, interleaved (backend 1, 2, ..., then again), each in a fresh process, so
+            that a slow minute of a shared machine does not land on one backend only. A backend's row holds the
+            median over its rounds of each stage median and of the end-to-end median (:func:`merge_rounds`);
+            its ``rounds`` entry lists each round's end-to-end figures.
 
     Returns:
         the results document (see ``benchmarks/results/end_to_end_cpu.json``).
@@ -328,6 +333,8 @@ def run_end_to_end(model: str = "demopose_small", checkpoint: str | os.PathLike 
         raise ValueError("device: cuda requested but torch sees no CUDA GPU")
     if threads < 1:
         raise ValueError(f"threads: expected a positive count, got {threads}")
+    if rounds < 1:
+        raise ValueError(f"rounds: expected a positive count, got {rounds}")
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint: {checkpoint} is not a file")
     source = instances if instances != "auto" else ("detector" if checkpoint else "gt-boxes")
@@ -341,10 +348,8 @@ def run_end_to_end(model: str = "demopose_small", checkpoint: str | os.PathLike 
                 "checkpoint": str(checkpoint) if checkpoint else None, "seed": int(seed),
                 "compile_mode": compile_mode, "score_threshold": float(score_threshold)}
         torch_model = None
-        rows = []
-        from tqdm.auto import tqdm
-
-        for b in tqdm(backends, desc="end-to-end", unit="backend", disable=not progress):
+        specs: dict[str, dict[str, Any]] = {}  # backend -> its child's spec, or its "skipped" row
+        for b in backends:
             spec = dict(base, backend=b)
             if b in ORT_BACKENDS:
                 try:
@@ -352,8 +357,8 @@ def run_end_to_end(model: str = "demopose_small", checkpoint: str | os.PathLike 
 
                     import demopose.export  # noqa: F401
                 except ImportError as e:
-                    rows.append({"backend": b, "status": "skipped",
-                                 "reason": f"demopose.export / onnxruntime not importable ({e})"})
+                    specs[b] = {"backend": b, "status": "skipped",
+                                "reason": f"demopose.export / onnxruntime not importable ({e})"}
                     continue
                 try:
                     if torch_model is None:
@@ -361,10 +366,20 @@ def run_end_to_end(model: str = "demopose_small", checkpoint: str | os.PathLike 
                     spec["onnx"] = str(_export(torch_model, b, tmp_path / "onnx", folder,
                                                _checkpoint_model(checkpoint) if checkpoint else model))
                 except Exception as e:  # noqa: BLE001 - any failure becomes the recorded reason
-                    rows.append({"backend": b, "status": "skipped",
-                                 "reason": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
+                    specs[b] = {"backend": b, "status": "skipped",
+                                "reason": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
                     continue
-            rows.append(_run_child(spec, tmp_path, threads))
+            specs[b] = spec
+        from tqdm.auto import tqdm
+
+        runs: dict[str, list[dict[str, Any]]] = {b: [] for b in backends}
+        todo = [b for b in backends if "status" not in specs[b]]
+        with tqdm(total=rounds * len(todo), desc="end-to-end", unit="run", disable=not progress) as bar:
+            for _ in range(rounds):
+                for b in todo:
+                    runs[b].append(_run_child(specs[b], tmp_path, threads))
+                    bar.update()
+        rows = [specs[b] if "status" in specs[b] else merge_rounds(runs[b]) for b in backends]
         load_end = os.getloadavg()
     doc = {
         "benchmark": "end-to-end", "machine": machine_description(), "command": command,
@@ -373,7 +388,7 @@ def run_end_to_end(model: str = "demopose_small", checkpoint: str | os.PathLike 
         "device": device, "threads": int(threads), "instances": source,
         "frame_size": [int(width), int(height)], "objects_per_scene": int(objects),
         "visible_objects_per_frame": round(statistics.fmean(len(f["gt_class_ids"]) for f in frame_list), 3),
-        "timed_frames": int(frames), "warmup_frames": int(warmup),
+        "timed_frames": int(frames), "warmup_frames": int(warmup), "rounds": int(rounds),
         "load_average": {"start": [round(v, 2) for v in load_start], "end": [round(v, 2) for v in load_end]},
         "stages": list(STAGES), "results": rows,
     }
@@ -382,6 +397,37 @@ def run_end_to_end(model: str = "demopose_small", checkpoint: str | os.PathLike 
 
         write_json_atomic(out, doc)
     return doc
+
+
+def merge_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One backend's row from its rounds (:func:`measure_backend` results): medians over the rounds of the stage
+    medians and of the end-to-end and CPU medians, FPS from that end-to-end median, means of the instance
+    counts, the largest peak memory; ``rounds`` keeps each round's ``end_to_end_ms``, ``fps`` and
+    ``cpu_end_to_end_ms``. A round that did not finish (``status`` other than ``ok``) is the row."""
+    bad = next((r for r in runs if r.get("status") != "ok"), None)
+    if bad is not None:
+        return bad
+    if len(runs) == 1:
+        return runs[0]
+
+    def med(key: str) -> dict[str, float]:
+        return {s: round(statistics.median(r[key][s] for r in runs), 3) for s in runs[0][key]}
+
+    e2e = statistics.median(r["end_to_end_ms"] for r in runs)
+    row = dict(runs[0])
+    row.update(
+        stages_ms=med("stages_ms"), stages_mean_ms=med("stages_mean_ms"), cpu_stages_ms=med("cpu_stages_ms"),
+        end_to_end_ms=round(e2e, 3), fps=round(1000.0 / e2e, 3),
+        end_to_end_mean_ms=round(statistics.fmean(r["end_to_end_mean_ms"] for r in runs), 3),
+        cpu_end_to_end_ms=round(statistics.median(r["cpu_end_to_end_ms"] for r in runs), 3),
+        instances_per_frame=round(statistics.fmean(r["instances_per_frame"] for r in runs), 3),
+        detections_per_frame=round(statistics.fmean(r["detections_per_frame"] for r in runs), 3),
+        peak_rss_mb=max(r["peak_rss_mb"] for r in runs),
+        rounds=[{k: r[k] for k in ("end_to_end_ms", "fps", "cpu_end_to_end_ms")} for r in runs],
+    )
+    if "peak_gpu_mb" in row:
+        row["peak_gpu_mb"] = max(r["peak_gpu_mb"] for r in runs)
+    return row
 
 
 def _checkpoint_model(path: str | os.PathLike) -> str | None:

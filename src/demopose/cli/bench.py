@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "demopose.export and onnxruntime; recorded as skipped otherwise)")
     e2e.add_argument("--frames", type=int, default=20, help="timed frames (distinct synthetic frames)")
     e2e.add_argument("--warmup", type=int, default=2, help="frames run before timing")
+    e2e.add_argument("--rounds", type=int, default=1,
+                     help="runs of every backend, interleaved, each in a fresh process; the row keeps the median "
+                          "over rounds (default 1; 3 or more on a shared machine)")
     e2e.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of the pipeline")
     e2e.add_argument("--instances", default="auto", choices=("auto", "detector", "gt-boxes"),
                      help="objects handed to the mask stage: the detector's, or the frames' ground-truth boxes "
@@ -90,6 +93,8 @@ def _run_end_to_end(args: argparse.Namespace) -> int:
                                                f" --model {args.model}")
     command += (f" --backends {','.join(backends)} --frames {args.frames} --warmup {args.warmup} "
                 f"--threads {args.threads} --device {args.device} --instances {args.instances}")
+    if args.rounds != 1:
+        command += f" --rounds {args.rounds}"
     if args.compile_mode:
         command += f" --compile-mode {args.compile_mode}"
     if args.data_dir:
@@ -97,7 +102,8 @@ def _run_end_to_end(args: argparse.Namespace) -> int:
     command += f" --out {out}"
     doc = run_end_to_end(model=args.model, checkpoint=args.checkpoint, backends=backends, frames=args.frames,
                          threads=args.threads, device=args.device, out=out, command=command, warmup=args.warmup,
-                         instances=args.instances, data_dir=args.data_dir, compile_mode=args.compile_mode)
+                         instances=args.instances, data_dir=args.data_dir, compile_mode=args.compile_mode,
+                         rounds=args.rounds)
     print(format_table(doc))
     print(f"machine: {doc['machine']}; load average {doc['load_average']}")
     print(f"wrote {out}")
