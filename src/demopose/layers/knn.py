@@ -1,4 +1,4 @@
-"""Batched k-nearest neighbours and neighbour gathering in pure torch.
+"""Batched k-nearest neighbours and neighbour gathering.
 
 Distances come from ``torch.cdist`` (matrix-multiply form) and neighbours from ``torch.topk``; the
 query set is processed in chunks so that the ``(B, chunk, N)`` distance block stays within a fixed
@@ -12,8 +12,14 @@ traces, i.e. in the exported ONNX graphs) point sets with ``C <= 3`` use the dif
 ``(q_x − r_x)² + (q_y − r_y)² + (q_z − r_z)²`` summed in that order: elementwise IEEE operations that every
 backend computes bit for bit alike, and equidistant neighbours are taken lower index first (a stable sort in
 PyTorch, ONNX ``TopK``'s specified tie order in the graph), so PyTorch under :func:`exact_distances` and
-onnxruntime select the same neighbours. It is several times slower than the matrix-multiply form with
-``torch.topk`` on CPU, hence not the default.
+onnxruntime select the same neighbours. In torch it is several times slower than the matrix-multiply form
+with ``torch.topk`` on CPU, hence not the default there.
+
+On CPU, float32 points with ``C <= 3`` go to a compiled kernel (:mod:`demopose.native.knn`) that computes the
+exact difference form and tie order, faster than either torch form: so CPU inference ranks neighbours exactly
+like the ONNX graphs, whether or not :func:`exact_distances` is on. Elsewhere (GPU, ``C > 3``, no C compiler,
+``DEMOPOSE_NATIVE=0``) the rule above holds; ``exact_distances(False)`` forces the matrix-multiply form
+everywhere.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Iterator
 import torch
 
 from demopose._checks import check_shape
+from demopose.native import knn as native_knn
 
 __all__ = ["exact_distances", "gather_points", "knn_indices", "nearest_indices", "squared_distances"]
 
@@ -109,6 +116,8 @@ def knn_indices(
     available = N - 1 if exclude_self else N
     if not 1 <= k <= available:
         raise ValueError(f"knn_indices: k must be in [1, {available}] for {N} reference points, got {k}")
+    if _EXACT is not False and native_knn.usable(query.detach(), ref.detach(), k):
+        return native_knn.knn(query.detach(), ref.detach(), k, exclude_self=exclude_self)
     if chunk_size is None:
         # one block while torch.export traces (ONNX export): B is symbolic there
         chunk_size = M if torch.compiler.is_exporting() else max(1, _MAX_BLOCK // max(1, B * N))

@@ -5,6 +5,6 @@ float32 tensors, no gradient recorded, not while exporting or compiling) and whe
 ``DEMOPOSE_NATIVE=0`` turns them all off.
 """
 
-from demopose.native._build import load_library, native_disabled
+from demopose.native._build import applicable, load_library, native_disabled
 
-__all__ = ["load_library", "native_disabled"]
+__all__ = ["applicable", "load_library", "native_disabled"]

@@ -27,9 +27,11 @@ from pathlib import Path
 
 from demopose.io import atomic_path, cache_dir
 
-__all__ = ["load_library", "native_disabled"]
+__all__ = ["applicable", "load_library", "native_disabled"]
 
-FLAGS = ("-O3", "-fPIC", "-shared", "-pthread")
+FLAGS = ("-O3", "-ffp-contract=off", "-fPIC", "-shared", "-pthread")
+"""``-ffp-contract=off``: a multiply and an add stay two roundings unless the source asks for a fused one, so
+that a kernel can reproduce PyTorch's elementwise arithmetic bit for bit (``knn.c``)."""
 NATIVE_FLAGS = ("-march=native",)
 """Tried first; a compiler that does not know them (some ARM toolchains) builds without them."""
 
@@ -40,6 +42,19 @@ _loaded: dict[str, ctypes.CDLL | None] = {}
 def native_disabled() -> bool:
     """Whether ``DEMOPOSE_NATIVE`` turns the compiled kernels off (``0``, ``false``, ``no`` or ``off``)."""
     return os.environ.get("DEMOPOSE_NATIVE", "1").strip().lower() in ("0", "false", "no", "off")
+
+
+def applicable(*tensors) -> bool:
+    """Whether a kernel may take these float tensors: on CPU, float32, no gradient being recorded through them,
+    and not inside ``torch.export`` / ``torch.compile`` / ``torch.jit`` tracing (the kernels are opaque there).
+    Availability of the kernel itself is checked by its module."""
+    import torch
+
+    if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
+        return False
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    return not (torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing())
 
 
 def _cpu_flags() -> str:

@@ -17,7 +17,7 @@ import ctypes
 
 import torch
 
-from demopose.native._build import load_library
+from demopose.native._build import applicable, load_library
 
 __all__ = ["aggregate", "available", "usable"]
 
@@ -42,15 +42,9 @@ def available() -> bool:
 
 
 def usable(*tensors: torch.Tensor) -> bool:
-    """Whether :func:`aggregate` applies to these float inputs: CPU float32, no gradient being recorded
-    through them, not inside ``torch.export`` / ``torch.compile`` / ``torch.jit`` tracing, kernel available."""
-    if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
-        return False
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return False
-    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing():
-        return False
-    return available()
+    """Whether :func:`aggregate` applies to these float inputs (:func:`~demopose.native.applicable`) and the
+    kernel is available."""
+    return applicable(*tensors) and available()
 
 
 def aggregate(
