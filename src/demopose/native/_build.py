@@ -105,7 +105,8 @@ def build_library(name: str, compiler: str | None = None, folder: Path | None = 
     if compiler is None:
         raise RuntimeError("no C compiler found (set CC, or install cc / gcc / clang)")
     key = hashlib.sha256()
-    for part in (source.read_bytes(), compiler.encode(), " ".join(FLAGS + NATIVE_FLAGS).encode(),
+    headers = [h.read_bytes() for h in sorted(source.parent.glob("*.h"))]  # included by the sources
+    for part in (source.read_bytes(), *headers, compiler.encode(), " ".join(FLAGS + NATIVE_FLAGS).encode(),
                  platform.machine().encode(), _cpu_flags().encode()):
         key.update(part)
         key.update(b"\0")

@@ -14,12 +14,13 @@
  * memory and reads back several times (product, gather, multiply, max); here each value lives in a
  * register between its product and its max, so only the gathered rows of g are read.
  *
- * Rows are split into contiguous ranges over `threads` POSIX threads (the caller's thread runs the
- * first range). Vector intrinsics where the compiler targets AVX-512, AVX2 or NEON (-march=native), else scalar C.
+ * Rows are split into contiguous ranges over `threads` threads (threads.h). Vector intrinsics where the compiler
+ * targets AVX-512, AVX2 or NEON (-march=native), else scalar C.
  */
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
+
+#include "threads.h"
 
 /* One vector of running maxima, kept in a register across the neighbours (AVX-512, AVX2 + FMA, NEON), or
  * a scalar where none of these is compiled in. */
@@ -75,7 +76,6 @@ typedef struct {
     const int64_t *idx;   /* (R, k) rows of g, or NULL */
     const float *center;  /* (R, C) or NULL */
     float *out;           /* (R, C) */
-    int64_t begin, end;   /* rows of this job */
     int64_t k, S, C;
     float scale;
 } Job;
@@ -110,10 +110,12 @@ static inline float max_over_neighbours_1(const Job *job, int64_t i, int64_t m) 
     return best;
 }
 
-static void run_rows(const Job *job) {
+static void run_rows(const void *args, int part, int64_t begin, int64_t end) {
+    const Job *job = (const Job *)args;
     const int64_t S = job->S, C = job->C;
     const vec scale = V_SET(job->scale);
-    for (int64_t i = job->begin; i < job->end; ++i) {
+    (void)part;
+    for (int64_t i = begin; i < end; ++i) {
         float *out = job->out + i * C;
         const float *center = job->center ? job->center + i * C : 0;
         int64_t c = 0;
@@ -133,39 +135,11 @@ static void run_rows(const Job *job) {
     }
 }
 
-static void *run_thread(void *arg) {
-    run_rows((const Job *)arg);
-    return 0;
-}
-
-#define MAX_THREADS 256
-
-/* Returns 0, or -1 if a thread could not be started (its rows are then run on the caller's thread). */
+/* Returns 0. */
 int gcn3d_aggregate(const float *dirs, const float *d, const float *g, const int64_t *idx,
                     const float *center, float *out, int64_t rows, int64_t k, int64_t S, int64_t C,
                     float scale, int threads) {
-    if (threads < 1) threads = 1;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
-    if (threads > rows) threads = rows > 0 ? (int)rows : 1;
-    Job jobs[MAX_THREADS];
-    pthread_t handles[MAX_THREADS];
-    int started[MAX_THREADS];
-    int status = 0;
-    for (int t = 0; t < threads; ++t) {
-        Job job = {dirs, d, g, idx, center, out, rows * t / threads, rows * (t + 1) / threads, k, S, C, scale};
-        jobs[t] = job;
-        started[t] = 0;
-    }
-    for (int t = 1; t < threads; ++t)
-        started[t] = pthread_create(&handles[t], 0, run_thread, &jobs[t]) == 0;
-    run_rows(&jobs[0]);
-    for (int t = 1; t < threads; ++t) {
-        if (started[t]) {
-            pthread_join(handles[t], 0);
-        } else {
-            run_rows(&jobs[t]);
-            status = -1;
-        }
-    }
-    return status;
+    const Job job = {dirs, d, g, idx, center, out, k, S, C, scale};
+    parallel_rows(run_rows, &job, rows, threads);
+    return 0;
 }

@@ -8,11 +8,12 @@
  * NaN distances rank as +inf. With exclude_self, point i of a set queried against itself is never its own
  * neighbour (a duplicate point at distance 0 still is).
  *
- * Query rows are split into contiguous ranges over `threads` POSIX threads (the caller's thread runs the first).
+ * Query rows are split into contiguous ranges over `threads` threads (threads.h).
  */
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
+
+#include "threads.h"
 
 #define MAX_K 64 /* neighbours per query at most (the caller checks) */
 
@@ -20,18 +21,18 @@ typedef struct {
     const float *query;  /* (B, M, C) */
     const float *ref_t;  /* (B, C, N): the reference set, one row per coordinate */
     int64_t *out;        /* (B, M, k) */
-    float *scratch;      /* N distances of this job */
-    int64_t begin, end;  /* flat query rows b * M + i of this job */
+    float *scratch;      /* (threads, N): a row of distances per part */
     int64_t M, N, C, k;
     int exclude_self;
 } Job;
 
-static void run_rows(const Job *job) {
+static void run_rows(const void *args, int part, int64_t begin, int64_t end) {
+    const Job *job = (const Job *)args;
     const int64_t M = job->M, N = job->N, C = job->C, k = job->k;
-    float *restrict d = job->scratch;
+    float *restrict d = job->scratch + (int64_t)part * N;
     float bd[MAX_K];
     int64_t bi[MAX_K];
-    for (int64_t row = job->begin; row < job->end; ++row) {
+    for (int64_t row = begin; row < end; ++row) {
         const int64_t b = row / M, i = row % M;
         const float *q = job->query + row * C;
         const float *r = job->ref_t + b * C * N;
@@ -72,42 +73,12 @@ static void run_rows(const Job *job) {
     }
 }
 
-static void *run_thread(void *arg) {
-    run_rows((const Job *)arg);
-    return 0;
-}
-
-#define MAX_THREADS 256
-
-/* scratch: threads * N floats. Returns 0, or -1 if a thread could not be started (its rows then run here). */
 int knn_max_k(void) { return MAX_K; }
 
+/* scratch: (threads, N) floats; flat query rows b * M + i are split into parts over the threads. Returns 0. */
 int knn_exact(const float *query, const float *ref_t, int64_t B, int64_t M, int64_t N, int64_t C, int64_t k,
               int exclude_self, int64_t *out, float *scratch, int threads) {
-    const int64_t rows = B * M;
-    if (threads < 1) threads = 1;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
-    if (threads > rows) threads = rows > 0 ? (int)rows : 1;
-    Job jobs[MAX_THREADS];
-    pthread_t handles[MAX_THREADS];
-    int started[MAX_THREADS];
-    int status = 0;
-    for (int t = 0; t < threads; ++t) {
-        Job job = {query, ref_t, out, scratch + (int64_t)t * N, rows * t / threads, rows * (t + 1) / threads,
-                   M, N, C, k, exclude_self};
-        jobs[t] = job;
-        started[t] = 0;
-    }
-    for (int t = 1; t < threads; ++t)
-        started[t] = pthread_create(&handles[t], 0, run_thread, &jobs[t]) == 0;
-    run_rows(&jobs[0]);
-    for (int t = 1; t < threads; ++t) {
-        if (started[t]) {
-            pthread_join(handles[t], 0);
-        } else {
-            run_rows(&jobs[t]);
-            status = -1;
-        }
-    }
-    return status;
+    const Job job = {query, ref_t, out, scratch, M, N, C, k, exclude_self};
+    parallel_rows(run_rows, &job, B * M, threads);
+    return 0;
 }
