@@ -15,12 +15,9 @@ two paths' PAN levels is recorded. Writes ``benchmarks/results/detector_inferenc
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
-import sys
-import time
 from pathlib import Path
 
 import demopose  # noqa: F401  (before torch: its OpenMP / BLAS thread defaults)
@@ -31,31 +28,17 @@ import torch
 OUT = Path(__file__).parent / "results" / "detector_inference.json"
 
 
-def _fastest(fn, runs: int = 8) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times) * 1000
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", default="1,2", help="torch thread counts, comma separated (default 1,2)")
+    from demopose.benchmark.micro import fastest_ms, micro_parser, write_result
+
+    ap = micro_parser(__doc__, OUT)
     ap.add_argument("--models", default="mono,mono_small", help="detector variants (default mono,mono_small)")
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--out", type=Path, default=OUT, help=f"result JSON (default {OUT})")
     args = ap.parse_args(argv)
 
-    from demopose.benchmark.latency import machine_description
-    from demopose.io import write_json_atomic
     from demopose.models import build_model
 
     torch.manual_seed(0)
-    load = list(os.getloadavg())
+    load = os.getloadavg()
     results, diffs = [], {}
     with torch.no_grad():
         for name in args.models.split(","):
@@ -81,19 +64,13 @@ def main(argv: list[str] | None = None) -> int:
                 runs: dict[str, list[float]] = {p: [] for p in paths}
                 for _ in range(args.rounds):
                     for p, fn in paths.items():
-                        runs[p].append(_fastest(fn))
+                        runs[p].append(fastest_ms(fn))
                 row = {"model": name, "input_size": [W, H], "threads": threads,
                        "ms": {p: round(statistics.median(v), 2) for p, v in runs.items()}}
                 results.append(row)
                 print(json.dumps(row), flush=True)
-    given = argv if argv is not None else sys.argv[1:]
-    doc = {"benchmark": "monocular detector per image: plain vs BatchNorm-folded NHWC copy (eval, no_grad)",
-           "command": "python benchmarks/detector_inference.py " + " ".join(given),
-           "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_description(),
-           "max_relative_diff": diffs, "load_average_before": load, "load_average_after": list(os.getloadavg()),
-           "results": results}
-    write_json_atomic(args.out, doc)
-    print(f"wrote {args.out}")
+    write_result(args.out, "monocular detector per image: plain vs BatchNorm-folded NHWC copy (eval, no_grad)",
+                 "benchmarks/detector_inference.py", argv, load, results, max_relative_diff=diffs)
     return 0
 
 

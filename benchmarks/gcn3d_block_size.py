@@ -16,12 +16,9 @@ runs where the kernel does not (training, no C compiler). Writes ``benchmarks/re
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
-import sys
-import time
 from pathlib import Path
 
 import demopose  # noqa: F401  (before torch: its OpenMP / BLAS thread defaults)
@@ -34,14 +31,10 @@ SETTINGS = ((1 << 18, 256), (1 << 19, 512), (1 << 20, 1024))  # (CPU_BLOCK_ELEME
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", default="1,2", help="torch thread counts, comma separated (default 1,2)")
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--out", type=Path, default=OUT, help=f"result JSON (default {OUT})")
-    args = ap.parse_args(argv)
+    from demopose.benchmark.micro import fastest_ms, micro_parser, write_result
 
-    from demopose.benchmark.latency import machine_description
-    from demopose.io import write_json_atomic
+    args = micro_parser(__doc__, OUT).parse_args(argv)
+
     from demopose.layers import gcn3d
     from demopose.models import build_model
     from demopose.native import gcn3d as native_gcn3d
@@ -50,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     model = build_model("gpv").eval()
     batches = {b: torch.randn(b, 1028, 3) * 0.1 for b in (1, 5)}
-    load = list(os.getloadavg())
+    load = os.getloadavg()
     results = []
     with torch.no_grad():
         for threads in (int(t) for t in args.threads.split(",")):
@@ -60,26 +53,14 @@ def main(argv: list[str] | None = None) -> int:
                 for s in SETTINGS:
                     gcn3d.CPU_BLOCK_ELEMENTS, gcn3d.CPU_BLOCK_ROWS = s
                     for b, points in batches.items():
-                        for _ in range(2):
-                            model.backbone.levels(points)
-                        times = []
-                        for _ in range(8):
-                            t0 = time.perf_counter()
-                            model.backbone.levels(points)
-                            times.append(time.perf_counter() - t0)
-                        runs[s][b].append(min(times) * 1000 / b)
+                        runs[s][b].append(fastest_ms(lambda p=points: model.backbone.levels(p)) / b)
             for s in SETTINGS:
                 row = {"threads": threads, "block_elements": s[0], "block_rows": s[1],
                        "ms_per_instance": {str(b): round(statistics.median(v), 2) for b, v in runs[s].items()}}
                 results.append(row)
                 print(json.dumps(row), flush=True)
-    given = argv if argv is not None else sys.argv[1:]
-    doc = {"benchmark": "gpv backbone (GPVBackbone.levels) per instance vs 3D-GC CPU block size",
-           "command": "python benchmarks/gcn3d_block_size.py " + " ".join(given),
-           "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_description(), "points": 1028,
-           "load_average_before": load, "load_average_after": list(os.getloadavg()), "results": results}
-    write_json_atomic(args.out, doc)
-    print(f"wrote {args.out}")
+    write_result(args.out, "gpv backbone (GPVBackbone.levels) per instance vs 3D-GC CPU block size",
+                 "benchmarks/gcn3d_block_size.py", argv, load, results, points=1028)
     return 0
 
 

@@ -14,12 +14,9 @@ the largest difference is recorded. Writes ``benchmarks/results/gcn3d_native.jso
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
-import sys
-import time
 from pathlib import Path
 
 import demopose  # noqa: F401  (before torch: its OpenMP / BLAS thread defaults)
@@ -31,14 +28,10 @@ OUT = Path(__file__).parent / "results" / "gcn3d_native.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", default="1,2", help="torch thread counts, comma separated (default 1,2)")
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--out", type=Path, default=OUT, help=f"result JSON (default {OUT})")
-    args = ap.parse_args(argv)
+    from demopose.benchmark.micro import fastest_ms, micro_parser, write_result
 
-    from demopose.benchmark.latency import machine_description
-    from demopose.io import write_json_atomic
+    args = micro_parser(__doc__, OUT).parse_args(argv)
+
     from demopose.models import build_model
     from demopose.native import gcn3d as native_gcn3d
 
@@ -49,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     model = build_model("gpv").eval()
     batches = {b: torch.randn(b, 1028, 3) * 0.1 for b in (1, 5)}
-    load = list(os.getloadavg())
+    load = os.getloadavg()
 
     def levels(points: torch.Tensor) -> list[torch.Tensor]:
         out = model.backbone.levels(points, generator=torch.Generator().manual_seed(1))
@@ -57,13 +50,11 @@ def main(argv: list[str] | None = None) -> int:
 
     results, max_diff = [], 0.0
     with torch.no_grad():
+        outputs = {}
         for name, fn in paths.items():  # same outputs
             native_gcn3d.usable = fn
-            out = levels(batches[5])
-            if name == "native":
-                ref = out
-            else:
-                max_diff = max(float((a - b).abs().max()) for a, b in zip(ref, out))
+            outputs[name] = levels(batches[5])
+        max_diff = max(float((a - b).abs().max()) for a, b in zip(outputs["native"], outputs["torch"]))
         for threads in (int(t) for t in args.threads.split(",")):
             torch.set_num_threads(threads)
             runs = {p: {b: [] for b in batches} for p in paths}
@@ -71,28 +62,15 @@ def main(argv: list[str] | None = None) -> int:
                 for name, fn in paths.items():
                     native_gcn3d.usable = fn
                     for b, points in batches.items():
-                        for _ in range(2):
-                            levels(points)
-                        times = []
-                        for _ in range(8):
-                            t0 = time.perf_counter()
-                            levels(points)
-                            times.append(time.perf_counter() - t0)
-                        runs[name][b].append(min(times) * 1000 / b)
+                        runs[name][b].append(fastest_ms(lambda p=points: levels(p)) / b)
             for name in paths:
                 row = {"threads": threads, "path": name,
                        "ms_per_instance": {str(b): round(statistics.median(v), 2) for b, v in runs[name].items()}}
                 results.append(row)
                 print(json.dumps(row), flush=True)
     native_gcn3d.usable = usable
-    given = argv if argv is not None else sys.argv[1:]
-    doc = {"benchmark": "gpv backbone (GPVBackbone.levels) per instance: compiled 3D-GC kernel vs torch path",
-           "command": "python benchmarks/gcn3d_native.py " + " ".join(given),
-           "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_description(), "points": 1028,
-           "max_abs_diff": max_diff, "load_average_before": load, "load_average_after": list(os.getloadavg()),
-           "results": results}
-    write_json_atomic(args.out, doc)
-    print(f"wrote {args.out}")
+    write_result(args.out, "gpv backbone (GPVBackbone.levels) per instance: compiled 3D-GC kernel vs torch path",
+                 "benchmarks/gcn3d_native.py", argv, load, results, points=1028, max_abs_diff=max_diff)
     return 0
 
 

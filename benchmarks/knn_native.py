@@ -14,12 +14,9 @@ neighbours equal the torch exact form's is recorded. Writes ``benchmarks/results
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
-import sys
-import time
 from pathlib import Path
 
 import demopose  # noqa: F401  (before torch: its OpenMP / BLAS thread defaults)
@@ -31,14 +28,10 @@ OUT = Path(__file__).parent / "results" / "knn_native.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", default="1,2", help="torch thread counts, comma separated (default 1,2)")
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--out", type=Path, default=OUT, help=f"result JSON (default {OUT})")
-    args = ap.parse_args(argv)
+    from demopose.benchmark.micro import fastest_ms, micro_parser, write_result
 
-    from demopose.benchmark.latency import machine_description
-    from demopose.io import write_json_atomic
+    args = micro_parser(__doc__, OUT).parse_args(argv)
+
     from demopose.layers.knn import exact_distances, knn_indices
     from demopose.native import knn as native_knn
 
@@ -61,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     cases = {(b, n): torch.randn(b, n, 3) * 0.1 for b in (1, 5) for n in (1028, 257)}
     equal = all(torch.equal(forms["native"](p), forms["torch exact + stable sort"](p)) for p in cases.values())
-    load = list(os.getloadavg())
+    load = os.getloadavg()
     results = []
     for threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(threads)
@@ -69,26 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):
             for f, fn in forms.items():
                 for c, points in cases.items():
-                    for _ in range(2):
-                        fn(points)
-                    times = []
-                    for _ in range(10):
-                        t0 = time.perf_counter()
-                        fn(points)
-                        times.append(time.perf_counter() - t0)
-                    runs[(f, c)].append(min(times) * 1000)
+                    runs[(f, c)].append(fastest_ms(lambda fn=fn, p=points: fn(p), runs=10))
         for (f, (b, n)), v in runs.items():
             row = {"threads": threads, "form": f, "batch": b, "points": n, "ms": round(statistics.median(v), 3)}
             results.append(row)
             print(json.dumps(row), flush=True)
-    given = argv if argv is not None else sys.argv[1:]
-    doc = {"benchmark": "kNN (k = 10, self excluded): compiled exact kernel vs torch forms",
-           "command": "python benchmarks/knn_native.py " + " ".join(given),
-           "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_description(),
-           "native_equals_torch_exact": equal, "load_average_before": load,
-           "load_average_after": list(os.getloadavg()), "results": results}
-    write_json_atomic(args.out, doc)
-    print(f"wrote {args.out}")
+    write_result(args.out, "kNN (k = 10, self excluded): compiled exact kernel vs torch forms",
+                 "benchmarks/knn_native.py", argv, load, results, native_equals_torch_exact=equal)
     return 0
 
 

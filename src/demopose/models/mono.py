@@ -209,6 +209,16 @@ class MonoDetector(nn.Module):
             images = images.contiguous(memory_format=torch.channels_last)
         return list(folded[0](images))
 
+    def _levels_and_head(self, images: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """The PAN levels and the head's outputs, through the folded copies where they apply (:meth:`_folded`;
+        the levels may then be NHWC in memory)."""
+        folded = self._folded(images)
+        if folded is None:
+            feats = self.feature_map(images)
+            return feats, self.head(feats)
+        feats = self.inference_feature_map(images)
+        return feats, folded[1](feats)
+
     def _folded(self, images: torch.Tensor) -> tuple[nn.Module, nn.Module] | None:
         """Copies of backbone + neck and of the head with every BatchNorm folded into its convolution,
         computing in NHWC on CPU (:func:`~demopose.layers.bn_folding.fold_conv_bn`: 46 -> 32 ms for the
@@ -240,8 +250,7 @@ class MonoDetector(nn.Module):
     # -- training -------------------------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor]) -> PosePrediction:
         images = batch["image"]
-        feats = self.feature_map(images)
-        out = self.head(feats)
+        feats, out = self._levels_and_head(images)
         priors, strides, counts = self.head.priors_for(feats)
         out.update(priors=priors, strides=strides, level_sizes=torch.tensor(counts))
         B = images.shape[0]
@@ -264,14 +273,8 @@ class MonoDetector(nn.Module):
 
     def _detect(self, images: torch.Tensor) -> tuple[list[dict[str, torch.Tensor]], list[torch.Tensor]]:
         """:meth:`detect_images` and the PAN levels it computed on the way."""
-        folded = self._folded(images)
-        if folded is None:
-            feats = self.feature_map(images)
-            out = self.head(feats)
-        else:
-            feats = self.inference_feature_map(images)
-            out = folded[1](feats)
-            feats = [f.contiguous() for f in feats]
+        feats, out = self._levels_and_head(images)
+        feats = [f.contiguous() for f in feats]
         priors, strides, _ = self.head.priors_for(feats)
         dets = postprocess_detections({k: out[k] for k in ("cls", "reg", "kpt", "size")}, priors, strides,
                                       tuple(images.shape[-2:]), self.cfg, self.head.num_keypoints)
