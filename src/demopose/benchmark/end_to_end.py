@@ -458,23 +458,25 @@ def _run_child(spec: dict[str, Any], tmp: Path, threads: int) -> dict[str, Any]:
 
 def format_table(doc: dict[str, Any], clock: str = "wall") -> str:
     """A markdown table of an end-to-end document, one row per backend: per-stage medians (ms), end-to-end
-    median and FPS of the wall ``clock``, or with ``clock="cpu"`` the process CPU times (and frames per CPU
-    second)."""
+    median and FPS of the wall ``clock`` (and each round's FPS when the document has several rounds), or with
+    ``clock="cpu"`` the process CPU times (and frames per CPU second)."""
     if clock not in ("wall", "cpu"):
         raise ValueError(f"clock: expected 'wall' or 'cpu', got {clock!r}")
     cpu = clock == "cpu"
-    head = ("| backend | " + " | ".join(STAGES) + (" | CPU ms / frame | frames / CPU s" if cpu else
-                                                    " | end-to-end ms | FPS | CPU ms / frame")
+    rounds = not cpu and any("rounds" in r for r in doc["results"])
+    wall_cols = " | end-to-end ms | FPS" + (" | FPS of each round" if rounds else "") + " | CPU ms / frame"
+    head = ("| backend | " + " | ".join(STAGES) + (" | CPU ms / frame | frames / CPU s" if cpu else wall_cols)
             + " | inst./frame | peak RSS (MB) |")
-    lines = [head, "|" + "---|" * (len(STAGES) + (5 if cpu else 6))]
+    cells = len(STAGES) + (5 if cpu else 6 + rounds)
+    lines = [head, "|" + "---|" * cells]
     for r in doc["results"]:
         if r.get("status") != "ok":
-            pad = " |" * (len(STAGES) + (3 if cpu else 4))
-            lines.append(f"| {r['backend']} | skipped: {r.get('reason', '')} |{pad}")
+            lines.append(f"| {r['backend']} | skipped: {r.get('reason', '')} |" + " |" * (cells - 2))
             continue
         st = " | ".join(f"{r['cpu_stages_ms' if cpu else 'stages_ms'][s]:.1f}" for s in STAGES)
         mem = f"{r['peak_rss_mb']:.0f}" + (f" (GPU {r['peak_gpu_mb']:.0f})" if "peak_gpu_mb" in r else "")
+        each = (" | " + ", ".join(f"{x['fps']:.2f}" for x in r.get("rounds", [r]))) if rounds else ""
         mid = (f"{r['cpu_end_to_end_ms']:.1f} | {1000 / r['cpu_end_to_end_ms']:.2f}" if cpu else
-               f"{r['end_to_end_ms']:.1f} | {r['fps']:.2f} | {r['cpu_end_to_end_ms']:.1f}")
+               f"{r['end_to_end_ms']:.1f} | {r['fps']:.2f}{each} | {r['cpu_end_to_end_ms']:.1f}")
         lines.append(f"| {r['backend']} | {st} | {mid} | {r['instances_per_frame']:.1f} | {mem} |")
     return "\n".join(lines)

@@ -10,9 +10,10 @@ What is exported (eval mode; training-only heads are never traced):
   ``rgb_point_features (B, N, C)`` float32. Outputs ``R (B, 3, 3)``, ``t (B, 3)`` metres, ``size (B, 3)``
   metres. ``B`` is dynamic; ``N`` is fixed at export (the model's ``num_points``, 1028). The mesh-point head
   (DeMo-Pose MPL) and the face-voting / reconstruction heads exist only in training and are absent. The graph's
-  neighbour search is the backend-independent one of :func:`demopose.layers.knn.exact_distances`: PyTorch in
-  that mode and onnxruntime give the same poses to float rounding, also on real depth, where PyTorch's default
-  (matrix-multiply distances) can pick other neighbours among near-equidistant pixels.
+  neighbour search is the backend-independent one of :func:`demopose.layers.knn.exact_distances`, which PyTorch
+  also runs on CPU through the compiled kNN kernel (:mod:`demopose.native.knn`): the two give the same poses to
+  float rounding, also on real depth. Where PyTorch runs the matrix-multiply distances (GPU, no kernel) it can
+  pick other neighbours among near-equidistant pixels.
 - **mono graph** (``mono``, ``mono_small`` and the detector of ``demopose``): input ``images (B, 3, H_in, W_in)``
   (letterboxed, normalised: :func:`demopose.models.mono.letterbox_frame`); outputs the raw head tensors
   ``cls (B, P, C)``, ``reg (B, P, 4(n+1))``, ``kpt (B, P, 18)``, ``size (B, P, 3)`` and the PAN feature map

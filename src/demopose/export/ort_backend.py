@@ -3,9 +3,9 @@
 - :class:`OrtPoseModel` wraps a pose graph (``gpv`` family): ``model(batch, generator=None) -> PosePrediction``
   reads the same batch keys as :class:`~demopose.models.gpv.GPVPose` and draws the random pooling subsets
   from ``generator`` exactly as the PyTorch model does, so with the same generator the two give the same
-  poses to float rounding (PyTorch under :func:`demopose.layers.knn.exact_distances`, whose neighbour search
-  the graph records; with PyTorch's default search, real depth can differ by a swapped near-equidistant
-  neighbour). ``eval()`` / ``train()`` are no-ops and ``training`` is False, so
+  poses to float rounding (PyTorch on CPU with its compiled kNN kernel, or under
+  :func:`demopose.layers.knn.exact_distances`: the neighbour search the graph records; with the matrix-multiply
+  search of PyTorch on GPU, real depth can differ by a swapped near-equidistant neighbour). ``eval()`` / ``train()`` are no-ops and ``training`` is False, so
   :func:`demopose.engine.inference.run_inference` runs it unchanged.
 - :class:`OrtMonoDetector` wraps a mono graph with the detector's inference API (``detect_images``,
   ``detect_frame``, ``poses_from_detections``, ``predict_frame``, ``feature_map``); decoding and NMS are the
