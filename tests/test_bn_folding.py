@@ -57,6 +57,25 @@ def test_fold_conv_bn_matches_eval_and_leaves_the_original(channels_last):
     assert not any(p.requires_grad for p in folded.parameters())
 
 
+class _SharedConv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+        self.bn = nn.BatchNorm2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x)) + self.conv(2 * x)  # the conv is called twice: folding it would change both
+
+
+def test_a_conv_used_twice_is_not_folded():
+    net = _randomise_bn(_SharedConv()).eval()
+    folded = fold_conv_bn(net)
+    x = torch.randn(1, 2, 4, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), net(x))
+    assert any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+
+
 def test_fold_conv_bn_weights_known_answer():
     conv = nn.Conv2d(1, 1, 1, bias=True)
     bn = nn.BatchNorm2d(1).eval()

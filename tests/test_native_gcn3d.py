@@ -140,6 +140,19 @@ def test_build_is_cached_and_failures_are_reported(tmp_path, monkeypatch):
     assert not list((tmp_path / "other").glob("*"))  # no partial file left behind
 
 
+def test_cached_build_is_readable_by_others_and_a_broken_one_is_rebuilt(tmp_path, monkeypatch):
+    if build._compiler() is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setenv("DEMOPOSE_CACHE", str(tmp_path))
+    lib = build.build_library("gcn3d")
+    assert lib.parent == tmp_path / "native" and lib.stat().st_mode & 0o044 == 0o044
+    lib.write_bytes(b"not a shared library")  # damaged (or unreadable) cached file
+    monkeypatch.setattr(build, "_loaded", {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert build.load_library("gcn3d") is not None  # rebuilt into a private folder
+
+
 def test_unavailable_kernel_warns_once_and_falls_back(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "_loaded", {})
     monkeypatch.setenv("DEMOPOSE_CACHE", str(tmp_path))

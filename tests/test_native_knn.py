@@ -48,6 +48,15 @@ def test_known_answer_ties_lower_index_first():
     assert native_knn.knn(v, v, 1)[0, :, 0].tolist() == [0, 1, 2, 3, 4]  # itself, when not excluded
 
 
+def test_self_never_returned_even_among_infinite_distances():
+    # distances from point 0 to points 1 and 2 overflow float32 to +inf: they tie with nothing excluded by index
+    v = torch.tensor([[[0.0, 0, 0], [1e30, 0, 0], [2e30, 0, 0], [1, 0, 0]]])
+    got = native_knn.knn(v, v, 3, exclude_self=True)
+    for i in range(4):
+        assert i not in got[0, i].tolist()
+    assert got[0, 0].tolist() == [3, 1, 2]
+
+
 def test_default_path_uses_the_kernel_and_false_forces_the_matmul_form(monkeypatch):
     calls = []
     real = native_knn.knn

@@ -5,8 +5,9 @@
   from ``generator`` exactly as the PyTorch model does, so with the same generator the two give the same
   poses to float rounding (PyTorch on CPU with its compiled kNN kernel, or under
   :func:`demopose.layers.knn.exact_distances`: the neighbour search the graph records; with the matrix-multiply
-  search of PyTorch on GPU, real depth can differ by a swapped near-equidistant neighbour). ``eval()`` / ``train()`` are no-ops and ``training`` is False, so
-  :func:`demopose.engine.inference.run_inference` runs it unchanged.
+  search of PyTorch on GPU, real depth can differ by a swapped near-equidistant neighbour). ``eval()`` /
+  ``train()`` are no-ops and ``training`` is False, so :func:`demopose.engine.inference.run_inference` runs it
+  unchanged.
 - :class:`OrtMonoDetector` wraps a mono graph with the detector's inference API (``detect_images``,
   ``detect_frame``, ``poses_from_detections``, ``predict_frame``, ``feature_map``); decoding and NMS are the
   PyTorch model's own functions (:func:`demopose.models.mono.postprocess_detections`).

@@ -42,8 +42,8 @@ def fold_conv_bn(module: nn.Module, channels_last: bool = False, concrete_args: 
     Args:
         module: traceable by ``torch.fx.symbolic_trace`` (no control flow on tensor values).
         channels_last: store the copy's 4-D weights in NHWC (pass NHWC inputs too; see the module docstring).
-        concrete_args: ``torch.fx.symbolic_trace``'s: e.g. ``{"levels": [fx.PH] * 3}`` for a forward taking a
-            list of 3 tensors (the copy then takes them flattened, as 3 arguments).
+        concrete_args: ``torch.fx.symbolic_trace``'s: e.g. ``{"feats": [fx.PH] * 3}`` for a forward taking a
+            list of 3 tensors (the copy takes such a list too).
 
     Returns:
         A ``torch.fx.GraphModule`` computing ``module``'s forward at eval (equal up to float rounding).
@@ -54,12 +54,21 @@ def fold_conv_bn(module: nn.Module, channels_last: bool = False, concrete_args: 
     with torch.no_grad():
         traced = fx.symbolic_trace(copy.deepcopy(module).eval(), concrete_args=concrete_args)
         modules = dict(traced.named_modules())
+        # a module called at several places (or whose parameters are read directly) is shared: not folded
+        uses: dict[str, int] = {}
+        for node in traced.graph.nodes:
+            if node.op == "call_module":
+                uses[node.target] = uses.get(node.target, 0) + 1
+            elif node.op == "get_attr":
+                owner = node.target.rpartition(".")[0]
+                uses[owner] = uses.get(owner, 0) + 2
         for node in list(traced.graph.nodes):
             if node.op != "call_module" or not isinstance(modules[node.target], nn.BatchNorm2d):
                 continue
             (source,) = node.args if len(node.args) == 1 else (None,)
             if not (isinstance(source, fx.Node) and source.op == "call_module" and len(source.users) == 1
-                    and type(modules[source.target]) is nn.Conv2d):
+                    and type(modules[source.target]) is nn.Conv2d
+                    and uses[source.target] == 1 and uses[node.target] == 1):
                 continue
             bn, conv = modules[node.target], modules[source.target]
             if bn.running_mean is None or conv.padding_mode != "zeros":

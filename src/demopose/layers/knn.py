@@ -1,8 +1,9 @@
 """Batched k-nearest neighbours and neighbour gathering.
 
-Distances come from ``torch.cdist`` (matrix-multiply form) and neighbours from ``torch.topk``; the
+In torch, distances come from ``torch.cdist`` (matrix-multiply form) and neighbours from ``torch.topk``; the
 query set is processed in chunks so that the ``(B, chunk, N)`` distance block stays within a fixed
-element budget. Works for xyz (C = 3) and for feature-space neighbours (any C, HS-Pose RF-F).
+element budget. Works for xyz (C = 3) and for feature-space neighbours (any C, HS-Pose RF-F). On CPU, xyz
+points go to a compiled kernel instead (last paragraph).
 
 Exact distances: the matrix-multiply form ``|q|² + |r|² − 2 q·r`` rounds differently in every BLAS, and
 on real depth, whose back-projected pixel grid has many (near-)equidistant neighbours, a last-bit difference

@@ -15,14 +15,30 @@ from torch import nn
 __all__ = ["PosePrediction", "weights_key"]
 
 
-def weights_key(*modules: nn.Module) -> tuple | None:
+class _WeightsKey:
+    """Identity and version of some tensors, holding references to them so that no other tensor can take their
+    memory (and so their address) while the key lives. Equal when all were equal at creation."""
+
+    __slots__ = ("_key", "_refs")
+
+    def __init__(self, tensors: list[torch.Tensor]) -> None:
+        self._key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+        self._refs = [t.detach() for t in tensors]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _WeightsKey) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+
+def weights_key(*modules: nn.Module) -> _WeightsKey | None:
     """Identity and version of every parameter and buffer of ``modules``: it changes when one of them is
     replaced or written in place (``load_state_dict``, an optimiser step, ``.to()``), so weights derived from
     them for inference (BatchNorm folded, ...) can be cached under it. None where it cannot be formed
     (inference-mode tensors carry no version counter): do not cache then."""
     try:
-        return tuple((t.data_ptr(), t._version, t.dtype, t.device)
-                     for m in modules for t in (*m.parameters(), *m.buffers()))
+        return _WeightsKey([t for m in modules for t in (*m.parameters(), *m.buffers())])
     except RuntimeError:
         return None
 

@@ -440,6 +440,11 @@ class GPVPose(nn.Module):
         # forces the plain concatenation formulation (reference for tests).
         self.fast_heads = True
 
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__)
+        state.pop("_folded_heads_cache", None)  # derived at inference; rebuilt on first use after unpickling
+        return state
+
     @property
     def mesh_points(self) -> int:
         """Mesh-Point head size (0: no MPL); the data pipeline provides that many mesh samples."""

@@ -18,6 +18,7 @@ Variants: ``mono`` (GhostNet 1.0x, Ghost-PAN 96, 416² input, head kernel 5) and
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,8 @@ from demopose.models.registry import register_model
 
 __all__ = ["FrameDetections", "MonoConfig", "MonoDetector", "detections_to_frame", "frame_to_input_pixels",
            "letterbox_frame", "mono", "mono_small", "postprocess_detections"]
+
+log = logging.getLogger(__name__)
 
 
 def frame_to_input_pixels(uv: torch.Tensor, frame_size: tuple[int, int], input_size: tuple[int, int]) -> torch.Tensor:
@@ -221,22 +224,40 @@ class MonoDetector(nn.Module):
 
     def _folded(self, images: torch.Tensor) -> tuple[nn.Module, nn.Module] | None:
         """Copies of backbone + neck and of the head with every BatchNorm folded into its convolution,
-        computing in NHWC on CPU (:func:`~demopose.layers.bn_folding.fold_conv_bn`: 46 -> 32 ms for the
+        computing in NHWC on CPU (:func:`~demopose.layers.bn_folding.fold_conv_bn`: 50 -> 28 ms for the
         backbone + neck of ``mono`` at 2 threads, ``benchmarks/detector_inference.py``), made on first use and
-        again whenever a weight changes; None where they do not apply (training, gradients, export)."""
-        if (self.training or torch.is_grad_enabled() or torch.compiler.is_exporting()
-                or torch.compiler.is_compiling() or torch.jit.is_tracing()):
+        again whenever a weight changes; None where they do not apply (training, gradients, export, weights
+        created in inference mode, whose changes cannot be seen) or cannot be made (a network ``torch.fx``
+        cannot trace: then never tried again)."""
+        parts = (self.backbone, self.neck, self.head)
+        if (any(p.training for p in parts) or torch.is_grad_enabled() or torch.compiler.is_exporting()
+                or torch.compiler.is_compiling() or torch.jit.is_tracing() or self.__dict__.get("_not_foldable")):
             return None
         cpu = images.device.type == "cpu"
-        key = (weights_key(self.backbone, self.neck, self.head), cpu)
+        weights = weights_key(*parts)
+        if weights is None:
+            return None
+        key = (weights, cpu)
         cached = self.__dict__.get("_folded_cache")
-        if key[0] is not None and cached is not None and cached[0] == key:
+        if cached is not None and cached[0] == key:
             return cached[1]
-        folded = (fold_conv_bn(_FeatureMap(self.backbone, self.neck), channels_last=cpu),
-                  fold_conv_bn(self.head, channels_last=cpu, concrete_args={"feats": [fx.PH] * len(self.strides)}))
-        if key[0] is not None:
-            self.__dict__["_folded_cache"] = (key, folded)  # a plain attribute: not a submodule, not in state_dict
+        try:
+            folded = (fold_conv_bn(_FeatureMap(self.backbone, self.neck), channels_last=cpu),
+                      fold_conv_bn(self.head, channels_last=cpu,
+                                   concrete_args={"feats": [fx.PH] * len(self.strides)}))
+        except Exception as exc:  # noqa: BLE001 - any tracing failure: the modules as written still work
+            log.warning("detector: no BatchNorm-folded copy (%s: %s); running the modules as written",
+                        type(exc).__name__, exc)
+            self.__dict__["_not_foldable"] = True
+            return None
+        self.__dict__["_folded_cache"] = (key, folded)  # a plain attribute: not a submodule, not in state_dict
         return folded
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state.pop("_folded_cache", None)  # derived; rebuilt on first use after unpickling
+        return state
 
     def freeze(self) -> MonoDetector:
         """Eval mode (BN running statistics) and no gradients, kept by later ``train()`` calls."""

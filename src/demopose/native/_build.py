@@ -20,6 +20,7 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 import threading
 import warnings
 from importlib import resources
@@ -88,6 +89,7 @@ def _compile(compiler: str, source: Path, target: Path) -> None:
                     raise _BuildError(f"{' '.join(cmd)}: {exc}") from exc
                 if run.returncode != 0:
                     raise _BuildError(f"{' '.join(cmd)} (exit {run.returncode}): {run.stderr.strip()[-2000:]}")
+                os.chmod(tmp, 0o755)  # the temporary file was private (0600): others sharing the cache load it too
             return
         except _BuildError as exc:
             errors.append(str(exc))
@@ -119,14 +121,20 @@ def build_library(name: str, compiler: str | None = None, folder: Path | None = 
 
 def load_library(name: str) -> ctypes.CDLL | None:
     """The loaded ``native/<name>.c`` library, built on first use; None (after one warning) where it cannot be
-    built or loaded, or when ``DEMOPOSE_NATIVE=0``. Cached per process."""
+    built or loaded, or when ``DEMOPOSE_NATIVE=0`` (read at the first use of each kernel in a process). A cached
+    build that does not load (another user's unreadable file, a damaged file) is rebuilt once into a private
+    temporary folder. Cached per process."""
     with _lock:
         if name in _loaded:
             return _loaded[name]
         lib = None
         if not native_disabled():
             try:
-                lib = ctypes.CDLL(str(build_library(name)))
+                try:
+                    lib = ctypes.CDLL(str(build_library(name)))
+                except OSError:
+                    private = Path(tempfile.mkdtemp(prefix="demopose-native-"))
+                    lib = ctypes.CDLL(str(build_library(name, folder=private)))
             except (RuntimeError, OSError) as exc:
                 warnings.warn(f"demopose: the compiled '{name}' kernel is unavailable, using the slower torch path "
                               f"instead (set DEMOPOSE_NATIVE=0 to silence this): {exc}", RuntimeWarning,

@@ -86,6 +86,8 @@ def aggregate(
     tensors = [directions, support_directions] + [t for t in (support, center) if t is not None]
     if any(t.dtype != torch.float32 for t in tensors):
         raise ValueError("the 3D-GC kernel takes float32 tensors")
+    if any(t.device.type != "cpu" for t in [*tensors, *([index] if index is not None else [])]):
+        raise ValueError("the 3D-GC kernel takes CPU tensors")
     if support is not None:
         if index is None or index.shape != (R, k) or index.dtype != torch.int64:
             raise ValueError(f"index: expected an int64 ({R}, {k}) tensor with support, got "

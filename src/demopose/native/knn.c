@@ -5,8 +5,8 @@
  * separate float32 multiplies and adds (built with -ffp-contract=off, so no fused multiply-add changes the
  * rounding): the same bits as demopose.layers.knn.squared_distances in PyTorch and in the exported ONNX graph.
  * The k smallest are kept in order, equal distances lower index first (a stable sort, ONNX TopK's tie order);
- * NaN distances rank as +inf. With exclude_self, point i of a set queried against itself is never its own
- * neighbour (a duplicate point at distance 0 still is).
+ * Coordinates are assumed finite (NaN distances rank as +inf). With exclude_self, point i of a set queried
+ * against itself is never its own neighbour (a duplicate point at distance 0 still is).
  *
  * Query rows are split into contiguous ranges over `threads` threads (threads.h).
  */
@@ -52,9 +52,10 @@ static void run_rows(const void *args, int part, int64_t begin, int64_t end) {
                 d[j] = d[j] + t * t;
             }
         }
-        if (job->exclude_self) d[i] = INFINITY;
+        const int64_t self = job->exclude_self ? i : -1;
         int64_t count = 0;
         for (int64_t j = 0; j < N; ++j) {
+            if (j == self) continue;
             float v = d[j];
             if (v != v) v = INFINITY; /* NaN */
             if (count == k && !(v < bd[k - 1])) continue;

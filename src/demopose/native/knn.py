@@ -2,9 +2,10 @@
 
 Same neighbours, in the same order, as :func:`demopose.layers.knn.knn_indices` under
 :func:`~demopose.layers.knn.exact_distances` (difference-form float32 distances, equal distances lower index
-first), and so as the exported ONNX graphs; faster than that path and than the default matrix-multiply form with
+first), and so as the exported ONNX graphs; faster than that path and than the matrix-multiply form with
 ``torch.topk`` on CPU (``python benchmarks/knn_native.py``). Points of at most 3 coordinates, at most
-:data:`MAX_K` neighbours.
+:data:`MAX_K` neighbours. Coordinates must be finite: with NaN or infinite coordinates the neighbours are
+unspecified (as they are in the torch forms, which disagree with each other there).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def available() -> bool:
 def usable(query: torch.Tensor, ref: torch.Tensor, k: int) -> bool:
     """Whether :func:`knn` applies: CPU float32 points of at most 3 coordinates, ``k <= MAX_K``, not while
     tracing (:func:`~demopose.native.applicable`), kernel available."""
-    return query.shape[-1] <= 3 and k <= MAX_K and applicable(query, ref) and available()
+    return 1 <= query.shape[-1] <= 3 and k <= MAX_K and applicable(query, ref) and available()
 
 
 def knn(query: torch.Tensor, ref: torch.Tensor, k: int, exclude_self: bool = False) -> torch.Tensor:
@@ -79,6 +80,8 @@ def knn(query: torch.Tensor, ref: torch.Tensor, k: int, exclude_self: bool = Fal
         raise ValueError(f"k: expected 1 <= k <= {min(N - (1 if exclude_self else 0), MAX_K)}, got {k}")
     if query.dtype != torch.float32 or ref.dtype != torch.float32:
         raise ValueError("the kNN kernel takes float32 points")
+    if query.device.type != "cpu" or ref.device.type != "cpu":
+        raise ValueError("the kNN kernel takes CPU tensors")
     query = query.contiguous()
     ref_t = ref.transpose(1, 2).contiguous()  # (B, C, N): each coordinate a contiguous row
     out = torch.empty(B, M, k, dtype=torch.int64)
