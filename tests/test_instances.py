@@ -83,3 +83,13 @@ def test_instance_dataset_deterministic_and_collate(frame):
     batch = collate_instances([ds[(i, i)] for i in range(3)])
     assert batch["points"].shape == (3, 256, 3) and batch["R"].shape == (3, 3, 3)
     assert batch["class_ids"].dtype.is_floating_point is False
+
+
+def test_mask_window_and_bbox_known_answer():
+    from demopose.data.instances import mask_bbox, mask_window
+
+    m = np.zeros((6, 8), bool)
+    assert mask_window(m) is None
+    m[2, 3] = m[4, 6] = True
+    assert mask_window(m) == (2, 5, 3, 7)  # rows 2..4, columns 3..6
+    assert mask_bbox(m).tolist() == [3.0, 2.0, 7.0, 5.0]  # x1 y1 x2 y2, exclusive ends

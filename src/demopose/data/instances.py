@@ -60,10 +60,11 @@ __all__ = [
     "InstanceDataset",
     "augment_instance",
     "collate_instances",
-    "mask_boundary_noise",
-    "mask_bbox",
-    "remove_depth_outliers",
     "crop_rgb",
+    "mask_bbox",
+    "mask_boundary_noise",
+    "mask_window",
+    "remove_depth_outliers",
     "sample_instance",
     "sample_points",
 ]
@@ -76,12 +77,23 @@ MIN_POINTS = 50
 """Fewest valid depth pixels for a usable instance (HS-Pose skips smaller ones)."""
 
 
+def mask_window(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Rows ``r0:r1`` and columns ``c0:c1`` of the tight box of an ``(H, W)`` bool mask, None when it is empty
+    (two row / column reductions: cheaper than ``np.nonzero`` over the whole image)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if len(rows) == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def mask_bbox(mask: np.ndarray) -> np.ndarray:
     """Tight box ``(x1, y1, x2, y2)`` (pixels, x2/y2 exclusive) of a non-empty ``(H, W)`` bool mask."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    window = mask_window(mask)
+    if window is None:
         raise ValueError("mask_bbox: the mask is empty")
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
+    r0, r1, c0, c1 = window
+    return np.array([c0, r0, c1, r1], dtype=np.float32)
 
 
 def mask_boundary_noise(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -238,8 +250,10 @@ def sample_instance(frame: Frame, mask: np.ndarray, class_id: int, rng: np.rando
     mean_size = np.asarray(cat.mean_size if cat.mean_size is not None else (0.1, 0.1, 0.1), dtype=np.float32)
     if mask_noise:
         mask = mask_boundary_noise(mask, rng)
-    valid = mask & (frame.depth > 0)
-    v, u = np.nonzero(valid)
+    window = mask_window(mask)
+    r0, r1, c0, c1 = window if window is not None else (0, 0, 0, 0)
+    v, u = np.nonzero(mask[r0:r1, c0:c1] & (frame.depth[r0:r1, c0:c1] > 0))  # row-major, as over the whole image
+    v, u = v + r0, u + c0
     z = frame.depth[v, u].astype(np.float64)
     keep = remove_depth_outliers(z, max_extent=float(np.max(mean_size)) * 1.5)
     u, v, z = u[keep], v[keep], z[keep]
@@ -259,7 +273,7 @@ def sample_instance(frame: Frame, mask: np.ndarray, class_id: int, rng: np.rando
         "y_symmetric": np.bool_(frame.categories.is_y_symmetric(class_id, hv)),
         "mirror_xy": np.bool_(getattr(cat, "mirror_xy", False)),
         "handle_visible": np.bool_(hv),
-        "bbox": mask_bbox(mask) if mask.any() else np.zeros(4, np.float32),
+        "bbox": np.array([c0, r0, c1, r1], np.float32),  # mask_bbox (zeros for an empty mask)
     }
     if index is not None and frame.poses is not None:
         p = frame.poses[index]

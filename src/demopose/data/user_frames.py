@@ -123,5 +123,5 @@ def read_user_frame(frame: UserFrame, camera: CameraFile) -> tuple[np.ndarray, n
     if camera.width is not None and camera.height is not None and (camera.width, camera.height) != (W, H):
         raise ValueError(f"{frame.color}: image is {W}x{H} but camera.json gives width/height "
                          f"{camera.width}x{camera.height}")
-    depth = raw.astype(np.float32) * camera.depth_scale
-    return bgr[..., ::-1].copy(), depth, camera.K
+    depth = np.multiply(raw, np.float32(camera.depth_scale), dtype=np.float32)  # one pass: convert and scale
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth, camera.K

@@ -26,13 +26,14 @@ def support_plane(depth: np.ndarray, K: np.ndarray, tolerance: float = 0.01, ite
                   samples: int = 4000, min_share: float = 0.25, seed: int = 0) -> np.ndarray | None:
     """The dominant plane of a depth map: ``(4,)`` ``[n, d]`` with ``n·p + d = 0`` (``|n| = 1``, metres), or
     None when the best plane holds less than ``min_share`` of the valid points."""
-    v, u = np.nonzero(depth > 0)
-    if len(v) < 100:
+    flat = np.flatnonzero(depth > 0)  # row-major, as np.nonzero
+    if len(flat) < 100:
         return None
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(v), size=min(samples, len(v)), replace=False)
-    z = depth[v[pick], u[pick]].astype(np.float64)
-    P = np.stack([(u[pick] - K[0, 2]) * z / K[0, 0], (v[pick] - K[1, 2]) * z / K[1, 1], z], -1)
+    pick = rng.choice(len(flat), size=min(samples, len(flat)), replace=False)
+    v, u = np.divmod(flat[pick], depth.shape[1])
+    z = depth[v, u].astype(np.float64)
+    P = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], -1)
     best, best_n = None, 0
     tri = rng.integers(0, len(P), size=(iterations, 3))
     a, b, c = P[tri[:, 0]], P[tri[:, 1]], P[tri[:, 2]]
@@ -66,14 +67,19 @@ def masks_from_boxes(frame: Frame, boxes: np.ndarray, class_ids: np.ndarray, sco
     depth = frame.depth
     H, W = depth.shape
     K = frame.K
-    valid = depth > 0
     plane = support_plane(depth, K, plane_tolerance)
-    if plane is not None:
-        vv, uu = np.mgrid[0:H, 0:W]
-        z = depth
-        dist = np.abs(plane[0] * (uu - K[0, 2]) * z / K[0, 0] + plane[1] * (vv - K[1, 2]) * z / K[1, 1]
-                      + plane[2] * z + plane[3])
-        valid = valid & (dist > plane_tolerance)
+
+    def usable(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """Valid depth off the support plane, in one box (only boxes are ever looked at)."""
+        z = depth[r0:r1, c0:c1]
+        valid = z > 0
+        if plane is not None:
+            vv, uu = np.mgrid[r0:r1, c0:c1]
+            dist = np.abs(plane[0] * (uu - K[0, 2]) * z / K[0, 0] + plane[1] * (vv - K[1, 2]) * z / K[1, 1]
+                          + plane[2] * z + plane[3])
+            valid &= dist > plane_tolerance
+        return valid
+
     taken = np.zeros((H, W), bool)
     masks, keep = [], []
     for i in np.argsort(-np.asarray(scores), kind="stable"):
@@ -82,7 +88,7 @@ def masks_from_boxes(frame: Frame, boxes: np.ndarray, class_ids: np.ndarray, sco
         c1, r1 = int(min(W, np.ceil(x2) + 1)), int(min(H, np.ceil(y2) + 1))
         if c1 - c0 < 2 or r1 - r0 < 2:
             continue
-        box_valid = valid[r0:r1, c0:c1] & ~taken[r0:r1, c0:c1]
+        box_valid = usable(r0, r1, c0, c1) & ~taken[r0:r1, c0:c1]
         if box_valid.sum() < min_pixels:
             continue
         bh, bw = r1 - r0, c1 - c0
@@ -95,11 +101,12 @@ def masks_from_boxes(frame: Frame, boxes: np.ndarray, class_ids: np.ndarray, sco
         if int(class_ids[i]) in categories and categories[int(class_ids[i])].mean_size is not None:
             diag = float(np.linalg.norm(categories[int(class_ids[i])].mean_size))
         band = np.abs(depth[r0:r1, c0:c1] - z_surf) <= 0.6 * diag
-        m = np.zeros((H, W), bool)
-        m[r0:r1, c0:c1] = box_valid & band
-        if m.sum() < min_pixels:
+        in_box = box_valid & band
+        if in_box.sum() < min_pixels:
             continue
-        taken |= m
+        m = np.zeros((H, W), bool)
+        m[r0:r1, c0:c1] = in_box
+        taken[r0:r1, c0:c1] |= in_box
         masks.append(m)
         keep.append(int(i))
     if not masks:
