@@ -48,7 +48,18 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, class_ids: torch.Tens
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     offset = class_ids.to(boxes.dtype) * (boxes.max() - boxes.min() + 1)
     shifted = boxes - boxes.min() + offset[:, None]
-    return nms(shifted, scores, iou_threshold)
+    # Shifted boxes of different classes never overlap, so greedy NMS over all of them keeps exactly what it
+    # keeps class by class: the overlap matrices are per class (sum of n_c^2 instead of N^2 pairs; the same
+    # IoU arithmetic per pair), the kept boxes merged back in the global visiting order.
+    order = torch.argsort(scores, descending=True, stable=True)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order), device=order.device)
+    kept = []
+    for c in torch.unique(class_ids):
+        members = torch.nonzero(class_ids == c, as_tuple=True)[0]
+        kept.append(members[nms(shifted[members], scores[members], iou_threshold)])
+    kept = torch.cat(kept)
+    return kept[torch.argsort(rank[kept])]
 
 
 def multiclass_nms(boxes: torch.Tensor, scores: torch.Tensor, score_threshold: float = 0.05,

@@ -16,14 +16,20 @@ __all__ = ["PosePrediction", "weights_key"]
 
 
 class _WeightsKey:
-    """Identity and version of some tensors, holding references to them so that no other tensor can take their
-    memory (and so their address) while the key lives. Equal when all were equal at creation."""
+    """Identity and version of some tensors; equal when all were equal at creation. :meth:`pin` (for a key that
+    is stored) holds references to the tensors' memory, so that no other tensor can take their addresses while
+    the key lives."""
 
-    __slots__ = ("_key", "_refs")
+    __slots__ = ("_key", "_refs", "_tensors")
 
     def __init__(self, tensors: list[torch.Tensor]) -> None:
         self._key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
-        self._refs = [t.detach() for t in tensors]
+        self._tensors = tensors
+        self._refs: list[torch.Tensor] = []
+
+    def pin(self) -> _WeightsKey:
+        self._refs = [t.detach() for t in self._tensors]
+        return self
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _WeightsKey) and self._key == other._key
@@ -32,13 +38,27 @@ class _WeightsKey:
         return hash(self._key)
 
 
+def _module_tensors(module: nn.Module, out: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Parameters and buffers of ``module`` and its submodules (a plain walk: several times cheaper than
+    ``parameters()`` / ``buffers()``, which build names; shared tensors may appear twice)."""
+    out.extend(t for t in module._parameters.values() if t is not None)
+    out.extend(t for t in module._buffers.values() if t is not None)
+    for child in module._modules.values():
+        if child is not None:
+            _module_tensors(child, out)
+    return out
+
+
 def weights_key(*modules: nn.Module) -> _WeightsKey | None:
     """Identity and version of every parameter and buffer of ``modules``: it changes when one of them is
     replaced or written in place (``load_state_dict``, an optimiser step, ``.to()``), so weights derived from
-    them for inference (BatchNorm folded, ...) can be cached under it. None where it cannot be formed
-    (inference-mode tensors carry no version counter): do not cache then."""
+    them for inference (BatchNorm folded, ...) can be cached under it (store ``key.pin()``). None where it
+    cannot be formed (inference-mode tensors carry no version counter): do not cache then."""
+    tensors: list[torch.Tensor] = []
+    for m in modules:
+        _module_tensors(m, tensors)
     try:
-        return _WeightsKey([t for m in modules for t in (*m.parameters(), *m.buffers())])
+        return _WeightsKey(tensors)
     except RuntimeError:
         return None
 

@@ -164,7 +164,7 @@ def _folded(model: GPVPose) -> FoldedPooledHeads:
     with torch.no_grad():
         folded = build()
     if key is not None:
-        model._folded_heads_cache = (key, folded)
+        model._folded_heads_cache = (key.pin(), folded)
     return folded
 
 

@@ -250,7 +250,8 @@ class MonoDetector(nn.Module):
                         type(exc).__name__, exc)
             self.__dict__["_not_foldable"] = True
             return None
-        self.__dict__["_folded_cache"] = (key, folded)  # a plain attribute: not a submodule, not in state_dict
+        # a plain attribute: not a submodule, not in state_dict
+        self.__dict__["_folded_cache"] = ((weights.pin(), cpu), folded)
         return folded
 
     def __getstate__(self) -> dict[str, Any]:
@@ -309,11 +310,13 @@ class MonoDetector(nn.Module):
         device = device or next(self.parameters()).device
         x = torch.from_numpy(image)[None].to(device)
         was = self.training
-        self.eval()
+        if was:  # switching modes walks every module: only when needed
+            self.eval()
         try:
             dets, feats = self._detect(x)
         finally:
-            self.train(was)
+            if was:
+                self.train(True)
         det = detections_to_frame(dets[0], M, self.class_ids)
         det.features = dict(enumerate(feats))
         return det
