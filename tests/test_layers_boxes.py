@@ -93,8 +93,6 @@ def test_detection2d_evaluator_known_values():
 def test_batched_nms_per_class_equals_one_greedy_pass_over_shifted_boxes():
     """Class-aware NMS runs class by class; it must keep exactly what one greedy pass over all the shifted boxes
     keeps, in the same order (random boxes, 6 classes, many tied scores)."""
-    from demopose.layers.nms import batched_nms, nms
-
     g = torch.Generator().manual_seed(0)
     for _ in range(50):
         n = int(torch.randint(1, 300, (1,), generator=g))
