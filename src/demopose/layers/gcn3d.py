@@ -98,6 +98,22 @@ def _relu_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         else torch.relu(a @ b)
 
 
+def _max_per_neighbour(u: torch.Tensor, d: torch.Tensor, support: torch.Tensor | None = None,
+                       flat_index: torch.Tensor | None = None) -> torch.Tensor:
+    """``max_j ReLU(u_j d) [⊙ support[flat_index_j]]`` one neighbour at a time: ``(R, M)`` intermediates instead of
+    ``(R, k, M)``. The exported graph uses this form (``k`` is fixed there, so the loop unrolls): a runtime without
+    the compiled kernel then keeps its intermediates ``k`` times smaller (in cache on CPU) at the same values.
+
+    ``u (R, k, 3)``, ``d (3, M)``, ``support (P, M)``, ``flat_index (R, k)`` -> ``(R, M)``."""
+    best = None
+    for j in range(u.shape[1]):
+        v = torch.relu(u[:, j] @ d)
+        if support is not None:
+            v = v * support.index_select(0, flat_index[:, j])
+        best = v if best is None else torch.maximum(best, v)
+    return best
+
+
 def _mul_maybe_inplace(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a * b``, written into ``a`` when no gradient is being recorded."""
     if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
@@ -137,6 +153,8 @@ class SurfaceConv(nn.Module):
         d = F.normalize(self.directions, dim=0)
         if native_gcn3d.usable(u, d):
             return native_gcn3d.aggregate(u, d, S, scale=_scale(self.aggregate, S)).view(B, N, K)
+        if torch.compiler.is_exporting():
+            return _aggregate(_max_per_neighbour(u, d).view(-1, S, K), self.aggregate).view(B, N, K)
         parts = []
         for rows in _blocks(B * N, u.device, k * S * K):  # memory blocks of points, each fully vectorised
             theta = _relu_mm(u[rows], d)
@@ -197,6 +215,9 @@ class GraphConv(nn.Module):
         if native_gcn3d.usable(u, d, support, center):
             return native_gcn3d.aggregate(u, d, S, support, flat_index, center,
                                           scale=_scale(self.aggregate, S)).view(B, N, C)
+        if torch.compiler.is_exporting():
+            act = _max_per_neighbour(u, d, support, flat_index).view(-1, S, C)
+            return (center + _aggregate(act, self.aggregate)).view(B, N, C)
         parts = []
         for rows in _blocks(B * N, u.device, k * S * C):  # memory blocks of points, each fully vectorised
             theta = _relu_mm(u[rows], d)  # (rows, k, S*C)
