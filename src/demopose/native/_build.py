@@ -119,11 +119,19 @@ def build_library(name: str, compiler: str | None = None, folder: Path | None = 
     return target
 
 
-def load_library(name: str) -> ctypes.CDLL | None:
-    """The loaded ``native/<name>.c`` library, built on first use; None (after one warning) where it cannot be
-    built or loaded, or when ``DEMOPOSE_NATIVE=0`` (read at the first use of each kernel in a process). A cached
-    build that does not load (another user's unreadable file, a damaged file) is rebuilt once into a private
-    temporary folder. Cached per process."""
+Signature = tuple[object, list[object]]
+"""A C function's ctypes ``(restype, argtypes)``."""
+
+POINTER = ctypes.c_void_p
+INT64 = ctypes.c_int64
+
+
+def load_library(name: str, signatures: dict[str, Signature] | None = None) -> ctypes.CDLL | None:
+    """The loaded ``native/<name>.c`` library, built on first use, its functions typed with ``signatures``
+    (``{function: (restype, argtypes)}``, applied when it is first loaded); None (after one warning) where it
+    cannot be built or loaded, or when ``DEMOPOSE_NATIVE=0`` (read at the first use of each kernel in a
+    process). A cached build that does not load (another user's unreadable file, a damaged file) is rebuilt
+    once into a private temporary folder. Cached per process."""
     with _lock:
         if name in _loaded:
             return _loaded[name]
@@ -135,7 +143,11 @@ def load_library(name: str) -> ctypes.CDLL | None:
                 except OSError:
                     private = Path(tempfile.mkdtemp(prefix="demopose-native-"))
                     lib = ctypes.CDLL(str(build_library(name, folder=private)))
-            except (RuntimeError, OSError) as exc:
+                for function, (restype, argtypes) in (signatures or {}).items():
+                    getattr(lib, function).restype = restype
+                    getattr(lib, function).argtypes = argtypes
+            except (RuntimeError, OSError, AttributeError) as exc:
+                lib = None
                 warnings.warn(f"demopose: the compiled '{name}' kernel is unavailable, using the slower torch path "
                               f"instead (set DEMOPOSE_NATIVE=0 to silence this): {exc}", RuntimeWarning,
                               stacklevel=3)

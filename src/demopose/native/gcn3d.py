@@ -17,23 +17,15 @@ import ctypes
 
 import torch
 
-from demopose.native._build import applicable, load_library
+from demopose.native._build import INT64, POINTER, applicable, load_library
 
 __all__ = ["aggregate", "available", "usable"]
 
-_P = ctypes.c_void_p
-_I = ctypes.c_int64
-_signature_set = False
+_SIGNATURES = {"gcn3d_aggregate": (ctypes.c_int, [POINTER] * 6 + [INT64] * 4 + [ctypes.c_float, ctypes.c_int])}
 
 
 def _library() -> ctypes.CDLL | None:
-    global _signature_set
-    lib = load_library("gcn3d")
-    if lib is not None and not _signature_set:
-        lib.gcn3d_aggregate.restype = ctypes.c_int
-        lib.gcn3d_aggregate.argtypes = [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I, ctypes.c_float, ctypes.c_int]
-        _signature_set = True
-    return lib
+    return load_library("gcn3d", _SIGNATURES)
 
 
 def available() -> bool:

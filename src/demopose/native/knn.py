@@ -14,28 +14,23 @@ import ctypes
 
 import torch
 
-from demopose.native._build import applicable, load_library
+from demopose.native._build import INT64, POINTER, applicable, load_library
 
 __all__ = ["MAX_K", "available", "knn", "usable"]
 
 MAX_K = 64
 """Neighbours per query the kernel keeps at most (``knn.c``)."""
 
-_P = ctypes.c_void_p
-_I = ctypes.c_int64
-_signature_set = False
+_SIGNATURES = {
+    "knn_exact": (ctypes.c_int, [POINTER, POINTER] + [INT64] * 5 + [ctypes.c_int, POINTER, POINTER, ctypes.c_int]),
+    "knn_max_k": (ctypes.c_int, []),
+}
 
 
 def _library() -> ctypes.CDLL | None:
-    global _signature_set
-    lib = load_library("knn")
-    if lib is not None and not _signature_set:
-        lib.knn_exact.restype = ctypes.c_int
-        lib.knn_exact.argtypes = [_P, _P, _I, _I, _I, _I, _I, ctypes.c_int, _P, _P, ctypes.c_int]
-        lib.knn_max_k.restype = ctypes.c_int
-        if lib.knn_max_k() != MAX_K:
-            raise RuntimeError(f"native knn: library keeps {lib.knn_max_k()} neighbours, this module expects {MAX_K}")
-        _signature_set = True
+    lib = load_library("knn", _SIGNATURES)
+    if lib is not None and lib.knn_max_k() != MAX_K:  # the module and its C source disagree: a packaging error
+        raise RuntimeError(f"native knn: the library keeps {lib.knn_max_k()} neighbours, this module expects {MAX_K}")
     return lib
 
 
