@@ -26,7 +26,8 @@ __all__ = ["format_rows", "machine_description", "measure_model", "run_benchmark
 
 
 def machine_description() -> dict[str, Any]:
-    """CPU model, core count, torch version, GPU name if any."""
+    """CPU model, core count, torch version, GPU name if any, and which compiled CPU kernels
+    (:mod:`demopose.native`) this process runs: a figure measured without them is not comparable."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -38,6 +39,9 @@ def machine_description() -> dict[str, Any]:
     info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+    from demopose.native import gcn3d, knn
+
+    info["native_kernels"] = [name for name, mod in (("gcn3d", gcn3d), ("knn", knn)) if mod.available()]
     return info
 
 
