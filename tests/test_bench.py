@@ -29,3 +29,19 @@ def test_bench_image_and_rgb_models(tmp_path):
 def test_bench_unknown_model(tmp_path, capsys):
     assert main(["bench", "--models", "nope", "--out", str(tmp_path / "x.json")]) == 1
     assert "unknown ['nope']" in capsys.readouterr().err
+
+
+def test_latency_rounds_take_medians():
+    from demopose.benchmark.latency import merge_latency_rounds
+
+    def run(inst: float, frame: float, rss: float) -> dict:
+        return {"model": "gpv", "ms_per_instance": inst, "cpu_ms_per_instance": 2 * inst, "ms_per_frame": frame,
+                "cpu_ms_per_frame": 2 * frame, "peak_rss_mb": rss, "load_average": [1.0, 1.0, 1.0]}
+
+    row = merge_latency_rounds([run(40, 200, 300), run(60, 180, 320), run(50, 220, 310)])
+    assert row["ms_per_instance"] == 50 and row["ms_per_frame"] == 200 and row["cpu_ms_per_frame"] == 400
+    assert row["peak_rss_mb"] == 320 and [r["ms_per_instance"] for r in row["rounds"]] == [40, 60, 50]
+    one = run(40, 200, 300)
+    assert merge_latency_rounds([one]) is one
+    detector = dict(run(0, 30, 300), ms_per_instance=None, cpu_ms_per_instance=None)
+    assert merge_latency_rounds([detector, detector])["ms_per_instance"] is None

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["format_rows", "machine_description", "measure_model", "run_benchmark"]
+__all__ = ["format_rows", "machine_description", "measure_model", "merge_latency_rounds", "run_benchmark"]
 
 
 def machine_description() -> dict[str, Any]:
@@ -123,12 +123,16 @@ def measure_model(name: str, device: str = "cpu", threads: int = 2, n_points: in
 
 
 def run_benchmark(models: list[str], devices: list[str], threads: int, out: Path, command: str = "",
-                  **kw: Any) -> dict[str, Any]:
+                  rounds: int = 1, **kw: Any) -> dict[str, Any]:
     """Measure every model on every device (one subprocess each) and write ``out`` (JSON); ``command`` is
-    recorded so that the file says how to reproduce it."""
-    rows = []
-    for dev in devices:
-        for name in models:
+    recorded so that the file says how to reproduce it. With ``rounds > 1`` every (device, model) runs that many
+    times, interleaved (all models, then all again), each in a fresh process; its row holds the medians over the
+    rounds (:func:`merge_latency_rounds`)."""
+    if rounds < 1:
+        raise ValueError(f"rounds: expected a positive count, got {rounds}")
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {(dev, name): [] for dev in devices for name in models}
+    for _ in range(rounds):
+        for dev, name in runs:
             cmd = [sys.executable, "-c",
                    "import json,sys; from demopose.benchmark.latency import measure_model; "
                    f"print(json.dumps(measure_model({name!r}, {dev!r}, {threads}, **{kw!r})))"]
@@ -137,14 +141,33 @@ def run_benchmark(models: list[str], devices: list[str], threads: int, out: Path
             r = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if r.returncode != 0:
                 raise RuntimeError(f"benchmark of {name} on {dev} failed:\n{r.stderr[-2000:]}")
-            rows.append({**json.loads(r.stdout.strip().splitlines()[-1]), "load_average": load})
+            runs[(dev, name)].append({**json.loads(r.stdout.strip().splitlines()[-1]), "load_average": load})
+    rows = [merge_latency_rounds(v) for v in runs.values()]
     doc = {"benchmark": "network latency", "machine": machine_description(),
-           "command": command,
+           "command": command, "rounds": rounds,
            "date": time.strftime("%Y-%m-%d"), "results": rows}
     from demopose.io import write_json_atomic
 
     write_json_atomic(out, doc)
     return doc
+
+
+def merge_latency_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One model's row from its rounds (:func:`measure_model` results): the median of each timing over the
+    rounds, the largest peak memory, and ``rounds``: each round's ``ms_per_instance``, ``ms_per_frame`` and load
+    average. One round is returned as it is."""
+    if len(runs) == 1:
+        return runs[0]
+    row = dict(runs[0])
+    for key in ("ms_per_instance", "cpu_ms_per_instance", "ms_per_frame", "cpu_ms_per_frame"):
+        if runs[0].get(key) is not None:
+            row[key] = statistics.median(r[key] for r in runs)
+    row["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    if "peak_gpu_mb" in row:
+        row["peak_gpu_mb"] = max(r["peak_gpu_mb"] for r in runs)
+    row["load_average"] = [r["load_average"] for r in runs]
+    row["rounds"] = [{k: r.get(k) for k in ("ms_per_instance", "ms_per_frame", "load_average")} for r in runs]
+    return row
 
 
 def format_rows(doc: dict[str, Any]) -> str:

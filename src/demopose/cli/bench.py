@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--points", type=int, default=1028, help="points per instance")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of every model (or end-to-end backend), interleaved, each in a fresh process; a "
+                             "row keeps the median over rounds (default 1; 3 or more on a shared machine)")
     parser.add_argument("--out", default=None, help="results file (JSON; default benchmarks/results/latency.json, "
                         "or benchmarks/results/end_to_end.json with --end-to-end)")
     e2e = parser.add_argument_group("end to end (--end-to-end)")
@@ -44,9 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "demopose.export and onnxruntime; recorded as skipped otherwise)")
     e2e.add_argument("--frames", type=int, default=20, help="timed frames (distinct synthetic frames)")
     e2e.add_argument("--warmup", type=int, default=2, help="frames run before timing")
-    e2e.add_argument("--rounds", type=int, default=1,
-                     help="runs of every backend, interleaved, each in a fresh process; the row keeps the median "
-                          "over rounds (default 1; 3 or more on a shared machine)")
     e2e.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of the pipeline")
     e2e.add_argument("--instances", default="auto", choices=("auto", "detector", "gt-boxes"),
                      help="objects handed to the mask stage: the detector's, or the frames' ground-truth boxes "
@@ -75,9 +75,10 @@ def run(args: argparse.Namespace) -> int:
         else [d.strip() for d in args.devices.split(",")]
     args.out = args.out or "benchmarks/results/latency.json"
     command = (f"demopose bench --models {','.join(models)} --devices {','.join(devices)} --threads {args.threads} "
-               f"--points {args.points} --repeats {args.repeats} --out {args.out}")
+               f"--points {args.points} --repeats {args.repeats}" + (f" --rounds {args.rounds}" if args.rounds != 1
+                                                                      else "") + f" --out {args.out}")
     doc = run_benchmark(models, devices, args.threads, Path(args.out), command=command, n_points=args.points,
-                        repeats=args.repeats)
+                        repeats=args.repeats, rounds=args.rounds)
     print(format_rows(doc))
     print(f"machine: {doc['machine']}")
     print(f"wrote {args.out}")

@@ -59,12 +59,17 @@ def applicable(*tensors) -> bool:
 
 
 def _cpu_flags() -> str:
-    """The CPU feature flags line of ``/proc/cpuinfo`` ('' where there is none): part of the build's key."""
+    """What identifies this CPU for a ``-march=native`` build: the feature flags line of ``/proc/cpuinfo``, or
+    where there is none (macOS, Windows) the processor name and the host name, so that a cache folder shared by
+    several machines never hands one of them another CPU's build."""
     try:
         with open("/proc/cpuinfo") as f:
-            return next((line for line in f if line.startswith(("flags", "Features"))), "")
+            line = next((line for line in f if line.startswith(("flags", "Features"))), "")
+        if line:
+            return line
     except OSError:
-        return ""
+        pass
+    return f"{platform.processor()}|{platform.node()}"
 
 
 def _compiler() -> str | None:
