@@ -294,6 +294,17 @@ def test_mono_graph_outputs_match_torch(mono_export, frame):
     assert meta["graph"] == "mono" and meta["input_size"] == list(model.cfg.input_size)
 
 
+def test_dynamic_int8_leaves_convolutions_float(mono_export, tmp_path):
+    """Dynamic int8 quantises only Gemm / MatMul (ConvInteger is slower than a float Conv on CPU): the detector,
+    all convolutions, is written unchanged and says so."""
+    _, path = mono_export
+    out = quantize_graph(path, tmp_path / "mono.dyn.onnx", "dynamic")
+    info = read_metadata(out)["quantization"]
+    assert info["mode"] == "dynamic" and info["nodes"] == 0 and "float32" in info["note"]
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert "ConvInteger" not in ops and "Conv" in ops
+
+
 def test_mono_detections_and_poses_match_torch(mono_export, frame):
     model, path = mono_export
     ortm = load_ort_model(path, threads=1)

@@ -4,7 +4,10 @@ Static quantisation (default) calibrates activation ranges (MinMax) on real inpu
 sampled from the frames of a dataset (ground-truth masks, the inference point sampling) for a pose graph,
 letterboxed frames for a mono graph — and writes a QDQ model: int8 weights (per output channel) and uint8
 activations around the quantised operators (the u8 x s8 product is the one x86 CPUs run fast). Dynamic
-quantisation (the fallback, no data needed) stores int8 weights and quantises activations on the fly.
+quantisation (the fallback, no data needed) stores int8 weights and quantises activations on the fly; it leaves
+convolutions float32 (:data:`DYNAMIC_OPS`), because onnxruntime's dynamic ``ConvInteger`` ran the paper-size
+detector in 107 ms against 23 ms in float32 (``benchmarks/results/end_to_end_cpu_demopose.json`` of c44141b), so
+a detector graph stays float32 in dynamic mode.
 
 Only the *weight-bearing* operators are quantised: ``Conv``, ``Gemm`` and ``MatMul`` nodes whose weight is a
 constant of the graph and whose products sum at least :data:`MIN_INNER` terms. Everything geometric stays
@@ -45,6 +48,9 @@ __all__ = ["calibration_feeds", "cpu_has_vnni", "feed_reader", "isolate_quantize
 log = logging.getLogger(__name__)
 
 QUANT_OPS = ("Conv", "Gemm", "MatMul")
+DYNAMIC_OPS = ("Gemm", "MatMul")
+"""The operators dynamic mode quantises: its ``ConvInteger`` is several times slower than a float ``Conv`` on CPU
+(module docstring)."""
 # Weight layers summing fewer terms per output stay float: int8 saves arithmetic in proportion to that count,
 # while the (de)quantisation of the output costs the same (gpv's 3-wide neighbour-direction products would
 # quantise tens of millions of outputs per frame to save almost nothing).
@@ -273,7 +279,7 @@ def _quantize(mode: str, src: Path, dst: Path, feeds, per_channel: bool, nodes: 
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
     else:
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
-                         op_types_to_quantize=list(QUANT_OPS))
+                         op_types_to_quantize=list(DYNAMIC_OPS))
 
 
 def quantize_graph(src: str | Path, dst: str | Path, mode: str = "static",
@@ -315,6 +321,16 @@ def quantize_graph(src: str | Path, dst: str | Path, mode: str = "static",
         # ("inferred shape and existing shape differ"); it re-infers them
         del proto.graph.value_info[:]
         nodes = weight_nodes(proto)
+        if mode == "dynamic":
+            kinds = {n.name: n.op_type for n in proto.graph.node}
+            nodes = [n for n in nodes if kinds[n] in DYNAMIC_OPS]
+            if not nodes:  # e.g. a detector: all its weights are convolutions, which dynamic mode keeps float
+                log.info("%s: no Gemm/MatMul weight layer; dynamic int8 leaves convolutions float32, so the graph "
+                         "is written unchanged", src)
+                meta = {k: v for k, v in meta.items() if k != "format"} | {"quantization": {
+                    "mode": "dynamic", "nodes": 0, "note": "convolutions left float32 (ConvInteger is slower)",
+                    "source": src.name}} | dict(metadata or {})
+                return write_model(onnx.load_model(str(src)), dst, meta)
         if not nodes:
             raise ValueError(f"{src}: no Conv/Gemm/MatMul node with constant weights to quantise")
         isolated = isolate_quantized_inputs(proto, nodes) if mode == "static" else []
