@@ -13,8 +13,8 @@ traces, i.e. in the exported ONNX graphs) point sets with ``C <= 3`` use the dif
 ``(q_x − r_x)² + (q_y − r_y)² + (q_z − r_z)²`` summed in that order: elementwise IEEE operations that every
 backend computes bit for bit alike, and equidistant neighbours are taken lower index first (a stable sort in
 PyTorch, ONNX ``TopK``'s specified tie order in the graph), so PyTorch under :func:`exact_distances` and
-onnxruntime select the same neighbours. In torch it is several times slower than the matrix-multiply form
-with ``torch.topk`` on CPU, hence not the default there.
+onnxruntime select the same neighbours. In torch it is more than ten times slower than the matrix-multiply form
+with ``torch.topk`` on CPU (``benchmarks/results/knn_native.json``), hence not the default there.
 
 On CPU, float32 points with ``C <= 3`` go to a compiled kernel (:mod:`demopose.native.knn`) that computes the
 exact difference form and tie order, faster than either torch form: so CPU inference ranks neighbours exactly
@@ -117,14 +117,14 @@ def knn_indices(
     available = N - 1 if exclude_self else N
     if not 1 <= k <= available:
         raise ValueError(f"knn_indices: k must be in [1, {available}] for {N} reference points, got {k}")
-    if _EXACT is not False and native_knn.usable(query.detach(), ref.detach(), k):
-        return native_knn.knn(query.detach(), ref.detach(), k, exclude_self=exclude_self)
+    query, ref = query.detach(), ref.detach()  # indices carry no gradient
+    if _EXACT is not False and native_knn.usable(query, ref, k):
+        return native_knn.knn(query, ref, k, exclude_self=exclude_self)
     if chunk_size is None:
         # one block while torch.export traces (ONNX export): B is symbolic there
         chunk_size = M if torch.compiler.is_exporting() else max(1, _MAX_BLOCK // max(1, B * N))
     out = []
-    with torch.no_grad():  # indices carry no gradient; keep the distance blocks out of the graph
-        query, ref = query.detach(), ref.detach()
+    with torch.no_grad():  # keep the distance blocks out of the graph
         for start in range(0, M, chunk_size):  # loop over memory blocks, not over points
             q = query[:, start : start + chunk_size]
             exporting = torch.compiler.is_exporting()

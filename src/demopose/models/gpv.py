@@ -441,7 +441,7 @@ class GPVPose(nn.Module):
         self.fast_heads = True
 
     def __getstate__(self) -> dict:
-        state = dict(super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__)
+        state = super().__getstate__()
         state.pop("_folded_heads_cache", None)  # derived at inference; rebuilt on first use after unpickling
         return state
 

@@ -206,11 +206,7 @@ class MonoDetector(nn.Module):
         (equal up to float rounding; on CPU the levels come back in NHWC memory, same shapes). In training,
         with gradients, or while exporting (the ONNX graph folds by itself), this is :meth:`feature_map`."""
         folded = self._folded(images)
-        if folded is None:
-            return self.feature_map(images)
-        if images.device.type == "cpu":
-            images = images.contiguous(memory_format=torch.channels_last)
-        return list(folded[0](images))
+        return self.feature_map(images) if folded is None else _folded_levels(folded[0], images)
 
     def _levels_and_head(self, images: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """The PAN levels and the head's outputs, through the folded copies where they apply (:meth:`_folded`;
@@ -219,7 +215,7 @@ class MonoDetector(nn.Module):
         if folded is None:
             feats = self.feature_map(images)
             return feats, self.head(feats)
-        feats = self.inference_feature_map(images)
+        feats = _folded_levels(folded[0], images)
         return feats, folded[1](feats)
 
     def _folded(self, images: torch.Tensor) -> tuple[nn.Module, nn.Module] | None:
@@ -255,8 +251,7 @@ class MonoDetector(nn.Module):
         return folded
 
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
-        state = dict(state)
+        state = super().__getstate__()
         state.pop("_folded_cache", None)  # derived; rebuilt on first use after unpickling
         return state
 
@@ -330,6 +325,13 @@ class MonoDetector(nn.Module):
     def predict_frame(self, frame: Frame, device: torch.device | str | None = None) -> PoseSet:
         """Detect and estimate every object's 9-DoF pose in ``frame`` (a :class:`PoseSet`)."""
         return self.poses_from_detections(frame, self.detect_frame(frame, device))
+
+
+def _folded_levels(folded_feature_map: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+    """The PAN levels through the folded backbone + neck (NHWC input on CPU, where the copy computes in NHWC)."""
+    if images.device.type == "cpu":
+        images = images.contiguous(memory_format=torch.channels_last)
+    return list(folded_feature_map(images))
 
 
 class _FeatureMap(nn.Module):

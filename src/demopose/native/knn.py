@@ -3,7 +3,8 @@
 Same neighbours, in the same order, as :func:`demopose.layers.knn.knn_indices` under
 :func:`~demopose.layers.knn.exact_distances` (difference-form float32 distances, equal distances lower index
 first), and so as the exported ONNX graphs; faster than that path and than the matrix-multiply form with
-``torch.topk`` on CPU (``python benchmarks/knn_native.py``). Points of at most 3 coordinates, at most
+``torch.topk`` on CPU (``python benchmarks/knn_native.py``: 6.3 ms against 12.6 and 172 for 5 × 1028 points at
+2 threads on the development machine). Points of at most 3 coordinates, at most
 :data:`MAX_K` neighbours. Coordinates must be finite: with NaN or infinite coordinates the neighbours are
 unspecified (as they are in the torch forms, which disagree with each other there).
 """
@@ -11,6 +12,7 @@ unspecified (as they are in the torch forms, which disagree with each other ther
 from __future__ import annotations
 
 import ctypes
+import functools
 
 import torch
 
@@ -27,7 +29,9 @@ _SIGNATURES = {
 }
 
 
+@functools.cache
 def _library() -> ctypes.CDLL | None:
+    """The loaded kernel (once per process: its size limit checked at load, not on every call)."""
     lib = load_library("knn", _SIGNATURES)
     if lib is not None and lib.knn_max_k() != MAX_K:  # the module and its C source disagree: a packaging error
         raise RuntimeError(f"native knn: the library keeps {lib.knn_max_k()} neighbours, this module expects {MAX_K}")
