@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 from pathlib import Path
 
 import demopose  # noqa: F401  (before torch: its OpenMP / BLAS thread defaults)
@@ -29,7 +28,7 @@ OUT = Path(__file__).parent / "results" / "detector_inference.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from demopose.benchmark.micro import fastest_ms, micro_parser, write_result
+    from demopose.benchmark.micro import interleaved_ms, micro_parser, write_result
 
     ap = micro_parser(__doc__, OUT)
     ap.add_argument("--models", default="mono,mono_small", help="detector variants (default mono,mono_small)")
@@ -59,14 +58,9 @@ def main(argv: list[str] | None = None) -> int:
                 "plain + head": lambda m=model, x=image: m.head(m.feature_map(x)),
                 "folded + head": lambda m=model, x=image: m._folded(x)[1](m.inference_feature_map(x)),
             }
-            for threads in (int(t) for t in args.threads.split(",")):
-                torch.set_num_threads(threads)
-                runs: dict[str, list[float]] = {p: [] for p in paths}
-                for _ in range(args.rounds):
-                    for p, fn in paths.items():
-                        runs[p].append(fastest_ms(fn))
+            for threads, ms in interleaved_ms(paths, args.threads, args.rounds).items():
                 row = {"model": name, "input_size": [W, H], "threads": threads,
-                       "ms": {p: round(statistics.median(v), 2) for p, v in runs.items()}}
+                       "ms": {p: round(v, 2) for p, v in ms.items()}}
                 results.append(row)
                 print(json.dumps(row), flush=True)
     write_result(args.out, "monocular detector per image: plain vs BatchNorm-folded NHWC copy (eval, no_grad)",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 from pathlib import Path
 
 import demopose  # noqa: F401  (before torch: its OpenMP / BLAS thread defaults)
@@ -31,7 +30,7 @@ SETTINGS = ((1 << 18, 256), (1 << 19, 512), (1 << 20, 1024))  # (CPU_BLOCK_ELEME
 
 
 def main(argv: list[str] | None = None) -> int:
-    from demopose.benchmark.micro import fastest_ms, micro_parser, write_result
+    from demopose.benchmark.micro import interleaved_ms, micro_parser, write_result
 
     args = micro_parser(__doc__, OUT).parse_args(argv)
 
@@ -44,21 +43,21 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model("gpv").eval()
     batches = {b: torch.randn(b, 1028, 3) * 0.1 for b in (1, 5)}
     load = os.getloadavg()
-    results = []
+
+    def levels(setting: tuple[int, int], points: torch.Tensor):
+        gcn3d.CPU_BLOCK_ELEMENTS, gcn3d.CPU_BLOCK_ROWS = setting
+        return model.backbone.levels(points)
+
+    fns = {(s, b): (lambda s=s, p=p: levels(s, p)) for s in SETTINGS for b, p in batches.items()}
     with torch.no_grad():
-        for threads in (int(t) for t in args.threads.split(",")):
-            torch.set_num_threads(threads)
-            runs = {s: {b: [] for b in batches} for s in SETTINGS}
-            for _ in range(args.rounds):
-                for s in SETTINGS:
-                    gcn3d.CPU_BLOCK_ELEMENTS, gcn3d.CPU_BLOCK_ROWS = s
-                    for b, points in batches.items():
-                        runs[s][b].append(fastest_ms(lambda p=points: model.backbone.levels(p)) / b)
-            for s in SETTINGS:
-                row = {"threads": threads, "block_elements": s[0], "block_rows": s[1],
-                       "ms_per_instance": {str(b): round(statistics.median(v), 2) for b, v in runs[s].items()}}
-                results.append(row)
-                print(json.dumps(row), flush=True)
+        medians = interleaved_ms(fns, args.threads, args.rounds)
+    results = []
+    for threads, ms in medians.items():
+        for s in SETTINGS:
+            row = {"threads": threads, "block_elements": s[0], "block_rows": s[1],
+                   "ms_per_instance": {str(b): round(ms[(s, b)] / b, 2) for b in batches}}
+            results.append(row)
+            print(json.dumps(row), flush=True)
     write_result(args.out, "gpv backbone (GPVBackbone.levels) per instance vs 3D-GC CPU block size",
                  "benchmarks/gcn3d_block_size.py", argv, load, results, points=1028)
     return 0

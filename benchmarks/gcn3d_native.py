@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 from pathlib import Path
 
 import demopose  # noqa: F401  (before torch: its OpenMP / BLAS thread defaults)
@@ -28,7 +27,7 @@ OUT = Path(__file__).parent / "results" / "gcn3d_native.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from demopose.benchmark.micro import fastest_ms, micro_parser, write_result
+    from demopose.benchmark.micro import interleaved_ms, micro_parser, write_result
 
     args = micro_parser(__doc__, OUT).parse_args(argv)
 
@@ -44,31 +43,26 @@ def main(argv: list[str] | None = None) -> int:
     batches = {b: torch.randn(b, 1028, 3) * 0.1 for b in (1, 5)}
     load = os.getloadavg()
 
-    def levels(points: torch.Tensor) -> list[torch.Tensor]:
+    def levels(path: str, points: torch.Tensor) -> list[torch.Tensor]:
+        native_gcn3d.usable = paths[path]
         out = model.backbone.levels(points, generator=torch.Generator().manual_seed(1))
         return [out.fm_0, out.fm_1, out.fm_2, out.fm_3, out.fm_4]
 
-    results, max_diff = [], 0.0
-    with torch.no_grad():
-        outputs = {}
-        for name, fn in paths.items():  # same outputs
-            native_gcn3d.usable = fn
-            outputs[name] = levels(batches[5])
-        max_diff = max(float((a - b).abs().max()) for a, b in zip(outputs["native"], outputs["torch"]))
-        for threads in (int(t) for t in args.threads.split(",")):
-            torch.set_num_threads(threads)
-            runs = {p: {b: [] for b in batches} for p in paths}
-            for _ in range(args.rounds):
-                for name, fn in paths.items():
-                    native_gcn3d.usable = fn
-                    for b, points in batches.items():
-                        runs[name][b].append(fastest_ms(lambda p=points: levels(p)) / b)
-            for name in paths:
-                row = {"threads": threads, "path": name,
-                       "ms_per_instance": {str(b): round(statistics.median(v), 2) for b, v in runs[name].items()}}
-                results.append(row)
-                print(json.dumps(row), flush=True)
-    native_gcn3d.usable = usable
+    fns = {(name, b): (lambda n=name, p=p: levels(n, p)) for name in paths for b, p in batches.items()}
+    try:
+        with torch.no_grad():
+            native, plain = levels("native", batches[5]), levels("torch", batches[5])  # same outputs
+            max_diff = max(float((a - b).abs().max()) for a, b in zip(native, plain))
+            medians = interleaved_ms(fns, args.threads, args.rounds)
+    finally:
+        native_gcn3d.usable = usable
+    results = []
+    for threads, ms in medians.items():
+        for name in paths:
+            row = {"threads": threads, "path": name,
+                   "ms_per_instance": {str(b): round(ms[(name, b)] / b, 2) for b in batches}}
+            results.append(row)
+            print(json.dumps(row), flush=True)
     write_result(args.out, "gpv backbone (GPVBackbone.levels) per instance: compiled 3D-GC kernel vs torch path",
                  "benchmarks/gcn3d_native.py", argv, load, results, points=1028, max_abs_diff=max_diff)
     return 0

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 from pathlib import Path
 
 import demopose  # noqa: F401  (before torch: its OpenMP / BLAS thread defaults)
@@ -28,7 +27,7 @@ OUT = Path(__file__).parent / "results" / "knn_native.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from demopose.benchmark.micro import fastest_ms, micro_parser, write_result
+    from demopose.benchmark.micro import interleaved_ms, micro_parser, write_result
 
     args = micro_parser(__doc__, OUT).parse_args(argv)
 
@@ -55,16 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     cases = {(b, n): torch.randn(b, n, 3) * 0.1 for b in (1, 5) for n in (1028, 257)}
     equal = all(torch.equal(forms["native"](p), forms["torch exact + stable sort"](p)) for p in cases.values())
     load = os.getloadavg()
+    fns = {(f, c): (lambda fn=fn, p=points: fn(p)) for f, fn in forms.items() for c, points in cases.items()}
+    medians = interleaved_ms(fns, args.threads, args.rounds, runs=10)
     results = []
-    for threads in (int(t) for t in args.threads.split(",")):
-        torch.set_num_threads(threads)
-        runs = {(f, c): [] for f in forms for c in cases}
-        for _ in range(args.rounds):
-            for f, fn in forms.items():
-                for c, points in cases.items():
-                    runs[(f, c)].append(fastest_ms(lambda fn=fn, p=points: fn(p), runs=10))
-        for (f, (b, n)), v in runs.items():
-            row = {"threads": threads, "form": f, "batch": b, "points": n, "ms": round(statistics.median(v), 3)}
+    for threads, ms in medians.items():
+        for (f, (b, n)), v in ms.items():
+            row = {"threads": threads, "form": f, "batch": b, "points": n, "ms": round(v, 3)}
             results.append(row)
             print(json.dumps(row), flush=True)
     write_result(args.out, "kNN (k = 10, self excluded): compiled exact kernel vs torch forms",

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from demopose.cli import main
 
 
@@ -45,3 +47,20 @@ def test_latency_rounds_take_medians():
     assert merge_latency_rounds([one]) is one
     detector = dict(run(0, 30, 300), ms_per_instance=None, cpu_ms_per_instance=None)
     assert merge_latency_rounds([detector, detector])["ms_per_instance"] is None
+
+
+def test_micro_benchmark_helpers():
+    from pathlib import Path
+
+    from demopose.benchmark.micro import interleaved_ms, micro_parser
+
+    order = []
+    fns = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    out = interleaved_ms(fns, threads=[1], rounds=2, runs=1)
+    assert set(out) == {1} and set(out[1]) == {"a", "b"} and all(v >= 0 for v in out[1].values())
+    # each round times every variant in turn (2 warm-up calls + 1 timed each): a a a b b b, twice
+    assert order == (["a"] * 3 + ["b"] * 3) * 2
+    args = micro_parser(None, Path("x.json")).parse_args(["--threads", "1,2", "--rounds", "3"])
+    assert args.threads == [1, 2] and args.rounds == 3
+    with pytest.raises(SystemExit):
+        micro_parser(None, Path("x.json")).parse_args(["--threads", "0"])

@@ -2,27 +2,42 @@
 
 Each script times its variants alternately over ``--rounds`` rounds at each of ``--threads`` thread counts, takes
 the fastest of a few runs per round (:func:`fastest_ms`: the least disturbed by other jobs on a shared machine)
-and the median over rounds, and writes one JSON file with its command, date, machine and load average
-(:func:`write_result`).
+and the median over rounds (:func:`interleaved_ms`), and writes one JSON file with its command, date, machine and
+load average (:func:`write_result`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["fastest_ms", "micro_parser", "write_result"]
+__all__ = ["fastest_ms", "interleaved_ms", "micro_parser", "write_result"]
+
+K = TypeVar("K", bound=Hashable)
+
+
+def _thread_counts(text: str) -> list[int]:
+    try:
+        counts = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated thread counts, got {text!r}") from e
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive thread counts, got {text!r}")
+    return counts
 
 
 def micro_parser(doc: str | None, default_out: Path, rounds: int = 4) -> argparse.ArgumentParser:
-    """The common options: ``--threads`` (comma separated, default ``1,2``), ``--rounds``, ``--out``."""
+    """The common options: ``--threads`` (comma separated, parsed to a list of ints; default ``1,2``), ``--rounds``,
+    ``--out``."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", default="1,2", help="torch thread counts, comma separated (default 1,2)")
+    ap.add_argument("--threads", type=_thread_counts, default=[1, 2],
+                    help="torch thread counts, comma separated (default 1,2)")
     ap.add_argument("--rounds", type=int, default=rounds, help=f"interleaved rounds (default {rounds})")
     ap.add_argument("--out", type=Path, default=default_out, help=f"result JSON (default {default_out})")
     return ap
@@ -38,6 +53,23 @@ def fastest_ms(fn: Callable[[], Any], runs: int = 8, warmup: int = 2) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return best * 1000
+
+
+def interleaved_ms(fns: Mapping[K, Callable[[], Any]], threads: Sequence[int], rounds: int,
+                   runs: int = 8) -> dict[int, dict[K, float]]:
+    """``{threads: {key: ms}}``: at each thread count, every ``fns[key]`` timed once per round in turn
+    (:func:`fastest_ms` of ``runs``), the median over ``rounds``."""
+    import torch
+
+    out: dict[int, dict[K, float]] = {}
+    for t in threads:
+        torch.set_num_threads(t)
+        times: dict[K, list[float]] = {k: [] for k in fns}
+        for _ in range(rounds):
+            for k, fn in fns.items():
+                times[k].append(fastest_ms(fn, runs))
+        out[t] = {k: statistics.median(v) for k, v in times.items()}
+    return out
 
 
 def write_result(out: Path, benchmark: str, script: str, argv: Sequence[str] | None, load_before: Sequence[float],
