@@ -6,22 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from bn_statistics import randomise_batchnorm
 from demopose.layers.bn_folding import fold_conv_bn, fold_conv_bn_weights
 from demopose.models import build_model
-
-
-def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.rand(c, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-                if m.affine:
-                    m.weight.copy_(torch.rand(c, generator=g) + 0.5)
-                    m.bias.copy_(torch.rand(c, generator=g) - 0.5)
-    return model
 
 
 class _Net(nn.Module):
@@ -44,7 +31,7 @@ class _Net(nn.Module):
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_fold_conv_bn_matches_eval_and_leaves_the_original(channels_last):
     torch.manual_seed(0)
-    net = _randomise_bn(_Net()).eval()
+    net = randomise_batchnorm(_Net()).eval()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     folded = fold_conv_bn(net, channels_last=channels_last)
     norms = [m for m in folded.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -68,7 +55,7 @@ class _SharedConv(nn.Module):
 
 
 def test_a_conv_used_twice_is_not_folded():
-    net = _randomise_bn(_SharedConv()).eval()
+    net = randomise_batchnorm(_SharedConv()).eval()
     folded = fold_conv_bn(net)
     x = torch.randn(1, 2, 4, 4)
     with torch.no_grad():
@@ -98,7 +85,7 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> None:
 
 def test_detector_folded_path_matches_and_is_cached():
     torch.manual_seed(1)
-    det = _randomise_bn(build_model("mono_small")).eval()
+    det = randomise_batchnorm(build_model("mono_small")).eval()
     W, H = det.cfg.input_size
     x = torch.randn(1, 3, H, W)
     with torch.no_grad():
@@ -116,7 +103,7 @@ def test_detector_folded_path_matches_and_is_cached():
         _close(out[k], plain_out[k])
     assert not any("_folded" in k for k in det.state_dict())
     # a weight change (here: new BatchNorm statistics) rebuilds the copy
-    _randomise_bn(det, seed=5)
+    randomise_batchnorm(det, seed=5)
     with torch.no_grad():
         assert det._folded(x) is not first
         _close(det.inference_feature_map(x)[0], det.feature_map(x)[0])

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from bn_statistics import randomise_batchnorm
 from demopose.layers.gcn3d import RandomPool
 from demopose.layers.knn import gather_points, knn_indices
 from demopose.models import build_model
@@ -22,19 +23,6 @@ SMALL = dict(widths=(16, 16, 32, 32, 64), head_point_channels=(64, 32), head_fc_
              recon_block=(32, 16), recon_hidden=16, face_hidden=(32, 16))
 
 
-def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial running statistics and affine parameters (negative scales too), so that BN folding
-    is really exercised."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm1d):
-                c = m.num_features
-                m.running_mean.copy_(torch.rand(c, generator=g) - 0.5)
-                m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=g))
-                m.weight.copy_(3 * torch.rand(c, generator=g) - 1.5)
-                m.bias.copy_(torch.rand(c, generator=g) - 0.5)
-    return model
 
 
 def _batch(B: int, N: int, seed: int = 0, rgb: int = 0) -> dict[str, torch.Tensor]:
@@ -110,27 +98,27 @@ def _compare(model: GPVPose, batch: dict, seed: int = 3, atol: float = 1e-5) -> 
 @pytest.mark.parametrize("backbone", ["gcn", "hs"])
 def test_fast_inference_matches_plain_formulation(backbone):
     torch.manual_seed(0)
-    model = _randomise_bn(GPVPose(GPVConfig(backbone=backbone, **SMALL)))
+    model = randomise_batchnorm(GPVPose(GPVConfig(backbone=backbone, **SMALL)))
     _compare(model, _batch(3, 300, seed=1))
 
 
 def test_fast_inference_matches_plain_formulation_paper_sizes():
     """The full-size gpv (1286 -> 1024 heads) on one frame of 1028-point instances."""
     torch.manual_seed(0)
-    model = _randomise_bn(build_model("gpv"))
+    model = randomise_batchnorm(build_model("gpv"))
     _compare(model, _batch(2, 1028, seed=2))
 
 
 def test_fast_inference_with_concat_fusion():
     torch.manual_seed(0)
-    model = _randomise_bn(GPVPose(GPVConfig(fusion="concat", rgb_channels=8, **SMALL)))
+    model = randomise_batchnorm(GPVPose(GPVConfig(fusion="concat", rgb_channels=8, **SMALL)))
     _compare(model, _batch(2, 200, seed=3, rgb=8))
 
 
 def test_split_heads_equal_concat_heads_on_the_same_features():
     """The algebra alone: W [f_i; g(n(i)); onehot] = W_f f_i + (W_g g)(n(i)) + W_c[:, c], with BN folded."""
     torch.manual_seed(1)
-    model = _randomise_bn(GPVPose(GPVConfig(**SMALL))).eval()
+    model = randomise_batchnorm(GPVPose(GPVConfig(**SMALL))).eval()
     batch = _batch(4, 256, seed=4)
     centred = batch["points"] - batch["points"].mean(1, keepdim=True)
     with torch.no_grad():
@@ -145,7 +133,7 @@ def test_split_heads_equal_concat_heads_on_the_same_features():
 
 def test_fold_linear_bn_is_linear_then_bn():
     torch.manual_seed(2)
-    lin, bn = nn.Linear(7, 5), _randomise_bn(nn.BatchNorm1d(5)).eval()
+    lin, bn = nn.Linear(7, 5), randomise_batchnorm(nn.BatchNorm1d(5)).eval()
     w, b = fold_linear_bn(lin, bn)
     x = torch.randn(11, 7)
     assert torch.allclose(x @ w.t() + b, bn(lin(x)), atol=1e-6)
@@ -153,12 +141,12 @@ def test_fold_linear_bn_is_linear_then_bn():
 
 def test_folded_weights_follow_parameter_changes_and_state_dict_is_unchanged():
     torch.manual_seed(3)
-    model = _randomise_bn(GPVPose(GPVConfig(**SMALL))).eval()
+    model = randomise_batchnorm(GPVPose(GPVConfig(**SMALL))).eval()
     keys = list(model.state_dict())
     batch = _batch(2, 128, seed=5)
     with torch.no_grad():
         model(batch, generator=torch.Generator().manual_seed(0))  # fills the cache
-        other = _randomise_bn(GPVPose(GPVConfig(**SMALL)), seed=9)
+        other = randomise_batchnorm(GPVPose(GPVConfig(**SMALL)), seed=9)
         model.load_state_dict(other.state_dict())
     assert list(model.state_dict()) == keys  # nothing added (the cache is not state)
     _compare(model, batch)  # uses the new weights, not the cached fold
@@ -170,7 +158,7 @@ def test_folded_weights_follow_parameter_changes_and_state_dict_is_unchanged():
 def test_gradients_through_fast_heads_match_plain():
     """Eval mode with autograd on: the folded weights are rebuilt in the graph, gradients agree."""
     torch.manual_seed(4)
-    model = _randomise_bn(GPVPose(GPVConfig(**SMALL))).eval()
+    model = randomise_batchnorm(GPVPose(GPVConfig(**SMALL))).eval()
     batch = _batch(2, 128, seed=6)
     params = [model.rot_green.point_mlp.linears[0].weight, model.ts_head.point_mlp.norms[1].weight,
               model.backbone.conv_4.weight]
@@ -221,7 +209,7 @@ def test_graph_layers_fused_relu_product_matches_autograd_path(monkeypatch, fuse
 def test_scratch_buffers_across_modes_and_sizes():
     """The CPU path reuses per-thread scratch buffers: inference mode, no_grad and growing sizes all work."""
     torch.manual_seed(8)
-    model = _randomise_bn(GPVPose(GPVConfig(**SMALL))).eval()
+    model = randomise_batchnorm(GPVPose(GPVConfig(**SMALL))).eval()
     small, large = _batch(1, 100, seed=9), _batch(3, 300, seed=10)
     outs = []
     for ctx in (torch.inference_mode, torch.no_grad, torch.inference_mode):
