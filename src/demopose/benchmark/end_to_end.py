@@ -59,6 +59,8 @@ from typing import Any
 
 import numpy as np
 
+from demopose.benchmark.rounds import merge_runs
+
 __all__ = ["BACKENDS", "STAGES", "format_table", "measure_backend", "merge_rounds", "prepare_frames",
            "run_end_to_end"]
 
@@ -407,29 +409,12 @@ def merge_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
     bad = next((r for r in runs if r.get("status") != "ok"), None)
     if bad is not None:
         return bad
-    if len(runs) == 1:
-        return runs[0]
-
-    def med(key: str) -> dict[str, float]:
-        return {s: round(statistics.median(r[key][s] for r in runs), 3) for s in runs[0][key]}
-
-    def mean(key: str) -> dict[str, float]:
-        return {s: round(statistics.fmean(r[key][s] for r in runs), 3) for s in runs[0][key]}
-
-    e2e = statistics.median(r["end_to_end_ms"] for r in runs)
-    row = dict(runs[0])
-    row.update(
-        stages_ms=med("stages_ms"), stages_mean_ms=mean("stages_mean_ms"), cpu_stages_ms=med("cpu_stages_ms"),
-        end_to_end_ms=round(e2e, 3), fps=round(1000.0 / e2e, 3),
-        end_to_end_mean_ms=round(statistics.fmean(r["end_to_end_mean_ms"] for r in runs), 3),
-        cpu_end_to_end_ms=round(statistics.median(r["cpu_end_to_end_ms"] for r in runs), 3),
-        instances_per_frame=round(statistics.fmean(r["instances_per_frame"] for r in runs), 3),
-        detections_per_frame=round(statistics.fmean(r["detections_per_frame"] for r in runs), 3),
-        peak_rss_mb=max(r["peak_rss_mb"] for r in runs),
-        rounds=[{k: r[k] for k in ("end_to_end_ms", "fps", "cpu_end_to_end_ms")} for r in runs],
-    )
-    if "peak_gpu_mb" in row:
-        row["peak_gpu_mb"] = max(r["peak_gpu_mb"] for r in runs)
+    row = merge_runs(runs, medians=("stages_ms", "cpu_stages_ms", "end_to_end_ms", "cpu_end_to_end_ms"),
+                     means=("stages_mean_ms", "end_to_end_mean_ms", "instances_per_frame", "detections_per_frame"),
+                     maxima=("peak_rss_mb", "peak_gpu_mb"), kept=("end_to_end_ms", "fps", "cpu_end_to_end_ms"),
+                     digits=3)
+    if len(runs) > 1:
+        row["fps"] = round(1000.0 / statistics.median(r["end_to_end_ms"] for r in runs), 3)
     return row
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from demopose.benchmark.rounds import merge_runs
+
 __all__ = ["format_rows", "machine_description", "measure_model", "merge_latency_rounds", "run_benchmark"]
 
 
@@ -156,17 +158,10 @@ def merge_latency_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One model's row from its rounds (:func:`measure_model` results): the median of each timing over the
     rounds, the largest peak memory, and ``rounds``: each round's ``ms_per_instance``, ``ms_per_frame`` and load
     average. One round is returned as it is."""
-    if len(runs) == 1:
-        return runs[0]
-    row = dict(runs[0])
-    for key in ("ms_per_instance", "cpu_ms_per_instance", "ms_per_frame", "cpu_ms_per_frame"):
-        if runs[0].get(key) is not None:
-            row[key] = statistics.median(r[key] for r in runs)
-    row["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
-    if "peak_gpu_mb" in row:
-        row["peak_gpu_mb"] = max(r["peak_gpu_mb"] for r in runs)
-    row["load_average"] = [r["load_average"] for r in runs]
-    row["rounds"] = [{k: r.get(k) for k in ("ms_per_instance", "ms_per_frame", "load_average")} for r in runs]
+    row = merge_runs(runs, medians=("ms_per_instance", "cpu_ms_per_instance", "ms_per_frame", "cpu_ms_per_frame"),
+                     maxima=("peak_rss_mb", "peak_gpu_mb"), kept=("ms_per_instance", "ms_per_frame", "load_average"))
+    if len(runs) > 1:
+        row["load_average"] = [r["load_average"] for r in runs]
     return row
 
 
