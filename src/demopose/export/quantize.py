@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from demopose._cpuinfo import cpuinfo_field
 from demopose.export.onnx_export import read_metadata, write_model
 
 __all__ = ["calibration_feeds", "cpu_has_vnni", "feed_reader", "isolate_quantized_inputs", "quantize_graph",
@@ -57,14 +58,14 @@ DYNAMIC_OPS = ("Gemm", "MatMul")
 MIN_INNER = 16
 
 
-def weight_nodes(proto, min_inner: int = MIN_INNER) -> list[str]:
-    """Names of the ``Conv`` / ``Gemm`` / ``MatMul`` nodes of ``proto`` whose second input is a graph constant
-    (an initializer or a ``Constant`` node) — the layers with learned weights — and whose products sum over at
-    least ``min_inner`` terms (module docstring: a narrow product gains nothing from int8)."""
+def weight_nodes(proto, min_inner: int = MIN_INNER, op_types: Sequence[str] = QUANT_OPS) -> list[str]:
+    """Names of the ``op_types`` nodes (default ``Conv`` / ``Gemm`` / ``MatMul``) of ``proto`` whose second input
+    is a graph constant (an initializer or a ``Constant`` node) — the layers with learned weights — and whose
+    products sum over at least ``min_inner`` terms (module docstring: a narrow product gains nothing from int8)."""
     consts = _constant_shapes(proto)
     out = []
     for n in proto.graph.node:
-        if n.op_type not in QUANT_OPS or len(n.input) < 2 or n.input[1] not in consts:
+        if n.op_type not in op_types or len(n.input) < 2 or n.input[1] not in consts:
             continue
         if _inner_size(n, consts[n.input[1]]) >= min_inner:
             out.append(n.name)
@@ -256,11 +257,7 @@ def calibration_feeds(path: str | Path, data_root: str | Path, subset: str = "re
 
 def cpu_has_vnni() -> bool:
     """Whether this CPU has AVX-512 VNNI or AVX-VNNI (``/proc/cpuinfo`` flags; False where unknown)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    flags = (cpuinfo_field("flags") or "").split()
     return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
@@ -320,34 +317,32 @@ def quantize_graph(src: str | Path, dst: str | Path, mode: str = "static",
         # stale intermediate shapes left by the optimiser make the quantiser's own shape inference fail
         # ("inferred shape and existing shape differ"); it re-infers them
         del proto.graph.value_info[:]
-        nodes = weight_nodes(proto)
-        if mode == "dynamic":
-            kinds = {n.name: n.op_type for n in proto.graph.node}
-            nodes = [n for n in nodes if kinds[n] in DYNAMIC_OPS]
-            if not nodes:  # e.g. a detector: all its weights are convolutions, which dynamic mode keeps float
-                log.info("%s: no Gemm/MatMul weight layer; dynamic int8 leaves convolutions float32, so the graph "
-                         "is written unchanged", src)
-                meta = {k: v for k, v in meta.items() if k != "format"} | {"quantization": {
-                    "mode": "dynamic", "nodes": 0, "note": "convolutions left float32 (ConvInteger is slower)",
-                    "source": src.name}} | dict(metadata or {})
-                return write_model(onnx.load_model(str(src)), dst, meta)
-        if not nodes:
+        nodes = weight_nodes(proto, op_types=QUANT_OPS if mode == "static" else DYNAMIC_OPS)
+        if not nodes and (mode == "static" or not weight_nodes(proto)):
             raise ValueError(f"{src}: no Conv/Gemm/MatMul node with constant weights to quantise")
-        isolated = isolate_quantized_inputs(proto, nodes) if mode == "static" else []
-        onnx.save_model(proto, str(pre))
-        out = Path(tmp) / "int8.onnx"
-        root_log = logging.getLogger()  # the quantiser reports every rescaled bias on the root logger at INFO
-        level = root_log.level
-        root_log.setLevel(max(level, logging.WARNING))
-        try:
-            _quantize(mode, pre, out, feeds, per_channel, nodes, reduce_range)
-        finally:
-            root_log.setLevel(level)
-        q = onnx.load_model(str(out))
+        isolated: list[str] = []
+        if nodes:
+            isolated = isolate_quantized_inputs(proto, nodes) if mode == "static" else []
+            onnx.save_model(proto, str(pre))
+            out = Path(tmp) / "int8.onnx"
+            root_log = logging.getLogger()  # the quantiser reports every rescaled bias on the root logger at INFO
+            level = root_log.level
+            root_log.setLevel(max(level, logging.WARNING))
+            try:
+                _quantize(mode, pre, out, feeds, per_channel, nodes, reduce_range)
+            finally:
+                root_log.setLevel(level)
+            q = onnx.load_model(str(out))
+        else:  # dynamic mode, a graph whose weights are all convolutions (a detector): kept float32
+            log.info("%s: no Gemm/MatMul weight layer; dynamic int8 leaves convolutions float32, so the graph is "
+                     "written unchanged", src)
+            q = onnx.load_model(str(src))
     info = {"mode": mode, "nodes": len(nodes), "per_channel": bool(per_channel) if mode == "static" else False,
             "activations": "uint8" if mode == "static" else "uint8 (dynamic)",
             "reduce_range": bool(reduce_range) if mode == "static" else False,
             "calibration_batches": len(feeds) if mode == "static" and feeds else 0, "source": src.name,
             "isolated_inputs": len(isolated)}
+    if not nodes:
+        info["note"] = "convolutions left float32 (ConvInteger is slower)"
     meta = {k: v for k, v in meta.items() if k != "format"} | {"quantization": info} | dict(metadata or {})
     return write_model(q, dst, meta)
