@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from demopose._cpuinfo import cpuinfo_field
 from demopose.benchmark.rounds import merge_runs
 
 __all__ = ["format_rows", "machine_description", "measure_model", "merge_latency_rounds", "run_benchmark"]
@@ -30,14 +31,7 @@ __all__ = ["format_rows", "machine_description", "measure_model", "merge_latency
 def machine_description() -> dict[str, Any]:
     """CPU model, core count, torch version, GPU name if any, and which compiled CPU kernels
     (:mod:`demopose.native`) this process runs: a figure measured without them is not comparable."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpuinfo_field("model name") or platform.processor() or platform.machine()
     info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)

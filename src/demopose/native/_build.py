@@ -26,6 +26,7 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
+from demopose._cpuinfo import cpuinfo_field
 from demopose.io import atomic_path, cache_dir
 
 __all__ = ["applicable", "load_library", "native_disabled"]
@@ -62,14 +63,7 @@ def _cpu_flags() -> str:
     """What identifies this CPU for a ``-march=native`` build: the feature flags line of ``/proc/cpuinfo``, or
     where there is none (macOS, Windows) the processor name and the host name, so that a cache folder shared by
     several machines never hands one of them another CPU's build."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            line = next((line for line in f if line.startswith(("flags", "Features"))), "")
-        if line:
-            return line
-    except OSError:
-        pass
-    return f"{platform.processor()}|{platform.node()}"
+    return cpuinfo_field("flags", "Features") or f"{platform.processor()}|{platform.node()}"
 
 
 def _compiler() -> str | None:
