@@ -28,6 +28,7 @@ from demopose.data.instances import N_POINTS
 from demopose.engine.inference import FrameInstances, predict_frame
 from demopose.geometry.camera import Intrinsics
 from demopose.geometry.pose import PoseSet
+from demopose.io import cache_dir, write_text_atomic
 
 __all__ = ["BUNDLED_CHECKPOINT", "ObjectPose", "Predictor", "validate_inputs"]
 
@@ -131,16 +132,11 @@ def _exported(checkpoint: Path) -> Path:
     from demopose.export.onnx_export import export_checkpoint
 
     digest = hashlib.sha1(checkpoint.read_bytes()).hexdigest()[:12]
-    from demopose.io import cache_dir
-
-    base = cache_dir("onnx")
-    target = base / f"{checkpoint.stem}-{digest}.onnx"
+    target = cache_dir("onnx") / f"{checkpoint.stem}-{digest}.onnx"
     done = target.with_suffix(".done")
     if not done.is_file():  # the marker is written last: an interrupted export is redone
         log.info("exporting %s to ONNX (once) -> %s", checkpoint, target)
         paths = export_checkpoint(checkpoint, target)
-        from demopose.io import write_text_atomic
-
         write_text_atomic(done, "\n".join(str(v) for v in paths.values()))
     return target  # the file, or a DeMo-Pose pair's base path (load_ort_model takes either)
 
