@@ -11,7 +11,7 @@ used by nothing else, and returns a ``GraphModule`` in which the pair is one con
 is not touched (its state dict, training and export are unchanged). With ``channels_last`` the copy also keeps
 its activations in NHWC, the layout oneDNN's CPU convolutions compute in (an NCHW network pays a reorder
 before and after every convolution). GhostNet + PAN of the monocular detector at 416², 2 threads of the
-development machine: 46 ms before, 32 ms after (``benchmarks/detector_inference.py``).
+development machine: 50.1 ms before, 28.5 ms after (``benchmarks/results/detector_inference.json``).
 """
 
 from __future__ import annotations

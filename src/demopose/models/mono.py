@@ -220,7 +220,7 @@ class MonoDetector(nn.Module):
 
     def _folded(self, images: torch.Tensor) -> tuple[nn.Module, nn.Module] | None:
         """Copies of backbone + neck and of the head with every BatchNorm folded into its convolution,
-        computing in NHWC on CPU (:func:`~demopose.layers.bn_folding.fold_conv_bn`: 50 -> 28 ms for the
+        computing in NHWC on CPU (:func:`~demopose.layers.bn_folding.fold_conv_bn`: 50.1 -> 28.5 ms for the
         backbone + neck of ``mono`` at 2 threads, ``benchmarks/detector_inference.py``), made on first use and
         again whenever a weight changes; None where they do not apply (training, gradients, export, weights
         created in inference mode, whose changes cannot be seen) or cannot be made (a network ``torch.fx``
