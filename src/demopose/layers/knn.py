@@ -18,9 +18,11 @@ with ``torch.topk`` on CPU (``benchmarks/results/knn_native.json``), hence not t
 
 On CPU, float32 points with ``C <= 3`` go to a compiled kernel (:mod:`demopose.native.knn`) that computes the
 exact difference form and tie order, faster than either torch form: so CPU inference ranks neighbours exactly
-like the ONNX graphs, whether or not :func:`exact_distances` is on. Elsewhere (GPU, ``C > 3``, no C compiler,
-``DEMOPOSE_NATIVE=0``) the rule above holds; ``exact_distances(False)`` forces the matrix-multiply form
-everywhere.
+like the ONNX graphs, whether or not :func:`exact_distances` is on. Where the kernel cannot run on CPU (no C
+compiler, ``DEMOPOSE_NATIVE=0``, ``k`` above its limit) the torch path takes the same difference form and tie
+order by default, so a CPU machine without a compiler picks the same neighbours as one with it (slower, not
+different). On GPU the rule above holds (matrix-multiply form unless :func:`exact_distances` or export);
+``exact_distances(False)`` forces the matrix-multiply form everywhere.
 """
 
 from __future__ import annotations
@@ -128,7 +130,9 @@ def knn_indices(
         for start in range(0, M, chunk_size):  # loop over memory blocks, not over points
             q = query[:, start : start + chunk_size]
             exporting = torch.compiler.is_exporting()
-            exact = (exporting if _EXACT is None else _EXACT) and q.shape[-1] <= 3
+            # default: exact while exporting and on CPU (the compiled kernel's ranking where it cannot run)
+            default = exporting or query.device.type == "cpu"
+            exact = (default if _EXACT is None else _EXACT) and q.shape[-1] <= 3
             if exact:
                 d = squared_distances(q, ref)  # (B, m, N), same ranking as the distances
             else:
