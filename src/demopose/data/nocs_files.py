@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from demopose.io import read_pickle as _read_data_pickle
 
 __all__ = [
     "CAMERA_NO_DEPTH",
@@ -208,18 +209,15 @@ def read_meta(path: str | os.PathLike) -> list[MetaEntry]:
 
 
 def read_pickle(path: str | os.PathLike) -> object:
-    """Unpickle a file written by Python 2 or 3 (``latin1`` for Python 2 NumPy pickles).
+    """Unpickle a data file written by Python 2 or 3 (``latin1`` for Python 2 NumPy pickles) with an allow-list
+    of NumPy arrays, dtypes and scalars and plain Python values (:func:`demopose.io.read_pickle`): a pickle
+    holding anything else is refused before any of its code runs.
 
-    Only open pickles you trust: unpickling can run code.
+    Raises:
+        FileNotFoundError: no such file. ValueError: unreadable, or a refused type
+            (:class:`~demopose.io.UnsafeFileError`, naming the file and the type).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: file not found")
-    try:
-        with open(p, "rb") as f:
-            return pickle.load(f, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as e:
-        raise ValueError(f"{p}: could not unpickle ({type(e).__name__}: {e})") from None
+    return _read_data_pickle(path)
 
 
 def read_gts_pkl(path: str | os.PathLike) -> dict:

@@ -28,7 +28,6 @@ the writer stores the placeholder ``(0, 0, 1, 1)``.
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from demopose.geometry import PoseSet, pose_from_nocs, pose_to_matrix, pose_to_nocs
-from demopose.io import write_pickle_atomic
+from demopose.io import read_pickle, write_pickle_atomic
 
 __all__ = ["CONVENTIONS", "RESULT_KEYS", "FrameResult", "find_results", "frame_from_dict", "frame_to_dict",
            "iter_results", "read_results_pkl", "write_results_pkl"]
@@ -166,17 +165,14 @@ def read_results_pkl(path: str | os.PathLike) -> list[FrameResult]:
     """Read a results pickle: one frame (a dict) or several (a list of dicts, as GPV-Pose writes).
 
     Raises:
-        FileNotFoundError: no such file. ValueError: unreadable pickle or invalid content (names the
-        file, the frame index for lists, and the key).
+        FileNotFoundError: no such file. ValueError: unreadable pickle, a type outside the allow-list of
+        :func:`demopose.io.read_pickle` (nothing of the file runs), or invalid content (names the file, the
+        frame index for lists, and the key).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: results pickle not found")
-    try:
-        with open(path, "rb") as f:
-            obj = pickle.load(f)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
+    obj = read_pickle(path)  # allow-list: NumPy arrays and plain values only (a payload is refused, not run)
     if isinstance(obj, list | tuple):
         return [frame_from_dict(d, f"{path}[{i}]") for i, d in enumerate(obj)]
     return [frame_from_dict(obj, str(path))]
