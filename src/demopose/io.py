@@ -69,7 +69,7 @@ def file_mode(executable: bool = False) -> int:
 
 def describe_os_error(e: OSError, path: str | os.PathLike | None = None) -> str:
     """One line for an ``OSError``: the file, what went wrong and what to do (a full disk says so)."""
-    where = str(path if path is not None else (e.filename or "?"))
+    where = path if path is not None else e.filename
     what = e.strerror or str(e)
     hints = {errno.ENOSPC: "disk full: free space on that file system or write elsewhere",
              errno.EDQUOT: "disk quota exceeded: free space or write elsewhere",
@@ -80,7 +80,8 @@ def describe_os_error(e: OSError, path: str | os.PathLike | None = None) -> str:
              errno.EISDIR: "expected a file but this is a folder",
              errno.EEXIST: "a file of that name is in the way"}
     hint = hints.get(e.errno or -1)
-    return f"{where}: {what}" + (f" ({hint})" if hint else "")
+    head = f"{where}: {what}" if where is not None and str(where) not in what else what
+    return head + (f" ({hint})" if hint else "")
 
 
 def _reraise_naming(e: OSError, dest: Path) -> OSError:

@@ -76,6 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         return 1
+    except OSError as e:
+        # The operating system said no (read-only folder, full disk, a file where a folder should be): one line
+        # naming the file and what to do, no traceback.
+        from demopose.io import describe_os_error
+
+        print(f"demopose {args.command}: error: {describe_os_error(e)}", file=sys.stderr)
+        if args.verbose:
+            raise
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

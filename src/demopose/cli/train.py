@@ -10,6 +10,13 @@ The run directory (``output.dir`` or ``--out``) receives ``config.yaml`` (fully 
 ``last.pt`` (atomic, every ``train.checkpoint_every`` steps), ``best.pt`` (by ``--best-key``),
 ``metrics.jsonl`` and TensorBoard logs (with the ``logging`` extra). Re-running the same command
 resumes from ``last.pt`` exactly where it stopped; ``--no-resume`` starts over.
+
+Resuming checks the settings against those the checkpoint was trained with: run length and logistics
+(``train.max_steps``, evaluation / checkpoint / log cadence, ``train.num_workers``, ``train.precision``,
+``data.root``, the device, ``eval.*``) may change; any other change (model, data subsets, optimiser,
+schedule, batch, seed ...) is refused unless ``--allow-changed-config``. Every change is logged and recorded
+in ``resumes.jsonl`` and ``config.yaml``. A damaged ``last.pt`` falls back to ``last.prev.pt`` / ``best.pt``
+(with a warning); partial files of interrupted checkpoint writes are removed.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="dataset root (sets data.root)")
     parser.add_argument("--out", help="run directory (sets output.dir)")
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing last.pt in the run directory")
+    parser.add_argument("--allow-changed-config", action="store_true",
+                        help="resume even though settings that change the run's meaning (model, data, optimiser, "
+                             "schedule, batch, seed) differ from the checkpoint's; the change is recorded")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--best-key", default="nocs/mean/5deg5cm", help="validation metric selecting best.pt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -67,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         model = build_model_from_config(cfg)
         train_set = build_train_set(cfg, model)
         if cfg.train.get("init_from"):  # before the optimiser and the resume (a run's own last.pt wins)
+        resume_from = None if args.no_resume else _resume_point(run_dir, cfg, device, args.allow_changed_config)
             from demopose.engine.warm_start import warm_start
 
             warm_start(model, str(cfg.train.init_from))
@@ -92,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
         if dist.is_main():
             run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, run_dir / "config.yaml")
-        if not args.no_resume:
-            trainer.resume()
+        if resume_from is not None:
+            trainer.resume(resume_from.path, resume_from.state)
         log.info("training %s on %d instances for %d steps (%d process(es), %s) -> %s", cfg.model.name,
                  len(train_set), tcfg.max_steps, dist.world_size(), device, run_dir)
         torch.set_float32_matmul_precision("high")
@@ -106,3 +117,32 @@ def run(args: argparse.Namespace) -> int:
     finally:
         dist.cleanup()
     return 0
+
+
+def _resume_point(run_dir, cfg, device, allow_changed: bool):
+    """The checkpoint to resume from (None: a new run), after checking its settings against ``cfg``; changes
+    are logged and appended to ``run_dir/resumes.jsonl`` (rank 0)."""
+    import json
+    import time
+
+    from omegaconf import OmegaConf
+
+    from demopose.engine import dist
+    from demopose.engine.checkpoint import check_resume_config, find_resume_checkpoint
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(f"output.dir {run_dir}: is a file, not a run folder (choose another --out)")
+    found = find_resume_checkpoint(run_dir, map_location=device)
+    if found is None:
+        return None
+    changes = check_resume_config(found.state.get("config"), OmegaConf.to_container(cfg, resolve=True),
+                                  found.path, allow_changed)
+    for k, c in changes.items():
+        log.warning("resume: %s changed from %r to %r (%s)", k, c["was"], c["now"],
+                    "allowed by --allow-changed-config" if c["kind"] == "meaning" else "run length / logistics")
+    if dist.is_main() and (changes or found.skipped):
+        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "checkpoint": str(found.path), "step": found.step,
+                  "changed": changes, "skipped": [[str(p), why] for p, why in found.skipped]}
+        with open(run_dir / "resumes.jsonl", "a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+    return found

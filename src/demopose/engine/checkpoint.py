@@ -1,22 +1,38 @@
 """Atomic, resumable checkpoints: model, optimizer, scheduler, step, RNG states and the config.
 
 A checkpoint is written to a temporary file and moved into place, so a kill mid-write never destroys the
-previous one. ``last.pt`` always names the newest complete checkpoint of a run directory.
+previous one. ``last.pt`` always names the newest complete checkpoint of a run directory; the one before it is
+kept as ``last.prev.pt`` (a hard link, no copy), so a ``last.pt`` damaged after it was written (a disk error, a
+bad copy) still leaves a checkpoint to resume from (:func:`find_resume_checkpoint`).
+
+Loading never runs code from the file: every checkpoint is read weights-only (tensors and plain Python values,
+:func:`demopose.io.load_torch_file`); a run's own training checkpoint additionally allows NumPy's RNG state
+(:data:`~demopose.io.TRAINING_STATE_GLOBALS`). A file holding anything else is refused, naming the file and
+the type.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import os
 import random
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from demopose.io import atomic_path
+from demopose.io import TRAINING_STATE_GLOBALS, atomic_path, load_torch_file, write_bytes_atomic
 
-__all__ = ["capture_rng_state", "load_checkpoint", "load_model", "load_weights", "restore_rng_state",
-           "save_checkpoint", "strip_checkpoint", "unwrap_model"]
+__all__ = ["LOGISTICS_KEYS", "ResumePoint", "capture_rng_state", "check_resume_config", "find_resume_checkpoint",
+           "load_checkpoint", "load_model", "load_training_checkpoint", "load_weights", "remove_partial_checkpoints",
+           "restore_rng_state", "save_checkpoint", "strip_checkpoint", "unwrap_model"]
+
+log = logging.getLogger(__name__)
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -41,35 +57,187 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """``torch.save`` ``state`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+def save_checkpoint(path: str | Path, state: dict[str, Any], keep_previous: bool = False) -> None:
+    """``torch.save`` ``state`` to ``path`` atomically.
+
+    The file is serialised in memory first, so a full disk or a read-only folder raises an ``OSError`` that
+    names ``path`` and says what is wrong (torch's own writer reports only "file write failed").
+
+    Args:
+        keep_previous: keep the file being replaced as ``<stem>.prev<suffix>`` (a hard link where the file
+            system has them, so no copy), the fallback of :func:`find_resume_checkpoint`.
+    """
+    path = Path(path)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    if keep_previous and path.is_file():
+        prev = _previous(path)
+        with atomic_path(prev) as tmp:
+            tmp.unlink()
+            try:
+                os.link(path, tmp)
+            except OSError:  # no hard links here (some network / FAT file systems): a copy
+                tmp.write_bytes(path.read_bytes())
+    write_bytes_atomic(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (full pickle: only load files you trust).
+def _previous(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    training_state: bool = False) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`, weights-only (no code of the file runs).
+
+    Args:
+        training_state: also allow what a run's own training checkpoint holds besides tensors (NumPy's RNG
+            state, :data:`~demopose.io.TRAINING_STATE_GLOBALS`); for resuming one's own ``last.pt``.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is not a demopose checkpoint.
+        ValueError: the file is not a readable demopose checkpoint, or holds a type outside the allow-list
+            (:class:`~demopose.io.UnsafeFileError`, naming the file and the type).
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"checkpoint {p} does not exist")
-    try:
-        state = torch.load(p, map_location=map_location, weights_only=False)
-    except Exception as e:
-        raise ValueError(f"{p}: not a readable torch checkpoint ({e})") from e
+        raise FileNotFoundError(f"checkpoint {p} does not exist" + (" (it is a folder)" if p.is_dir() else ""))
+    state = load_torch_file(p, map_location, allow=TRAINING_STATE_GLOBALS if training_state else ())
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{p}: not a demopose checkpoint (no 'model' key)")
     return state
 
 
+def load_training_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A run's own training checkpoint (``last.pt``, ``best.pt``) with its optimiser and RNG state; see
+    :func:`load_checkpoint` (``training_state=True``)."""
+    state = load_checkpoint(path, map_location, training_state=True)
+    missing = [k for k in ("optimizer", "step") if k not in state]
+    if missing:
+        raise ValueError(f"{path}: not a training checkpoint (no {', '.join(missing)}: a weights-only file such as "
+                         f"model_final.pt cannot be resumed; use train.init_from to start from its weights)")
+    return state
+
+
+_PARTIAL = re.compile(r"^\.(last|best|model_final|last\.prev)\.pt\.\w{8}(\.pt)?$")
+
+
+def remove_partial_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary files that killed checkpoint writes leave in ``run_dir`` (``.last.pt.<random>.pt``
+    ...); returns them. Call it only while no process writes checkpoints there."""
+    d = Path(run_dir)
+    removed = []
+    if d.is_dir():
+        for f in d.iterdir():
+            if _PARTIAL.match(f.name) and f.is_file():
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
+                removed.append(f)
+    if removed:
+        log.warning("removed %d partial checkpoint file(s) left by an interrupted write in %s: %s", len(removed), d,
+                    ", ".join(f.name for f in removed))
+    return removed
+
+
+@dataclass
+class ResumePoint:
+    """The checkpoint a run resumes from: its ``path``, its loaded ``state`` and the files passed over
+    (``skipped``: ``(path, reason)``, e.g. a damaged ``last.pt``)."""
+
+    path: Path
+    state: dict[str, Any]
+    skipped: list[tuple[Path, str]]
+
+    @property
+    def step(self) -> int:
+        return int(self.state.get("step", 0))
+
+
+def find_resume_checkpoint(run_dir: str | Path, map_location: str | torch.device = "cpu") -> ResumePoint | None:
+    """The newest complete training checkpoint of ``run_dir``: ``last.pt``, or when it cannot be read the
+    newest readable of ``last.prev.pt`` and ``best.pt`` (with a warning naming the damaged file); None when
+    the run has no checkpoint. Partial files of interrupted writes are removed first.
+
+    Raises:
+        ValueError: checkpoints exist but none can be read (each named with its reason).
+    """
+    d = Path(run_dir)
+    remove_partial_checkpoints(d)
+    last = d / "last.pt"
+    candidates = [last, _previous(last), d / "best.pt"]
+    present = [c for c in candidates if c.is_file()]
+    if not present:
+        return None
+    skipped: list[tuple[Path, str]] = []
+    loaded: list[tuple[Path, dict[str, Any]]] = []
+    for c in present:
+        try:
+            loaded.append((c, load_training_checkpoint(c, map_location)))
+        except ValueError as e:
+            skipped.append((c, str(e)))
+        if loaded and loaded[0][0] == last:
+            break  # the normal case: last.pt is fine
+    if not loaded:
+        raise ValueError(f"{d}: no readable checkpoint to resume from: " +
+                         "; ".join(reason for _, reason in skipped) +
+                         " (start over with --no-resume, or another output folder)")
+    path, state = max(loaded, key=lambda ps: int(ps[1].get("step", 0)))
+    for bad, reason in skipped:
+        log.warning("cannot resume from %s (%s); falling back to %s (step %d), the newest complete checkpoint",
+                    bad, reason, path, int(state.get("step", 0)))
+    return ResumePoint(path, state, skipped)
+
+
+LOGISTICS_KEYS = ("train.max_steps", "train.eval_every", "train.checkpoint_every", "train.log_every",
+                  "train.num_workers", "train.precision", "train.val_frames", "train.device", "data.root",
+                  "output.dir", "eval.")
+"""Config keys (``eval.``: every key under it) that may change when a run is resumed: run length, cadence of
+evaluation / checkpoints / logs, loader workers, precision, device, where the data and the run are. Every other
+key (model, data subsets, augmentation, optimiser, schedule, batch, seed ...) changes what the run means."""
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out if out or not prefix else {prefix[:-1]: {}}
+    return {prefix[:-1]: list(tree) if isinstance(tree, tuple) else tree}
+
+
+def _is_logistics(key: str) -> bool:
+    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in LOGISTICS_KEYS)
+
+
+def check_resume_config(saved: Any, current: Any, source: str | Path, allow_changed: bool = False
+                        ) -> dict[str, dict[str, Any]]:
+    """Compare the config a checkpoint was trained with (``saved``) with the one of the resuming command.
+
+    Returns ``{key: {"was": old, "now": new, "kind": "logistics" | "meaning"}}`` for every changed dotted key
+    (empty when ``saved`` holds no config). Logistics keys (:data:`LOGISTICS_KEYS`) may change.
+
+    Raises:
+        ValueError: a key that changes the run's meaning differs and ``allow_changed`` is False; the message
+            names ``source``, each key with both values, and the ways out.
+    """
+    if not isinstance(saved, dict) or not isinstance(current, dict):
+        return {}
+    old, new = _flatten(saved), _flatten(current)
+    changes = {k: {"was": old.get(k), "now": new.get(k), "kind": "logistics" if _is_logistics(k) else "meaning"}
+               for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+    meaning = {k: c for k, c in changes.items() if c["kind"] == "meaning"}
+    if meaning and not allow_changed:
+        listed = "; ".join(f"{k}: {c['was']!r} -> {c['now']!r}" for k, c in meaning.items())
+        raise ValueError(f"{source}: the run was trained with other settings than this command gives ({listed}); "
+                         f"resuming would mix two runs. Use the run's settings, or pass --allow-changed-config to "
+                         f"continue with the new ones (recorded in the run's resumes.jsonl), or --no-resume / "
+                         f"another --out to start a new run")
+    return changes
+
+
 def strip_checkpoint(src: str | Path, dst: str | Path) -> None:
     """Write a weights-only copy of a training checkpoint (model, config, step; no optimiser or RNG state),
     the form that is shipped and loaded by ``demopose test`` and the predictor."""
-    state = load_checkpoint(src)
+    state = load_checkpoint(src, training_state=True)
     save_checkpoint(dst, {"model": state["model"], "config": state.get("config"), "step": state.get("step")})
 
 
@@ -105,6 +273,8 @@ def load_weights(module: torch.nn.Module, path: str | Path, what: str = "the mod
                  state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load a checkpoint's weights (``{"model": state_dict}``) into ``module``; returns the checkpoint.
 
+    Weights-only: tensors, plain values and the NumPy RNG state of training checkpoints, nothing that can run.
+
     Args:
         what: names the receiving model in the error message.
         state: the already loaded checkpoint of ``path`` (saves reading it twice); a bare state dict works too.
@@ -115,7 +285,7 @@ def load_weights(module: torch.nn.Module, path: str | Path, what: str = "the mod
     if state is None:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{what}: checkpoint {path} does not exist")
-        state = load_checkpoint(path)
+        state = load_checkpoint(path, training_state=True)  # a run's last.pt / best.pt too (its NumPy RNG state)
     weights = state.get("model", state) if isinstance(state, dict) else state  # bare state dicts too
     try:
         module.load_state_dict(weights)

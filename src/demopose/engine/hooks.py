@@ -132,8 +132,7 @@ class JSONLWriter(HookBase):
     def before_train(self) -> None:
         if not dist.is_main() or not self.path.exists():
             return
-        keep = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= self.trainer.step]
+        keep = [line for line in read_metrics_lines(self.path) if json.loads(line).get("step", 0) <= self.trainer.step]
         self.path.write_text("".join(k + "\n" for k in keep))
 
     def after_step(self) -> None:
@@ -147,6 +146,25 @@ class JSONLWriter(HookBase):
 
 class TensorBoardWriter(HookBase):
     """Scalars to TensorBoard under ``run_dir/tb`` (rank 0; needs the ``logging`` extra)."""
+
+def read_metrics_lines(path: Path) -> list[str]:
+    """The JSON lines of a ``metrics.jsonl``; a torn last line (what a crash or a full disk leaves) is dropped
+    with a warning naming the file. Raises ValueError naming the file and line for a damaged line elsewhere."""
+    lines = [(n, line) for n, line in enumerate(path.read_text(errors="replace").splitlines(), start=1)
+             if line.strip()]
+    out = []
+    for i, (n, line) in enumerate(lines):
+        try:
+            if not isinstance(json.loads(line), dict):
+                raise ValueError("not a JSON object")
+        except ValueError as e:
+            if i == len(lines) - 1:
+                log.warning("%s:%d: dropping a torn last line (an interrupted write): %.60r", path, n, line)
+                break
+            raise ValueError(f"{path}:{n}: not a JSON metrics record ({e}); fix or delete the line to resume") from None
+        out.append(line)
+    return out
+
 
     def __init__(self, every: int = 20) -> None:
         self.every = every

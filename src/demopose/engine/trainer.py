@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 from demopose.engine import dist
 from demopose.engine.checkpoint import (
     capture_rng_state,
-    load_checkpoint,
+    find_resume_checkpoint,
+    load_training_checkpoint,
     restore_rng_state,
     save_checkpoint,
     unwrap_model,
@@ -147,18 +148,25 @@ class Trainer:
 
     def save_checkpoint(self, name: str = "last.pt") -> None:
         """Write ``run_dir/name`` atomically on rank 0 (all ranks must call it: it ends with a barrier)."""
-        if dist.is_main():
-            save_checkpoint(self.run_dir / name, self.state_dict())
+        if dist.is_main():  # the previous last.pt is kept as last.prev.pt: a fallback if last.pt gets damaged
+            save_checkpoint(self.run_dir / name, self.state_dict(), keep_previous=name == "last.pt")
         dist.barrier()
 
-    def resume(self, path: str | Path | None = None) -> bool:
-        """Load ``path`` (default ``run_dir/last.pt`` if it exists); returns whether a checkpoint was loaded."""
-        p = Path(path) if path else self.run_dir / "last.pt"
-        if not p.is_file():
-            if path:
+    def resume(self, path: str | Path | None = None, state: dict[str, Any] | None = None) -> bool:
+        """Load ``path`` (default: the run's newest complete checkpoint, ``last.pt`` or its fallback, see
+        :func:`~demopose.engine.checkpoint.find_resume_checkpoint`); returns whether a checkpoint was loaded.
+        ``state``: ``path``'s already loaded content."""
+        if path:
+            p = Path(path)
+            if not p.is_file():
                 raise FileNotFoundError(f"resume: checkpoint {p} does not exist")
-            return False
-        state = load_checkpoint(p, map_location=self.device)
+            if state is None:
+                state = load_training_checkpoint(p, map_location=self.device)
+        else:
+            found = find_resume_checkpoint(self.run_dir, map_location=self.device)
+            if found is None:
+                return False
+            p, state = found.path, found.state
         self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
