@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--best-key", default="nocs/mean/5deg5cm", help="validation metric selecting best.pt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--sync-bn", action="store_true",
+                        help="several processes: BatchNorm statistics over all ranks' batches (sets train.sync_bn)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,14 +72,16 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         overrides.append(f"output.dir={args.out}")
     cfg = load_config(args.config, overrides)
+    if args.sync_bn:
+        OmegaConf.update(cfg, "train.sync_bn", True, merge=True)
     device = dist.init_distributed(args.device)
     try:
         run_dir = Path(str(cfg.output.dir))
+        resume_from = None if args.no_resume else _resume_point(run_dir, cfg, device, args.allow_changed_config)
         seed_everything(int(cfg.train.seed))  # identical init on every rank; the sampler shards the data
         model = build_model_from_config(cfg)
         train_set = build_train_set(cfg, model)
         if cfg.train.get("init_from"):  # before the optimiser and the resume (a run's own last.pt wins)
-        resume_from = None if args.no_resume else _resume_point(run_dir, cfg, device, args.allow_changed_config)
             from demopose.engine.warm_start import warm_start
 
             warm_start(model, str(cfg.train.init_from))
@@ -97,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
                               int(cfg.train.eval_every), best_key=args.best_key, progress=not args.no_progress)
         tcfg = TrainerConfig(max_steps=int(cfg.train.max_steps), batch_size=int(cfg.train.batch_size),
                              num_workers=int(cfg.train.num_workers), grad_clip=cfg.train.grad_clip,
-                             seed=int(cfg.train.seed))
+                             seed=int(cfg.train.seed), sync_bn=bool(cfg.train.get("sync_bn", False)))
         trainer = Trainer(model, opt, sched, train_set, build_collate(train_set), tcfg, run_dir, hooks, device,
                           config=OmegaConf.to_container(cfg, resolve=True))
         if dist.is_main():

@@ -76,8 +76,10 @@ class CheckpointHook(HookBase):
 class EvalHook(HookBase):
     """Run ``fn(trainer) -> dict[str, float]`` every ``every`` steps and at the last step; results are logged.
 
-    Enable it on all ranks or none: ``fn`` may gather across ranks. Non-finite values are kept (and
-    written) but never chosen as the best.
+    Enable it on all ranks or none: ``fn`` runs on every rank (it may gather across ranks, e.g. with
+    :func:`~demopose.engine.dist.gather_evaluator`); the results of rank 0 are then broadcast, so that every
+    rank records the same values and takes the same best-checkpoint decision (saving ``best.pt`` is a
+    collective). Non-finite values are kept (and written) but never chosen as the best.
     """
 
     def __init__(self, fn: Callable[[Trainer], dict[str, float]], every: int, key: str | None = None,
@@ -96,6 +98,7 @@ class EvalHook(HookBase):
             results = {k: float(v) for k, v in results.items()}
         except (TypeError, ValueError) as e:
             raise ValueError(f"EvalHook: the evaluation function must return a flat dict of floats: {e}") from e
+        results = dist.broadcast_object(results)  # rank 0's values: one decision on every rank
         t.record({f"val/{k}": v for k, v in results.items()})
         if self.key and self.key in results and math.isfinite(results[self.key]):
             v = results[self.key]
@@ -144,9 +147,6 @@ class JSONLWriter(HookBase):
                 f.write(json.dumps({"step": t.step, **t.records}) + "\n")
 
 
-class TensorBoardWriter(HookBase):
-    """Scalars to TensorBoard under ``run_dir/tb`` (rank 0; needs the ``logging`` extra)."""
-
 def read_metrics_lines(path: Path) -> list[str]:
     """The JSON lines of a ``metrics.jsonl``; a torn last line (what a crash or a full disk leaves) is dropped
     with a warning naming the file. Raises ValueError naming the file and line for a damaged line elsewhere."""
@@ -165,6 +165,9 @@ def read_metrics_lines(path: Path) -> list[str]:
         out.append(line)
     return out
 
+
+class TensorBoardWriter(HookBase):
+    """Scalars to TensorBoard under ``run_dir/tb`` (rank 0; needs the ``logging`` extra)."""
 
     def __init__(self, every: int = 20) -> None:
         self.every = every

@@ -17,6 +17,7 @@ import torch
 from demopose.data.detections import Detections, detections_path, read_dualposenet_segmentation, read_spd_mrcnn
 from demopose.data.frame import Frame
 from demopose.data.instances import N_POINTS, collate_instances, sample_instance
+from demopose.engine import dist
 from demopose.engine.trainer import move_to_device
 from demopose.geometry.pose import PoseSet
 
@@ -158,7 +159,8 @@ def run_inference(model: torch.nn.Module, frames: Sequence[Frame] | Iterable[Fra
         seed: point sampling / random pooling seed; frame ``i`` uses ``seed + i``.
 
     Returns:
-        ``evaluator.evaluate()`` (empty dict without an evaluator, or off rank 0).
+        ``evaluator.evaluate()`` over the frames of every rank (under ``torchrun``, each rank passes its shard
+        as ``indices`` and the evaluators' states are merged), or an empty dict without an evaluator.
     """
     from tqdm.auto import tqdm
 
@@ -193,8 +195,14 @@ def run_inference(model: torch.nn.Module, frames: Sequence[Frame] | Iterable[Fra
                                   FrameResult(frame.frame_id or str(i), pred, gt))
     finally:
         model.train(was_training)
-    metrics = evaluator.evaluate() if evaluator is not None else {}
-    if det_ev is not None and metrics:  # rank 0 only; computed on rank 0's frames
+    if evaluator is None:
+        return {}
+    # under torchrun every rank ran its shard of ``indices``: merge the evaluators' states (the evaluators hold
+    # no distributed code), then every rank scores the whole split
+    dist.gather_evaluator(evaluator)
+    metrics = evaluator.evaluate()
+    if det_ev is not None:
+        dist.gather_evaluator(det_ev)
         metrics.update(det_ev.evaluate())
     return metrics
 

@@ -50,6 +50,8 @@ class TrainerConfig:
         grad_clip: max gradient norm (None: no clipping). GPV-Pose clips at 5.
         seed: base seed of the run (data order, augmentation, model init).
         shuffle: shuffle the training set each epoch.
+        sync_bn: under several processes, BatchNorm statistics over the batches of all ranks
+            (:func:`demopose.engine.dist.convert_sync_batchnorm`); no effect on one process.
     """
 
     max_steps: int
@@ -58,6 +60,7 @@ class TrainerConfig:
     grad_clip: float | None = 5.0
     seed: int = 0
     shuffle: bool = True
+    sync_bn: bool = False
 
 
 def seed_everything(seed: int) -> None:
@@ -111,6 +114,9 @@ class Trainer:
         self.local_batch = cfg.batch_size // self.world
         self.model = model.to(self.device)
         if self.world > 1:
+            if cfg.sync_bn:
+                self.model = dist.convert_sync_batchnorm(self.model)
+            dist.share_dictionary_updates(self.model)  # front-door dictionaries: every rank's updates, everywhere
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer, self.scheduler = optimizer, scheduler

@@ -71,6 +71,21 @@ class Detection2DEvaluator:
             self._tp[c].append(tp)
             self._scores[c].append(scores[p])
 
+    def state(self) -> dict:
+        """What this evaluator has accumulated (picklable), for :meth:`load_state`."""
+        return {"tp": self._tp, "scores": self._scores, "num_gt": self._num_gt, "kpt_err": self._kpt_err}
+
+    def load_state(self, *states: dict) -> None:
+        """Replace what this evaluator accumulated by the concatenation of ``states`` (:meth:`state`, in order),
+        e.g. the states of the evaluators of every rank."""
+        self.reset()
+        for st in states:
+            for c in self.categories.ids:
+                self._tp[c] += st["tp"].get(c, [])
+                self._scores[c] += st["scores"].get(c, [])
+                self._num_gt[c] += st["num_gt"].get(c, 0)
+            self._kpt_err += st["kpt_err"]
+
     def evaluate(self) -> dict[str, float]:
         out: dict[str, float] = {}
         aps = []

@@ -179,24 +179,42 @@ class NOCSEvaluator:
         acc.pose_scores.append(scores[pi])
         acc.pose_num_gt += len(gi)
 
+    def state(self) -> dict:
+        """What this evaluator has accumulated (picklable): the input of :meth:`load_state`.
+
+        Several evaluators that each processed part of the frames (e.g. one per rank, gathered by the engine)
+        are combined by ``ev.load_state(*states)``; the result equals one evaluator that processed them all.
+        """
+        return {"modes": self.modes, "category_ids": self.category_ids, "acc": self._acc,
+                "num_frames": self._num_frames}
+
+    def load_state(self, *states: dict) -> None:
+        """Replace what this evaluator accumulated by the concatenation of ``states`` (:meth:`state`, in order).
+
+        Raises:
+            ValueError: a state of an evaluator with other IoU modes or categories.
+        """
+        for st in states:
+            if tuple(st["modes"]) != tuple(self.modes) or tuple(st["category_ids"]) != tuple(self.category_ids):
+                raise ValueError(f"load_state: a state of modes {st['modes']} / categories {st['category_ids']} "
+                                 f"cannot join an evaluator of {self.modes} / {self.category_ids}")
+        self._acc = _merge([st["acc"] for st in states]) if states else \
+            {m: {c: _Accumulator() for c in self.category_ids} for m in self.modes}
+        self._num_frames = sum(int(st["num_frames"]) for st in states)
+        self.results = {}
+
     def evaluate(self) -> dict[str, float]:
         """Compute the AP curves of every mode and return the flat headline dict.
 
-        Under ``torchrun`` the frames processed on every rank are gathered first (rank order); only
-        rank 0 computes, and the other ranks return ``{}``.
+        Only this evaluator's frames count: to score frames processed elsewhere (other ranks of a ``torchrun``
+        job), combine their :meth:`state` first with :meth:`load_state` (the engine does this).
 
         Keys are ``"<mode>/<category name | mean>/<metric>"`` with metric in ``iou25, iou50, iou75,
         5deg2cm, 5deg5cm, 10deg2cm, 10deg5cm, 10deg10cm``; values are AP fractions in [0, 1]; absent
         categories are left out. The full curves are in :attr:`results` (one :class:`NOCSMetrics` per
         mode).
         """
-        from demopose.engine import dist  # lazy: the engine imports training machinery
-
-        parts = dist.all_gather_objects((self._acc, self._num_frames))
-        if not dist.is_main():
-            return {}
-        acc_all = parts[0][0] if len(parts) == 1 else _merge([p[0] for p in parts])
-        num_frames = sum(p[1] for p in parts)
+        acc_all, num_frames = self._acc, self._num_frames
         out: dict[str, float] = {}
         T, D, S = len(self.iou_thresholds), len(self.degree_thresholds), len(self.shift_thresholds)
         for mode in self.modes:
@@ -226,7 +244,7 @@ class NOCSEvaluator:
 
 
 def _merge(parts: list[dict[str, dict[int, _Accumulator]]]) -> dict[str, dict[int, _Accumulator]]:
-    """Concatenate the accumulators gathered from several ranks (rank order)."""
+    """Concatenate the accumulators of several evaluators (in order)."""
     merged = {m: {c: _Accumulator() for c in parts[0][m]} for m in parts[0]}
     for part in parts:
         for m, per_cat in part.items():
