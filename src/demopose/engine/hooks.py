@@ -167,7 +167,8 @@ def read_metrics_lines(path: Path) -> list[str]:
 
 
 class TensorBoardWriter(HookBase):
-    """Scalars to TensorBoard under ``run_dir/tb`` (rank 0; needs the ``logging`` extra)."""
+    """Scalars to TensorBoard under ``run_dir/tb`` (rank 0; needs ``tensorboard``: the ``logging`` or ``dev``
+    extra), at the steps the JSONL log has: every ``every`` steps and at every evaluation."""
 
     def __init__(self, every: int = 20) -> None:
         self.every = every
@@ -179,7 +180,7 @@ class TensorBoardWriter(HookBase):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            log.info("tensorboard is not installed (pip install 'demopose[logging]'); TensorBoard logs off")
+            log.warning("tensorboard is not installed (pip install 'demopose[logging]'); TensorBoard logs off")
             return
         self._writer = SummaryWriter(str(self.trainer.run_dir / "tb"), purge_step=self.trainer.step)
 
