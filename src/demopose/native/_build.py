@@ -10,15 +10,23 @@ processes and interrupted builds never load a partial file.
 Where no compiler works (no ``cc``, a failing build), :func:`load_library` warns once and returns None, and the
 callers run their torch path; the results are the same, only slower. ``DEMOPOSE_NATIVE=0`` turns the kernels off
 without trying; ``CC`` picks the compiler.
+
+Loading a shared library runs its code, and the cached file's name is predictable, so a cached build is loaded
+only from a folder owned by this user that no one else may write to, and only when the file itself is a regular
+file owned by this user and writable by no one else (:func:`unsafe_reason`). Otherwise (a shared or
+world-writable cache folder, a file planted by someone else) the kernel is built into a fresh private
+temporary folder and loaded from there, with one warning naming the folder and the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -27,9 +35,9 @@ from importlib import resources
 from pathlib import Path
 
 from demopose._cpuinfo import cpuinfo_field
-from demopose.io import atomic_path, cache_dir
+from demopose.io import atomic_path, cache_dir, file_mode
 
-__all__ = ["applicable", "load_library", "native_disabled"]
+__all__ = ["applicable", "load_library", "native_disabled", "unsafe_reason"]
 
 FLAGS = ("-O3", "-ffp-contract=off", "-fPIC", "-shared", "-pthread")
 """``-ffp-contract=off``: a multiply and an add stay two roundings unless the source asks for a fused one, so
@@ -88,7 +96,7 @@ def _compile(compiler: str, source: Path, target: Path) -> None:
                     raise _BuildError(f"{' '.join(cmd)}: {exc}") from exc
                 if run.returncode != 0:
                     raise _BuildError(f"{' '.join(cmd)} (exit {run.returncode}): {run.stderr.strip()[-2000:]}")
-                os.chmod(tmp, 0o755)  # the temporary file was private (0600): others sharing the cache load it too
+                os.chmod(tmp, file_mode(executable=True) & ~0o022)  # readable per umask, never writable by others
             return
         except _BuildError as exc:
             errors.append(str(exc))
@@ -112,10 +120,59 @@ def build_library(name: str, compiler: str | None = None, folder: Path | None = 
         key.update(part)
         key.update(b"\0")
     suffix = ".dll" if os.name == "nt" else ".so"
-    target = (folder or cache_dir("native")) / f"{name}-{key.hexdigest()[:16]}{suffix}"
+    folder = folder or cache_dir("native")
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # ours: keep it writable by us only, whatever the umask
+            if folder.stat().st_uid == _uid():
+                os.chmod(folder, folder.stat().st_mode & ~0o022)
+    target = folder / f"{name}-{key.hexdigest()[:16]}{suffix}"
     if not target.is_file():
         _compile(compiler, source, target)
     return target
+
+
+def _uid() -> int | None:
+    return os.geteuid() if hasattr(os, "geteuid") else None
+
+
+def unsafe_reason(path: Path) -> str | None:
+    """Why loading the shared library ``path`` could run someone else's code, or None when it is safe: its
+    folder must be a real folder owned by this user and not writable by group or others, and the file a regular
+    file (not a link) owned by this user and not writable by group or others. (No check where the OS has no
+    user ids.)"""
+    uid = _uid()
+    if uid is None:
+        return None
+    try:
+        d = os.lstat(path.parent)
+        f = os.lstat(path)
+    except OSError as e:
+        return f"cannot check it ({e.strerror})"
+    if stat.S_ISLNK(d.st_mode) or not stat.S_ISDIR(d.st_mode):
+        return f"the folder {path.parent} is a link or not a folder"
+    if d.st_uid != uid:
+        return f"the folder {path.parent} is owned by user id {d.st_uid}, not by you ({uid})"
+    if d.st_mode & 0o022:
+        return f"the folder {path.parent} is writable by others (mode {stat.filemode(d.st_mode)}; chmod go-w it)"
+    if not stat.S_ISREG(f.st_mode):
+        return f"{path.name} is a link or not a regular file"
+    if f.st_uid != uid:
+        return f"{path} is owned by user id {f.st_uid}, not by you ({uid})"
+    if f.st_mode & 0o022:
+        return f"{path} is writable by others (mode {stat.filemode(f.st_mode)})"
+    return None
+
+
+def _load_private(name: str) -> ctypes.CDLL:
+    """Build ``name`` into a fresh private (0700) temporary folder and load it; the folder is removed once the
+    library is loaded (POSIX keeps a loaded file alive)."""
+    private = Path(tempfile.mkdtemp(prefix="demopose-native-"))
+    try:
+        return ctypes.CDLL(str(build_library(name, folder=private)))
+    finally:
+        if os.name != "nt":
+            shutil.rmtree(private, ignore_errors=True)
 
 
 Signature = tuple[object, list[object]]
@@ -129,8 +186,9 @@ def load_library(name: str, signatures: dict[str, Signature] | None = None) -> c
     """The loaded ``native/<name>.c`` library, built on first use, its functions typed with ``signatures``
     (``{function: (restype, argtypes)}``, applied when it is first loaded); None (after one warning) where it
     cannot be built or loaded, or when ``DEMOPOSE_NATIVE=0`` (read at the first use of each kernel in a
-    process). A cached build that does not load (another user's unreadable file, a damaged file) is rebuilt
-    once into a private temporary folder. Cached per process."""
+    process). A cached build that does not load (another user's unreadable file, a damaged file) or that is not
+    safe to load (:func:`unsafe_reason`: a folder or file others can write to or own) is rebuilt once into a
+    private temporary folder. Cached per process."""
     with _lock:
         if name in _loaded:
             return _loaded[name]
@@ -138,10 +196,16 @@ def load_library(name: str, signatures: dict[str, Signature] | None = None) -> c
         if not native_disabled():
             try:
                 try:
-                    lib = ctypes.CDLL(str(build_library(name)))
-                except OSError:
-                    private = Path(tempfile.mkdtemp(prefix="demopose-native-"))
-                    lib = ctypes.CDLL(str(build_library(name, folder=private)))
+                    cached = build_library(name)
+                    reason = unsafe_reason(cached)
+                    if reason is not None:
+                        warnings.warn(f"demopose: not loading the cached '{name}' kernel {cached}: {reason}; it is "
+                                      f"built into a private temporary folder instead", RuntimeWarning, stacklevel=3)
+                        lib = _load_private(name)
+                    else:
+                        lib = ctypes.CDLL(str(cached))
+                except OSError:  # a cached file that does not load (damaged, unreadable, another user's folder)
+                    lib = _load_private(name)
                 for function, (restype, argtypes) in (signatures or {}).items():
                     getattr(lib, function).restype = restype
                     getattr(lib, function).argtypes = argtypes
