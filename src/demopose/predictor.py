@@ -28,7 +28,7 @@ from demopose.data.instances import N_POINTS
 from demopose.engine.inference import FrameInstances, predict_frame
 from demopose.geometry.camera import Intrinsics
 from demopose.geometry.pose import PoseSet
-from demopose.io import cache_dir, write_text_atomic
+from demopose.io import cache_dir, write_json_atomic
 
 __all__ = ["BUNDLED_CHECKPOINT", "ObjectPose", "Predictor", "validate_inputs"]
 
@@ -125,8 +125,34 @@ def validate_inputs(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, source: s
     return rgb, depth, K
 
 
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _cache_entry_valid(done: Path) -> bool:
+    """Whether an ONNX cache entry is complete and intact: its ``.done`` marker (JSON, written last) lists every
+    exported file with its SHA-256, and each file is there with that hash. A truncated, damaged or swapped file
+    (or a marker of an older format, which holds no hashes) makes the entry invalid, so it is exported again."""
+    import json
+
+    try:
+        doc = json.loads(done.read_text())
+        files = doc["files"]
+        return bool(files) and all(Path(f["path"]).is_file() and _file_sha256(Path(f["path"])) == f["sha256"]
+                                   for f in files)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def _exported(checkpoint: Path) -> Path:
-    """The ONNX export of a checkpoint in the cache (exported on first use, keyed by the file's content)."""
+    """The ONNX export of a checkpoint in the cache (exported on first use, keyed by the file's content; the
+    entry is verified against the hashes in its marker at every use and exported again when it is damaged)."""
     import hashlib
 
     from demopose.export.onnx_export import export_checkpoint
@@ -134,10 +160,15 @@ def _exported(checkpoint: Path) -> Path:
     digest = hashlib.sha1(checkpoint.read_bytes()).hexdigest()[:12]
     target = cache_dir("onnx") / f"{checkpoint.stem}-{digest}.onnx"
     done = target.with_suffix(".done")
-    if not done.is_file():  # the marker is written last: an interrupted export is redone
+    if not _cache_entry_valid(done):  # the marker is written last: an interrupted export is redone
+        if done.exists():
+            log.warning("ONNX cache entry %s is incomplete or damaged (a file is missing or its hash differs); "
+                        "exporting %s again", target, checkpoint)
+            done.unlink()
         log.info("exporting %s to ONNX (once) -> %s", checkpoint, target)
         paths = export_checkpoint(checkpoint, target)
-        write_text_atomic(done, "\n".join(str(v) for v in paths.values()))
+        write_json_atomic(done, {"checkpoint": str(checkpoint), "files": [
+            {"path": str(v), "sha256": _file_sha256(Path(v))} for v in paths.values()]})
     return target  # the file, or a DeMo-Pose pair's base path (load_ort_model takes either)
 
 
