@@ -4,23 +4,32 @@ A config file may name one or more parents with ``_base_`` (a path relative to t
 a packaged config); parents are merged first, in order, and the child overrides them. Overrides are
 ``key.sub=value`` strings applied last. An override of a key that does not exist, or with a value of a
 different type than the existing one (int -> float is allowed), is an error that names the key — typos
-never pass silently. Packaged configs live in ``demopose/configs/*.yaml`` and are found by name.
+never pass silently. Packaged configs live in ``demopose/configs/*.yaml`` and are found by name; they name the
+weights shipped in the package as ``${asset:NAME}`` (:mod:`demopose.assets`), so they work from any folder.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from demopose.assets import asset_path
 from demopose.io import write_text_atomic
 
 __all__ = ["PACKAGED_CONFIGS", "load_config", "apply_overrides", "save_config", "resolve_config_path",
            "list_packaged_configs"]
 
 PACKAGED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+# ``${asset:NAME}`` in a config: the path of a weight file shipped in the package (demopose.assets).
+# register_new_resolver works on OmegaConf 2.3 and 2.4 (2.4 renames it register_resolver and warns).
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)
+    OmegaConf.register_new_resolver("asset", lambda name: str(asset_path(str(name))), replace=True)
 
 
 def list_packaged_configs() -> list[str]:
