@@ -8,8 +8,14 @@
 
 With a DeMo-Pose checkpoint and no masks, the objects come from the model's own monocular detector
 and their masks from the depth inside each box (:mod:`demopose.engine.masks`); pass ``masks`` and
-``class_ids`` (e.g. from your segmentation network) to use yours. A depth-only model (``gpv``) needs
-them; a monocular model (``mono``) needs none.
+``class_ids`` (e.g. from your segmentation network) to use yours. A pose network without a detector (``gpv``,
+``cleanpose``) takes a separate detector checkpoint (``detector=``, e.g. :data:`BUNDLED_DETECTOR`) or your masks;
+a monocular model (``mono``) needs none.
+
+Every pose comes from :func:`demopose.engine.inference.predict_frame` with the point count and seed the
+checkpoint was trained and tested with (:func:`~demopose.engine.inference.inference_settings`) and, for detector
+masks, :func:`~demopose.engine.inference.detector_instances`: the path of ``demopose test`` (``eval.masks=gt``
+or ``detector``), so both give the same poses for the same frame.
 """
 
 from __future__ import annotations
@@ -24,18 +30,31 @@ import torch
 
 from demopose.categories import CategoryTable
 from demopose.data.frame import Frame
+from demopose.data.input_checks import check_depth_dtype, check_intrinsics, check_masks, check_object_scale
 from demopose.data.instances import N_POINTS
-from demopose.engine.inference import FrameInstances, predict_frame
+from demopose.engine.inference import (
+    MIN_SIZE,
+    FrameInstances,
+    detection_instances,
+    find_detector,
+    inference_settings,
+    predict_frame,
+    score_filtered,
+)
 from demopose.geometry.camera import Intrinsics
 from demopose.geometry.pose import PoseSet
 from demopose.io import cache_dir, write_json_atomic
 
-__all__ = ["BUNDLED_CHECKPOINT", "ObjectPose", "Predictor", "validate_inputs"]
+__all__ = ["BUNDLED_CHECKPOINT", "BUNDLED_DETECTOR", "ObjectPose", "Predictor", "validate_inputs"]
 
 log = logging.getLogger(__name__)
 
 BUNDLED_CHECKPOINT = Path(__file__).parent / "assets" / "demopose_synth_small.pt"
 """DeMo-Pose (``demopose_small``) trained on this project's synthetic data (docs/checkpoints.md)."""
+
+BUNDLED_DETECTOR = Path(__file__).parent / "assets" / "mono_synth_small.pt"
+"""The small monocular detector (``mono_small``, synthetic data): objects and masks for a pose network without a
+detector of its own (``gpv``, ``cleanpose``)."""
 
 
 @dataclass
@@ -48,6 +67,8 @@ class ObjectPose:
         R: ``(3, 3)`` object -> camera rotation. t: ``(3,)`` box centre in the camera frame, metres.
         size: ``(3,)`` box extents along the object's x, y, z, metres.
         box: ``(4,)`` 2D box x1 y1 x2 y2 (pixels) of the instance mask, or None.
+        size_clamped: an extent was predicted below :data:`~demopose.engine.inference.MIN_SIZE` (negative or
+            near zero) and raised to it: the size (and the box) of this object are not to be trusted.
     """
 
     class_id: int
@@ -57,12 +78,13 @@ class ObjectPose:
     t: np.ndarray
     size: np.ndarray
     box: np.ndarray | None = None
+    size_clamped: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready dict (lists, metres)."""
         return {"class_id": self.class_id, "class_name": self.class_name, "score": round(float(self.score), 4),
                 "R": np.round(self.R, 6).tolist(), "t": np.round(self.t, 6).tolist(),
-                "size": np.round(self.size, 6).tolist(),
+                "size": np.round(self.size, 6).tolist(), "size_clamped": bool(self.size_clamped),
                 "box": None if self.box is None else np.round(self.box, 1).tolist()}
 
 
@@ -92,6 +114,7 @@ def validate_inputs(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, source: s
     if depth.shape != rgb.shape[:2]:
         raise ValueError(f"{source}: depth shape {depth.shape} differs from the colour image's {rgb.shape[:2]} "
                          f"(depth must be registered to the colour camera)")
+    check_depth_dtype(depth, source)  # bool / complex / object depth is refused, not read as 0/1 metres
     if np.issubdtype(depth.dtype, np.integer):
         if depth_scale is None:
             raise ValueError(f"{source}: depth is integer ({depth.dtype}); give depth_scale (metres per unit, "
@@ -109,19 +132,8 @@ def validate_inputs(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, source: s
                          f"set depth_scale=0.001 (camera.json: \"depth_scale\": 0.001)")
     if med < 0.05:
         raise ValueError(f"{source}: median depth {med:.4f} m is implausible (depth_scale too small?)")
-    K = np.asarray(K, dtype=np.float64)
-    if K.shape != (3, 3):
-        raise ValueError(f"{source}: K must be (3, 3), got shape {K.shape}")
     H, W = depth.shape
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    if not (fx > 0 and fy > 0):
-        raise ValueError(f"{source}: K focal lengths must be positive pixels, got fx={fx}, fy={fy}")
-    if not (0 <= cx <= W and 0 <= cy <= H):
-        raise ValueError(f"{source}: K principal point ({cx:.1f}, {cy:.1f}) lies outside the {W}x{H} image "
-                         f"(intrinsics for another resolution?)")
-    if not 0.2 < fx / W < 5:
-        raise ValueError(f"{source}: K fx = {fx:.1f} px for a {W} px wide image is implausible (expected "
-                         f"{0.2 * W:.0f}-{5 * W:.0f}); intrinsics for another resolution?")
+    K = check_intrinsics(K, W, H, source)  # finite; fx, fy, cx, cy against the image size
     return rgb, depth, K
 
 
@@ -172,6 +184,39 @@ def _exported(checkpoint: Path) -> Path:
     return target  # the file, or a DeMo-Pose pair's base path (load_ort_model takes either)
 
 
+def _box_region(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """An ``x1 y1 x2 y2`` box as an ``(H, W)`` bool region."""
+    H, W = shape
+    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    r = np.zeros((H, W), bool)
+    r[max(0, y1):min(H, y2 + 1), max(0, x1):min(W, x2 + 1)] = True
+    return r
+
+
+def _integer_ids(class_ids) -> np.ndarray:
+    """``class_ids`` as int64, refusing non-integral or non-numeric values (1.5, "mug", NaN)."""
+    try:
+        a = np.asarray(class_ids, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"class_ids: expected 1-based integer category ids, got {class_ids!r}") from None
+    if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
+        raise ValueError(f"class_ids: expected 1-based integer category ids, got {a.tolist()}")
+    return a.astype(np.int64)
+
+
+def _scores(scores, n: int) -> np.ndarray:
+    """``scores`` as ``(n,)`` float64 in [0, 1]; a wrong length or a non-finite value is an error."""
+    try:
+        sc = np.asarray(scores, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"scores: expected {n} numbers (one per mask), got {scores!r}") from None
+    if len(sc) != n:
+        raise ValueError(f"scores: expected {n} scores (one per mask), got {len(sc)}")
+    if not np.all(np.isfinite(sc)):
+        raise ValueError(f"scores: NaN or infinite values in {sc.tolist()}")
+    return sc
+
+
 class Predictor:
     """Estimate the 9-DoF poses of the objects in RGB-D frames.
 
@@ -179,22 +224,46 @@ class Predictor:
         model: a DeMo-Pose, GPV-family, CleanPose or monocular model (eval mode is set here).
         device: torch device.
         score_threshold: detections below it are dropped (detector-driven masks only).
-        n_points: points sampled per instance.
+        n_points: points sampled per instance (the model's training value; :meth:`from_checkpoint` reads it).
         seed: point-sampling seed (results are deterministic for a given seed).
+        detector: a monocular detector giving the objects and masks (default: the model's own, if any); for a
+            DeMo-Pose model another detector gives only the masks (the fusion then runs the model's own).
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", score_threshold: float = 0.3,
-                 n_points: int = N_POINTS, seed: int = 0) -> None:
+                 n_points: int = N_POINTS, seed: int = 0, detector: torch.nn.Module | None = None) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.score_threshold = float(score_threshold)
         self.n_points = int(n_points)
         self.seed = int(seed)
         self.categories: CategoryTable = self._categories()
+        self._own_detector = find_detector(self.model)
+        self._detector = self._own_detector
+        if detector is not None:
+            self.set_detector(detector)
+
+    def set_detector(self, detector: torch.nn.Module) -> None:
+        """Take the objects and masks from ``detector`` (a monocular model, ``detect_frame``) from now on.
+
+        Raises:
+            ValueError: the model is itself a monocular detector, ``detector`` is none, or its categories differ.
+        """
+        if self._own_detector is self.model:
+            raise ValueError(f"{type(self.model).__name__} is a monocular detector: it finds its objects itself "
+                             f"and takes no other detector")
+        if not callable(getattr(detector, "detect_frame", None)):
+            raise ValueError(f"{type(detector).__name__} is not a monocular detector (no detect_frame)")
+        table = getattr(detector, "categories", None)
+        if isinstance(table, CategoryTable) and table.name != self.categories.name:
+            raise ValueError(f"the detector's categories ({table.name}) differ from the pose model's "
+                             f"({self.categories.name})")
+        self._detector = detector.to(self.device).eval()
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, backend: str = "torch",
-                        threads: int | None = None, **kwargs) -> Predictor:
+                        threads: int | None = None, detector: str | os.PathLike | None = None,
+                        **kwargs) -> Predictor:
         """Load a model; ``path`` None: the bundled DeMo-Pose.
 
         Args:
@@ -204,12 +273,25 @@ class Predictor:
             backend: ``torch`` or ``onnxruntime`` (same API and outputs; a ``.pt`` is exported once to
                 ``$DEMOPOSE_CACHE/onnx``, default ``~/.cache/demopose/onnx``).
             threads: onnxruntime intra-op threads (torch: use ``torch.set_num_threads``).
+            detector: a monocular detector checkpoint (``mono``) giving objects and masks to a pose network
+                without its own detector (e.g. :data:`BUNDLED_DETECTOR`); see the class arguments.
+            kwargs: the class arguments; ``n_points`` and ``seed`` default to the checkpoint's training config
+                (``data.n_points``, ``eval.seed``), as ``demopose test`` uses them.
         """
         p = Path(path) if path is not None else BUNDLED_CHECKPOINT
         if not p.exists() and not (backend != "torch" and p.suffix == ".onnx"):
             raise FileNotFoundError(f"{p}: model file not found" +
                                     (" (the bundled checkpoint is missing from this installation)"
                                      if path is None else ""))
+        if p.suffix == ".pt" and p.is_file():
+            from demopose.engine.checkpoint import load_checkpoint
+
+            for k, v in inference_settings(load_checkpoint(p).get("config")).items():
+                kwargs.setdefault(k, v)
+        if detector is not None:
+            from demopose.engine.checkpoint import load_model
+
+            kwargs["detector"] = load_model(detector, map_location=kwargs.get("device", "cpu"))
         if backend == "torch":
             from demopose.engine.checkpoint import load_model
 
@@ -237,11 +319,9 @@ class Predictor:
 
     @property
     def detector(self):
-        """The model's monocular detector (the model itself for ``mono``), or None."""
-        if callable(getattr(self.model, "detect_frame", None)):
-            return self.model
-        mono = getattr(self.model, "mono", None)
-        return mono if callable(getattr(mono, "detect_frame", None)) else None
+        """The monocular detector giving the objects: the one passed in, else the model's own (the model itself
+        for ``mono``), or None."""
+        return self._detector
 
     # ------------------------------------------------------------------------------------------
     def make_frame(self, rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, depth_scale: float | None = None,
@@ -251,48 +331,52 @@ class Predictor:
         H, W = depth.shape
         return Frame(rgb=rgb, depth=depth, intrinsics=Intrinsics.from_matrix(K, W, H),
                      instance_map=np.zeros((H, W), np.int32), instance_ids=np.zeros(0, np.int64),
-                     class_ids=np.zeros(0, np.int64), categories=self.categories, frame_id=source)
+                     class_ids=np.zeros(0, np.int64), categories=self.categories, frame_id=source,
+                     meta={"depth_scale": depth_scale})
 
     def detect(self, frame: Frame):
         """The detector's objects in ``frame`` with score >= ``score_threshold`` (a
         :class:`~demopose.models.mono.FrameDetections`)."""
-        from demopose.models.mono import FrameDetections
-
         det_model = self.detector
         if det_model is None:
-            raise ValueError(f"{type(self.model).__name__} has no detector: pass masks and class_ids")
-        det = det_model.detect_frame(frame, device=self.device)
-        keep = det.scores >= self.score_threshold
-        return FrameDetections(boxes=det.boxes[keep], class_ids=det.class_ids[keep], scores=det.scores[keep],
-                               keypoints=det.keypoints[keep], rel_size=det.rel_size[keep], features=det.features)
+            raise ValueError(f"{type(self.model).__name__} has no detector: pass masks and class_ids, or a "
+                             f"detector (Predictor.from_checkpoint(..., detector=BUNDLED_DETECTOR))")
+        return score_filtered(det_model.detect_frame(frame, device=self.device), self.score_threshold)
 
     def masks_for(self, frame: Frame, det) -> FrameInstances:
         """Instances of detections (``boxes``, ``class_ids``, ``scores``) with masks cut from the depth
-        (:func:`demopose.engine.masks.masks_from_boxes`)."""
-        from demopose.engine.masks import masks_from_boxes
-
-        cls, scores = det.class_ids, det.scores
-        masks, k = masks_from_boxes(frame, det.boxes, cls, scores, self.categories, min_pixels=50)
-        return FrameInstances(masks, cls[k].astype(np.int64), scores[k].astype(np.float64), np.full(len(k), -1))
+        (:func:`~demopose.engine.inference.detection_instances`; the model's own detector's feature maps kept)."""
+        return detection_instances(frame, det, self.categories, min_pixels=50,
+                                   keep_features=self.detector is self._own_detector)
 
     def instances(self, frame: Frame) -> FrameInstances:
-        """Objects and masks found by the model's detector (score >= ``score_threshold``) plus depth."""
+        """Objects and masks found by the detector (score >= ``score_threshold``) plus depth: the steps of
+        :func:`~demopose.engine.inference.detector_instances`."""
         return self.masks_for(frame, self.detect(frame))
 
-    def predict_frame(self, frame: Frame, instances: FrameInstances | None = None) -> tuple[PoseSet, FrameInstances]:
-        """Poses of a :class:`Frame` (with ``instances``, or the detector's) and the instances used."""
+    def predict_frame(self, frame: Frame, instances: FrameInstances | None = None,
+                      seed: int | None = None) -> tuple[PoseSet, FrameInstances]:
+        """Poses of a :class:`Frame` (with ``instances``, or the detector's) and the instances used (those with
+        enough valid depth points). ``seed``: point sampling (default :attr:`seed`; ``demopose test`` uses
+        ``eval.seed + frame index``)."""
         if self.detector is self.model:  # the monocular model estimates poses itself
-            poses = self.model.poses_from_detections(frame, self.detect(frame))
+            if instances is not None:
+                raise ValueError(f"{type(self.model).__name__} is a monocular detector: it finds its objects "
+                                 f"itself and takes no masks")
+            det = self.detect(frame)
+            self._check_scale(frame, [_box_region(b, frame.depth.shape) for b in det.boxes], det.class_ids)
+            poses = self.model.poses_from_detections(frame, det)
             H, W = frame.depth.shape
             return poses, FrameInstances(np.zeros((len(poses), H, W), bool), poses.class_ids, poses.scores,
                                          np.full(len(poses), -1))
-        features = None
         if instances is None:
-            det = self.detect(frame)
-            instances, features = self.masks_for(frame, det), det.features  # the fusion reuses the detector's maps
+            instances = self.instances(frame)
         if len(instances.class_ids) == 0:
             return PoseSet.empty(), instances
-        poses, kept = predict_frame(self.model, frame, instances, self.n_points, self.seed, self.device, features)
+        self._check_scale(frame, instances.masks, instances.class_ids)
+        seed = self.seed if seed is None else int(seed)
+        poses, kept = predict_frame(self.model, frame, instances, self.n_points, seed, self.device,
+                                    instances.features)
         return poses, FrameInstances(instances.masks[kept], instances.class_ids[kept], instances.scores[kept],
                                      instances.gt_index[kept])
 
@@ -313,23 +397,24 @@ class Predictor:
         frame = self.make_frame(rgb, depth, K, depth_scale)
         inst = None
         if masks is not None:
-            masks = np.asarray(masks, bool)
-            if masks.ndim == 2:
-                masks = masks[None]
-            if masks.shape[1:] != frame.depth.shape:
-                raise ValueError(f"masks: expected (M, {frame.height}, {frame.width}), got {masks.shape}")
+            masks = check_masks(masks, frame.height, frame.width)  # bool or two-level; soft masks refused
             if class_ids is None:
                 raise ValueError("masks: class_ids (M,) are required with masks (1-based category ids)")
-            class_ids = np.asarray(class_ids, np.int64).reshape(-1)
+            class_ids = _integer_ids(class_ids)
             if len(class_ids) != len(masks):
                 raise ValueError(f"class_ids: expected {len(masks)} ids (one per mask), got {len(class_ids)}")
             bad = [int(c) for c in class_ids if int(c) not in self.categories]
             if bad:
                 raise ValueError(f"class_ids: {bad} are not categories of {self.categories.name} "
                                  f"({[(c.id, c.name) for c in self.categories]})")
-            sc = np.ones(len(masks)) if scores is None else np.asarray(scores, np.float64).reshape(-1)
+            sc = np.ones(len(masks)) if scores is None else _scores(scores, len(masks))
             inst = FrameInstances(masks, class_ids, sc, np.full(len(masks), -1))
         return self.objects(*self.predict_frame(frame, inst))
+
+    def _check_scale(self, frame: Frame, regions, class_ids) -> None:
+        """Objects far too big or small for their categories: wrong depth units (:func:`check_object_scale`)."""
+        check_object_scale(frame.depth, frame.K, regions, class_ids, self.categories, frame.frame_id or "input",
+                           (frame.meta or {}).get("depth_scale"))
 
     def objects(self, poses: PoseSet, inst: FrameInstances) -> list[ObjectPose]:
         """:meth:`predict_frame`'s output as :class:`ObjectPose` objects, by decreasing score (each with its
@@ -343,5 +428,5 @@ class Predictor:
                 v, u = np.nonzero(m)
                 box = np.array([u.min(), v.min(), u.max(), v.max()], np.float64)
             out.append(ObjectPose(c, self.categories[c].name, float(poses.scores[i]), poses.R[i], poses.t[i],
-                                  poses.size[i], box))
+                                  poses.size[i], box, bool((poses.size[i] <= MIN_SIZE).any())))
         return out

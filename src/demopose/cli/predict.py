@@ -5,15 +5,25 @@ Examples::
     demopose predict tests/fixtures/nocs_sample/Real/test/scene_1/0000_color.png   # a NOCS frame
     demopose predict my_frames/ --out predictions/          # NAME_color.png + NAME_depth.png + camera.json
     demopose predict FRAME --checkpoint runs/demopose/model_final.pt --masks gt
+    demopose predict my_frames/ --checkpoint runs/gpv/model_final.pt          # + the bundled detector
+    demopose predict my_frames/ --checkpoint runs/gpv/model_final.pt --detector runs/mono/model_final.pt
 
 INPUT is a NOCS frame (its prefix ``.../0000`` or any of its files), a folder of NOCS frames, or a
 folder of your own colour + depth PNGs with a ``camera.json`` (intrinsics in pixels and
 ``depth_scale`` in metres per depth unit; see :mod:`demopose.data.user_frames`). Depth units and
 intrinsics are checked, and implausible values stop the run with the file and field named.
 
-Writes ``<out>/<name>.json`` (every object's class, score, R, t (m), size (m), 2D box; with ground
-truth, the errors of the matched prediction) and ``<out>/<name>_overlay.png`` (predictions solid with
-axes, ground truth dashed white).
+A pose checkpoint without a detector of its own (``gpv``, ``cleanpose``) gets its objects and masks from
+``--detector`` (default: the small detector shipped in the package); a DeMo-Pose checkpoint uses its own unless
+``--detector`` is given. Poses come from the inference path of ``demopose test`` (same point count and seed as
+the checkpoint's training config; frame ``i`` of the input uses seed ``eval.seed + i``), so ``--masks gt`` here
+and ``demopose test ... eval.masks=gt`` give the same poses for the same frame.
+
+Writes ``<out>/<name>.json`` (every object's class, score, R, t (m), size (m), 2D box, ``size_clamped`` when
+an extent was predicted below 5 mm and raised to it; with ground truth, the errors of the matched prediction
+and every ground-truth object no prediction found, under ``missed``) and ``<out>/<name>_overlay.png``
+(predictions solid with axes, ground truth dashed white). Frames with no object and missed objects are also
+reported on the console.
 """
 
 from __future__ import annotations
@@ -26,6 +36,9 @@ HELP = "estimate object poses in RGB-D frames (NOCS frames or colour/depth PNGs 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="NOCS frame (prefix or file), NOCS folder, or folder with camera.json")
     parser.add_argument("--checkpoint", help="model checkpoint (default: the bundled DeMo-Pose)")
+    parser.add_argument("--detector", help="monocular detector checkpoint giving the objects and masks of a pose "
+                                           "checkpoint (default: the checkpoint's own detector, else the bundled "
+                                           "small detector)")
     parser.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
     parser.add_argument("--masks", choices=("detector", "gt"), default="detector",
                         help="instance masks: the model's detector + depth (default) or the frame's ground truth")
@@ -69,6 +82,73 @@ def _nocs(frame):
     return frame.rgb, frame.depth, frame.K, frame
 
 
+FOUND_WITHIN_CM = 10.0
+"""A ground-truth object counts as found when a prediction of its class lies within this distance of it (the
+largest translation threshold of the NOCS metrics, 10°10cm)."""
+
+
+def missed_objects(errors: list[dict | None], frame, kept_gt: set[int] | None = None) -> list[dict]:
+    """The ground-truth objects of ``frame`` no prediction found: none of their class has them as nearest
+    ground truth within :data:`FOUND_WITHIN_CM` (``errors``: :func:`~demopose.evaluation.errors.nearest_gt_errors`
+    of the predictions). ``kept_gt``: with ground-truth masks, the objects that had enough depth points to run."""
+    import numpy as np
+
+    gt = frame.ground_truth()
+    found = {e["gt_index"] for e in errors if e is not None and e["translation_cm"] <= FOUND_WITHIN_CM}
+    out = []
+    for g in range(len(gt)):
+        if g in found:
+            continue
+        if kept_gt is not None and g not in kept_gt:
+            reason = "too few valid depth points in its mask to run the pose network"
+        elif not any(e is not None and e["gt_index"] == g for e in errors):
+            reason = "not detected (no prediction of its class nearest to it)"
+        else:
+            reason = f"the nearest prediction of its class is more than {FOUND_WITHIN_CM:g} cm away"
+        c = int(gt.class_ids[g])
+        out.append({"gt_index": g, "class_id": c, "class_name": frame.categories[c].name,
+                    "t": np.round(gt.t[g], 6).tolist(), "size": np.round(gt.size[g], 6).tolist(), "reason": reason})
+    return out
+
+
+def _build_predictor(args):
+    """The predictor of ``--checkpoint`` with its detector (``--detector``, or the bundled one where needed);
+    errors name the command-line flags."""
+    from pathlib import Path
+
+    from demopose.engine.checkpoint import load_model
+    from demopose.predictor import BUNDLED_CHECKPOINT, BUNDLED_DETECTOR, Predictor
+
+    ckpt = args.checkpoint or BUNDLED_CHECKPOINT
+    predictor = Predictor.from_checkpoint(ckpt, backend=args.backend, device=args.device,
+                                          score_threshold=args.score_threshold)
+    kind = type(predictor.model).__name__
+    if predictor.detector is predictor.model:  # a monocular model: objects and poses from the image
+        if args.masks == "gt":
+            raise ValueError(f"--masks gt: {ckpt} is a monocular detector ({kind}), which finds the objects itself "
+                             f"and takes no masks; leave out --masks gt, or pass a pose checkpoint (--checkpoint)")
+        if args.detector:
+            raise ValueError(f"--detector: {ckpt} is a monocular detector ({kind}) and takes no other detector; "
+                             f"pass a pose checkpoint (gpv, cleanpose, demopose) as --checkpoint")
+        return predictor, ckpt, None
+    detector = None
+    if args.masks == "detector" and (args.detector or predictor.detector is None):
+        detector = args.detector or BUNDLED_DETECTOR
+        if not Path(detector).is_file():
+            raise FileNotFoundError(f"--detector: {detector}: no such file")
+        det_model = load_model(detector, map_location=args.device)
+        if not callable(getattr(det_model, "detect_frame", None)):
+            raise ValueError(f"--detector: {detector} is a {type(det_model).__name__} checkpoint, not a monocular "
+                             f"detector (mono); train one with `demopose train mono_synth_small`")
+        try:
+            predictor.set_detector(det_model)
+        except ValueError as e:
+            raise ValueError(f"--detector {detector}: {e}") from None
+    elif args.detector:
+        raise ValueError("--detector: not used with --masks gt (the ground-truth masks give the objects)")
+    return predictor, ckpt, detector
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -78,46 +158,69 @@ def run(args: argparse.Namespace) -> int:
     from demopose.engine.inference import gt_instances
     from demopose.evaluation.errors import nearest_gt_errors
     from demopose.io import write_json_atomic, write_png_atomic
-    from demopose.predictor import BUNDLED_CHECKPOINT, Predictor
     from demopose.viz.draw import draw_predictions_and_gt, overlay_masks
 
     sources = _sources(args.input, args.max_frames)
-    ckpt = args.checkpoint or BUNDLED_CHECKPOINT
-    predictor = Predictor.from_checkpoint(ckpt, backend=args.backend, device=args.device,
-                                          score_threshold=args.score_threshold)
+    predictor, ckpt, detector = _build_predictor(args)
     out = Path(args.out)
-    for name, source, load in tqdm(sources, desc="predict", unit="frame",
-                                   disable=args.no_progress or len(sources) < 2):
+    empty: list[str] = []
+    n_missed = 0
+    for i, (name, source, load) in enumerate(tqdm(sources, desc="predict", unit="frame",
+                                                  disable=args.no_progress or len(sources) < 2)):
         rgb, depth, K, frame = load()
         f = predictor.make_frame(rgb, depth, K, source=source)
+        has_gt = frame is not None and frame.poses is not None
         inst = None
         if args.masks == "gt":
-            if frame is None or frame.poses is None:
-                raise ValueError(f"{name}: --masks gt needs a NOCS frame with ground truth")
+            if not has_gt:
+                raise ValueError(f"--masks gt: {source} has no ground truth (it needs NOCS frames with their "
+                                 f"annotations); leave out --masks gt to use the detector")
             inst = gt_instances(frame)
-        poses, used = predictor.predict_frame(f, inst)
+        # frame i with seed eval.seed + i: the point sampling of `demopose test` on the same frames
+        poses, used = predictor.predict_frame(f, inst, seed=predictor.seed + i)
         objects = [o.to_dict() for o in predictor.objects(poses, used)]  # by decreasing score
         order = np.argsort(-poses.scores, kind="stable")  # the same order
         poses = poses.select(order)
-        if frame is not None and frame.poses is not None:
-            for obj, err in zip(objects, nearest_gt_errors(poses, frame)):
+        missed: list[dict] = []
+        if has_gt:
+            errors = nearest_gt_errors(poses, frame)
+            for obj, err in zip(objects, errors):
                 obj["error_vs_gt"] = err
-        write_json_atomic(out / f"{name}.json", {"frame": name, "input": str(args.input), "checkpoint": str(ckpt),
-                                                "masks": args.masks, "K": np.round(K, 4).tolist(),
-                                                "units": "metres; R maps object to camera (OpenCV axes)",
-                                                "objects": objects})
+            kept_gt = {int(g) for g in used.gt_index if g >= 0} if inst is not None else None
+            missed = missed_objects(errors, frame, kept_gt)
+            n_missed += len(missed)
+        doc = {"frame": name, "input": str(args.input), "checkpoint": str(ckpt), "masks": args.masks,
+               "detector": None if detector is None else str(detector), "K": np.round(K, 4).tolist(),
+               "units": "metres; R maps object to camera (OpenCV axes)", "num_objects": len(objects),
+               "objects": objects}
+        if has_gt:
+            doc["missed"] = missed
+        write_json_atomic(out / f"{name}.json", doc)
         img = rgb
         if len(used.masks) and used.masks.any():
             img = overlay_masks(img, used.masks[order] if len(used.masks) == len(order) else used.masks, alpha=0.25)
-        gt = frame.ground_truth() if frame is not None and frame.poses is not None else None
+        gt = frame.ground_truth() if has_gt else None
         img = draw_predictions_and_gt(img, poses, gt, K, predictor.categories)
         write_png_atomic(out / f"{name}_overlay.png", img[:, :, ::-1])
-        print(f"{name}: {len(objects)} object(s)")
+        if not objects:
+            empty.append(name)
+            print(f"{name}: no object found" + (f" (detection score >= {args.score_threshold:g})"
+                                                if args.masks == "detector" else ""))
+        else:
+            print(f"{name}: {len(objects)} object(s)")
         for o in objects:
             err = o.get("error_vs_gt")
             e = (f"  err {err['rotation_deg']:.1f}° {err['translation_cm']:.1f} cm IoU {err['iou3d']:.2f}"
                  if err else "")
+            flag = "  (size clamped: predicted below 5 mm)" if o["size_clamped"] else ""
             print(f"  {o['class_name']:<8} {o['score']:.2f}  t = {np.round(o['t'], 3).tolist()} m  "
-                  f"size = {np.round(o['size'], 3).tolist()} m{e}")
+                  f"size = {np.round(o['size'], 3).tolist()} m{e}{flag}")
+        for m in missed:
+            print(f"  missed   {m['class_name']:<8} t = {np.round(m['t'], 3).tolist()} m: {m['reason']}")
     print(f"wrote {len(sources)} JSON file(s) and overlay(s) to {out}")
+    if empty:
+        print(f"{len(empty)} of {len(sources)} frame(s) with no object: {', '.join(empty[:10])}"
+              + (" ..." if len(empty) > 10 else ""))
+    if n_missed:
+        print(f"{n_missed} ground-truth object(s) missed (listed under 'missed' in the JSON files)")
     return 0

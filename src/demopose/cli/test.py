@@ -6,6 +6,13 @@ Example::
 
 Writes ``results/results_<frame>.pkl`` (NOCS format, scoreable by ``demopose eval`` and by other
 toolkits), ``metrics.json`` and ``ap_curves_<mode>.png`` into ``--out``, and prints the table.
+
+The model is rebuilt as the checkpoint was trained (its stored ``config.model``; CONFIG's model section only for
+checkpoints without one), so a packaged config runs a checkpoint trained with other model options and needs none
+of the weight files its builder reads at training time (a detector, a distillation teacher). CONFIG gives the
+data, the point count and the evaluation settings. ``eval.masks=detector`` takes the objects and masks from a
+monocular detector (``--detector CKPT``; default: the model's own, else the small detector shipped in the
+package), as ``demopose predict`` does.
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output folder (default: <checkpoint folder>/test_<subset>)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--max-frames", type=int, default=0, help="evaluate at most this many frames (0: all)")
+    parser.add_argument("--detector", help="with eval.masks=detector: monocular detector checkpoint giving the "
+                                           "objects and masks (default: the model's own, else the bundled one)")
+    parser.add_argument("--score-threshold", type=float, default=0.3,
+                        help="with eval.masks=detector: minimum detection score")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -35,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     from demopose.categories import get_table
     from demopose.engine import load_config
-    from demopose.engine.build import build_frames, build_mask_source, build_model_from_config, limit_frames
-    from demopose.engine.checkpoint import load_weights
+    from demopose.engine.build import build_frames, build_mask_source, limit_frames
     from demopose.engine.dist import resolve_device
     from demopose.engine.inference import run_inference
     from demopose.evaluation import NOCSEvaluator
@@ -45,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, [*args.overrides, f"data.root={args.data}"])
     device = resolve_device(args.device)
-    model = build_model_from_config(cfg)
-    load_weights(model, args.checkpoint, f"model {cfg.model.name!r} of config {args.config}")
+    model = _load_model(cfg, args)
     model.to(device)
     subset = str(cfg.data.val_subset)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"test_{subset}"
@@ -55,7 +64,13 @@ def run(args: argparse.Namespace) -> int:
     table = get_table(cfg.data.categories)
     ev = NOCSEvaluator(table, iou_mode=str(cfg.eval.iou))
     t0 = time.perf_counter()
-    metrics = run_inference(model, frames, build_mask_source(cfg), ev, results_dir=out / "results",
+    if str(cfg.eval.get("masks", "gt")) == "detector":
+        mask_source = _detector_masks(model, args, device)
+    else:
+        if args.detector:
+            raise ValueError("--detector: only used with eval.masks=detector")
+        mask_source = build_mask_source(cfg)
+    metrics = run_inference(model, frames, mask_source, ev, results_dir=out / "results",
                             n_points=int(cfg.data.n_points), seed=int(cfg.eval.seed), device=device,
                             progress=not args.no_progress, indices=idx)
     seconds = time.perf_counter() - t0  # frame loading, masks, sampling, network, scoring, pkl writes
@@ -80,3 +95,43 @@ def run(args: argparse.Namespace) -> int:
             plot_ap_curves(res, out / f"ap_curves_{mode}.png")
     print(f"wrote {out / 'metrics.json'} and {len(idx)} results pkls under {out / 'results'}")
     return 0
+
+
+def _load_model(cfg, args):
+    """The model as the checkpoint was trained (its stored model config), else as CONFIG describes it."""
+    import logging
+
+    from demopose.engine.build import build_model_from_config
+    from demopose.engine.checkpoint import load_checkpoint, load_model, load_weights
+    from demopose.engine.inference import inference_settings
+
+    state = load_checkpoint(args.checkpoint)
+    stored = state.get("config") if isinstance(state.get("config"), dict) else {}
+    if (stored.get("model") or {}).get("name"):
+        trained = inference_settings(stored)["n_points"]
+        if stored.get("data", {}).get("n_points") and trained != int(cfg.data.n_points):
+            logging.getLogger(__name__).warning(
+                "%s was trained with data.n_points=%d, the test samples %d points per instance (data.n_points)",
+                args.checkpoint, trained, int(cfg.data.n_points))
+        return load_model(args.checkpoint)
+    model = build_model_from_config(cfg)
+    load_weights(model, args.checkpoint, f"model {cfg.model.name!r} of config {args.config}", state=state)
+    return model
+
+
+def _detector_masks(model, args, device):
+    """eval.masks=detector: the mask source of ``demopose predict`` (--detector, the model's own, the bundled)."""
+    from demopose.engine.checkpoint import load_model
+    from demopose.engine.inference import detector_instances, find_detector
+    from demopose.predictor import BUNDLED_DETECTOR
+
+    own = find_detector(model)
+    if own is model:  # a monocular model finds its objects itself (run_inference ignores the mask source)
+        return None
+    if args.detector or own is None:
+        path = args.detector or BUNDLED_DETECTOR
+        det = load_model(path, map_location=device)
+        if not callable(getattr(det, "detect_frame", None)):
+            raise ValueError(f"--detector: {path} is a {type(det).__name__} checkpoint, not a monocular detector")
+        return detector_instances(det, args.score_threshold, device=device)
+    return detector_instances(own, args.score_threshold, device=device, keep_features=True)

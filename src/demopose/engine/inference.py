@@ -21,8 +21,13 @@ from demopose.engine import dist
 from demopose.engine.trainer import move_to_device
 from demopose.geometry.pose import PoseSet
 
-__all__ = ["FrameInstances", "MaskSource", "frame_batch", "gt_instances", "instances_from_detections",
-           "poses_from_prediction", "predict_frame", "published_detections", "run_batch", "run_inference"]
+__all__ = ["MIN_SIZE", "FrameInstances", "MaskSource", "detection_instances", "detector_instances", "find_detector",
+           "frame_batch", "gt_instances", "inference_settings", "instances_from_detections", "poses_from_prediction",
+           "predict_frame", "published_detections", "run_batch", "run_inference", "score_filtered"]
+
+MIN_SIZE = 0.005
+"""Smallest box extent (metres) a predicted pose is given: the networks regress sizes as residuals and can
+predict negative or near-zero extents, which are raised to this floor (5 mm); see :func:`poses_from_prediction`."""
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +41,15 @@ class FrameInstances:
         class_ids: ``(M,)`` 1-based category ids.
         scores: ``(M,)`` detection confidences (1 for ground-truth masks).
         gt_index: ``(M,)`` index into ``frame.poses`` when the masks are the ground truth, else -1.
+        features: the detector's feature maps of the frame when the instances come from a DeMo-Pose model's own
+            detector (its fusion reuses them, :func:`frame_batch`), else None.
     """
 
     masks: np.ndarray
     class_ids: np.ndarray
     scores: np.ndarray
     gt_index: np.ndarray
+    features: dict[int, torch.Tensor] | None = None
 
 
 MaskSource = Callable[[Frame], FrameInstances]
@@ -71,6 +79,63 @@ def published_detections(root: str | Path, source: str = "dualposenet") -> MaskS
         return instances_from_detections(reader(path))
 
     return fn
+
+
+def find_detector(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The monocular detector of ``model``: the model itself (``mono``), a DeMo-Pose model's frozen ``mono``, or
+    None (``gpv``, ``cleanpose``: pose networks that need instance masks)."""
+    if callable(getattr(model, "detect_frame", None)):
+        return model
+    mono = getattr(model, "mono", None)
+    return mono if callable(getattr(mono, "detect_frame", None)) else None
+
+
+def score_filtered(det, score_threshold: float):
+    """The detections of a :class:`~demopose.models.mono.FrameDetections` with score >= ``score_threshold``
+    (its feature maps kept)."""
+    from demopose.models.mono import FrameDetections
+
+    keep = np.asarray(det.scores) >= score_threshold
+    return FrameDetections(boxes=det.boxes[keep], class_ids=det.class_ids[keep], scores=det.scores[keep],
+                           keypoints=det.keypoints[keep], rel_size=det.rel_size[keep], features=det.features)
+
+
+def detection_instances(frame: Frame, det, categories, min_pixels: int = 50,
+                        keep_features: bool = False) -> FrameInstances:
+    """Instances of detections (``boxes``, ``class_ids``, ``scores``), each mask cut from the depth inside its box
+    (:func:`demopose.engine.masks.masks_from_boxes`; masks under ``min_pixels`` are dropped). ``keep_features``:
+    pass the detector's feature maps on (``FrameInstances.features``), for a DeMo-Pose model whose own detector
+    this is."""
+    from demopose.engine.masks import masks_from_boxes
+
+    cls, scores = det.class_ids, det.scores
+    masks, k = masks_from_boxes(frame, det.boxes, cls, scores, categories, min_pixels=min_pixels)
+    return FrameInstances(masks, cls[k].astype(np.int64), scores[k].astype(np.float64), np.full(len(k), -1),
+                          det.features if keep_features else None)
+
+
+def detector_instances(detector: torch.nn.Module, score_threshold: float = 0.3, min_pixels: int = 50,
+                       device: torch.device | str | None = None, keep_features: bool = False) -> MaskSource:
+    """A mask source from a monocular detector: its objects with score >= ``score_threshold``
+    (:func:`score_filtered`) and their depth masks (:func:`detection_instances`). The detector masks of
+    ``demopose test ... eval.masks=detector``; :class:`~demopose.Predictor` and ``demopose predict`` run the same
+    two steps."""
+    table = getattr(detector, "categories", None)
+
+    def fn(frame: Frame) -> FrameInstances:
+        det = score_filtered(detector.detect_frame(frame, device=device), score_threshold)
+        return detection_instances(frame, det, table or frame.categories, min_pixels, keep_features)
+
+    return fn
+
+
+def inference_settings(config: dict | None) -> dict[str, int]:
+    """``{"n_points", "seed"}`` of a run config (a checkpoint's stored ``config``: ``data.n_points``, ``eval.seed``;
+    defaults :data:`~demopose.data.instances.N_POINTS` and 0): a checkpoint is run with the point count it was
+    trained and tested with, whichever command runs it."""
+    cfg = config if isinstance(config, dict) else {}
+    data, ev = cfg.get("data") or {}, cfg.get("eval") or {}
+    return {"n_points": int(data.get("n_points") or N_POINTS), "seed": int(ev.get("seed") or 0)}
 
 
 def frame_batch(model: torch.nn.Module, frame: Frame, instances: FrameInstances, n_points: int = N_POINTS,
@@ -123,9 +188,17 @@ def run_batch(model: torch.nn.Module, batch: dict, seed: int = 0, device: torch.
 
 
 def poses_from_prediction(pred, instances: FrameInstances, kept: np.ndarray) -> PoseSet:
-    """The :class:`PoseSet` of a prediction for the instances ``kept`` (scores = detection scores)."""
+    """The :class:`PoseSet` of a prediction for the instances ``kept`` (scores = detection scores).
+
+    Box extents below :data:`MIN_SIZE` (negative, zero or a few millimetres: the size heads regress residuals) are
+    raised to it, so no output holds a degenerate box; an extent equal to ``MIN_SIZE`` marks such a clamp."""
+    size = pred.size.double().cpu().numpy()
+    low = size < MIN_SIZE
+    if low.any():
+        log.debug("%d predicted box extent(s) below %.3f m raised to it", int(low.sum()), MIN_SIZE)
+        size = np.maximum(size, MIN_SIZE)
     return PoseSet(instances.class_ids[kept], pred.R.double().cpu().numpy(), pred.t.double().cpu().numpy(),
-                   pred.size.double().cpu().numpy(), instances.scores[kept])
+                   size, instances.scores[kept])
 
 
 @torch.no_grad()
@@ -185,7 +258,8 @@ def run_inference(model: torch.nn.Module, frames: Sequence[Frame] | Iterable[Fra
             if detects:
                 pred = _self_detected(model, frame, device, det_ev)
             else:
-                pred, _ = predict_frame(model, frame, mask_source(frame), n_points, seed + i, device)
+                inst = mask_source(frame)
+                pred, _ = predict_frame(model, frame, inst, n_points, seed + i, device, inst.features)
             gt = frame.ground_truth() if frame.poses is not None else PoseSet.empty()
             if evaluator is not None:
                 evaluator.process(pred, gt)
