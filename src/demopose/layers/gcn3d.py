@@ -16,9 +16,11 @@ A kernel is ``S`` learnable unit *support directions* ``d_s``. For a point ``p_i
 ``agg`` is a sum in 3D-GC / GPV-Pose and a mean in HS-Pose (notes §2). Everything is batched; the
 neighbour index is computed once per resolution by the caller (:mod:`demopose.layers.knn`).
 
-At inference on CPU the ``max_j`` / ``agg_s`` step runs in a compiled kernel (:mod:`demopose.native.gcn3d`),
-which never writes the ``(points, k, S·C)`` intermediates of the torch path below; elsewhere (training,
-GPU, export, no C compiler, ``DEMOPOSE_NATIVE=0``) the torch path computes the same values.
+On CPU the ``max_j`` / ``agg_s`` step runs in a compiled kernel, which never writes the ``(points, k, S·C)``
+intermediates of the torch path below: :mod:`demopose.native.gcn3d` at inference, :mod:`demopose.native.gcn3d_grad`
+(an autograd function with a compiled backward) in training. Elsewhere (GPU, export, ``torch.compile``, no C
+compiler, ``DEMOPOSE_NATIVE=0``) the torch path computes the same values. Under CPU autocast the per-support
+features are taken back to float32 for the kernels.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from torch import nn
 
 from demopose.layers.knn import gather_points, knn_indices, nearest_indices
 from demopose.native import gcn3d as native_gcn3d
+from demopose.native import gcn3d_grad as native_gcn3d_grad
 
 __all__ = [
     "GraphConv",
@@ -114,6 +117,11 @@ def _max_per_neighbour(u: torch.Tensor, d: torch.Tensor, support: torch.Tensor |
     return best
 
 
+def _records_grad(*tensors: torch.Tensor) -> bool:
+    """Whether autograd records through any of ``tensors`` (training: the compiled kernel with a backward)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def _mul_maybe_inplace(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a * b``, written into ``a`` when no gradient is being recorded."""
     if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
@@ -153,6 +161,8 @@ class SurfaceConv(nn.Module):
         d = F.normalize(self.directions, dim=0)
         if native_gcn3d.usable(u, d):
             return native_gcn3d.aggregate(u, d, S, scale=_scale(self.aggregate, S)).view(B, N, K)
+        if _records_grad(u, d) and native_gcn3d_grad.usable(u, d):
+            return native_gcn3d_grad.aggregate(u, d, S, N, scale=_scale(self.aggregate, S)).view(B, N, K)
         if torch.compiler.is_exporting():
             return _aggregate(_max_per_neighbour(u, d).view(-1, S, K), self.aggregate).view(B, N, K)
         parts = []
@@ -210,11 +220,16 @@ class GraphConv(nn.Module):
         # f W + b as its centre and support column blocks (two products: no copy of the support part)
         center = torch.addmm(self.bias[:C], f, self.weight[:, :C])  # (B*N, C)
         support = torch.addmm(self.bias[C:], f, self.weight[:, C:])  # (B*N, S*C)
+        if support.dtype == torch.bfloat16 and u.dtype == torch.float32:  # autocast: the kernels take float32
+            support = support.float()
         base = torch.arange(B, device=neighbor_index.device).view(B, 1, 1) * N
         flat_index = (neighbor_index + base).reshape(B * N, k)
-        if native_gcn3d.usable(u, d, support, center):
-            return native_gcn3d.aggregate(u, d, S, support, flat_index, center,
+        if native_gcn3d.usable(u, d, support) and not _records_grad(center):
+            return native_gcn3d.aggregate(u, d, S, support, flat_index, center.float(),
                                           scale=_scale(self.aggregate, S)).view(B, N, C)
+        if _records_grad(u, d, support) and native_gcn3d_grad.usable(u, d, support):
+            agg = native_gcn3d_grad.aggregate(u, d, S, N, support, flat_index, scale=_scale(self.aggregate, S))
+            return (center + agg).view(B, N, C)
         if torch.compiler.is_exporting():
             act = _max_per_neighbour(u, d, support, flat_index).view(-1, S, C)
             return (center + _aggregate(act, self.aggregate)).view(B, N, C)

@@ -370,9 +370,10 @@ class FaceReconHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         B, N, _ = feat.shape
         shared = self.block(feat)
-        recon = self.recon_head(shared)
-        face_in = torch.cat([f_global.unsqueeze(1).expand(-1, N, -1), shared, centred], dim=-1)
-        face = self.face_head(face_in)  # (B, N, 30)
+        recon = self.recon_head(shared).float()
+        face_in = torch.cat([f_global.unsqueeze(1).expand(-1, N, -1).to(shared.dtype), shared,
+                             centred.to(shared.dtype)], dim=-1)
+        face = self.face_head(face_in).float()  # (B, N, 30); float32 (autocast) before the normalisation
         normal = face[..., :18].reshape(B, N, 6, 3)
         normal = normal / (normal.norm(dim=-1, keepdim=True) + self.vector_eps)
         return recon, normal, face[..., 18:24], torch.sigmoid(face[..., 24:30])
@@ -516,6 +517,8 @@ class GPVPose(nn.Module):
             x = torch.cat([feat, one_hot.unsqueeze(1).expand(-1, feat.shape[1], -1)], dim=-1)  # (B, N, C)
             g_out, r_out = self.rot_green(x), self.rot_red(x)
             ts = self.ts_head(torch.cat([x, centred], dim=-1))
+        # float32 from here on (bf16 under autocast): normalisations and the rotation are never lower precision
+        g_out, r_out, ts = g_out.float(), r_out.float(), ts.float()
         green = g_out[:, 1:] / (g_out[:, 1:].norm(dim=-1, keepdim=True) + eps)
         red = r_out[:, 1:] / (r_out[:, 1:].norm(dim=-1, keepdim=True) + eps)
         green_conf, red_conf = torch.sigmoid(g_out[:, 0]), torch.sigmoid(r_out[:, 0])
@@ -532,7 +535,7 @@ class GPVPose(nn.Module):
             recon, normal, dist, conf = self.face_recon(x, f_global, centred)
             outputs.update(recon=recon + centroid, face_normal=normal, face_dist=dist, face_conf=conf)
             if self.mesh_head is not None:
-                outputs["mesh_points"] = self.mesh_head(f_global)
+                outputs["mesh_points"] = self.mesh_head(f_global).float()
         return PosePrediction(R=R, t=t, size=size_residual + mean_size, score=None, outputs=outputs)
 
     def loss(self, pred: PosePrediction, batch: Mapping[str, torch.Tensor], weights=None) -> dict[str, torch.Tensor]:
