@@ -76,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
         OmegaConf.update(cfg, "train.sync_bn", True, merge=True)
     device = dist.init_distributed(args.device)
     try:
+        from demopose.engine.precision import resolve_precision
+
+        # the resolved precision (auto -> fp32 | bf16) is what config.yaml and every checkpoint record
+        OmegaConf.update(cfg, "train.precision", resolve_precision(cfg.train.get("precision", "auto"), device),
+                         merge=True)
         run_dir = Path(str(cfg.output.dir))
         resume_from = None if args.no_resume else _resume_point(run_dir, cfg, device, args.allow_changed_config)
         seed_everything(int(cfg.train.seed))  # identical init on every rank; the sampler shards the data
@@ -101,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
                               int(cfg.train.eval_every), best_key=args.best_key, progress=not args.no_progress)
         tcfg = TrainerConfig(max_steps=int(cfg.train.max_steps), batch_size=int(cfg.train.batch_size),
                              num_workers=int(cfg.train.num_workers), grad_clip=cfg.train.grad_clip,
-                             seed=int(cfg.train.seed), sync_bn=bool(cfg.train.get("sync_bn", False)))
+                             seed=int(cfg.train.seed), sync_bn=bool(cfg.train.get("sync_bn", False)),
+                             precision=str(cfg.train.precision))
         trainer = Trainer(model, opt, sched, train_set, build_collate(train_set), tcfg, run_dir, hooks, device,
                           config=OmegaConf.to_container(cfg, resolve=True))
         if dist.is_main():
@@ -109,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
             save_config(cfg, run_dir / "config.yaml")
         if resume_from is not None:
             trainer.resume(resume_from.path, resume_from.state)
-        log.info("training %s on %d instances for %d steps (%d process(es), %s) -> %s", cfg.model.name,
-                 len(train_set), tcfg.max_steps, dist.world_size(), device, run_dir)
+        log.info("training %s on %d instances for %d steps (%d process(es), %s, %s) -> %s", cfg.model.name,
+                 len(train_set), tcfg.max_steps, dist.world_size(), device, tcfg.precision, run_dir)
         torch.set_float32_matmul_precision("high")
         trainer.train()
         if dist.is_main():

@@ -32,9 +32,10 @@ from demopose.engine.checkpoint import (
     unwrap_model,
 )
 from demopose.engine.hooks import HookBase
+from demopose.engine.precision import autocast
 from demopose.engine.sampler import ResumableSampler
 
-__all__ = ["Trainer", "TrainerConfig", "move_to_device", "seed_everything"]
+__all__ = ["Trainer", "TrainerConfig", "float32_outputs", "move_to_device", "seed_everything"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class TrainerConfig:
         shuffle: shuffle the training set each epoch.
         sync_bn: under several processes, BatchNorm statistics over the batches of all ranks
             (:func:`demopose.engine.dist.convert_sync_batchnorm`); no effect on one process.
+        precision: ``fp32`` or ``bf16`` (the forward under autocast, :mod:`demopose.engine.precision`;
+            resolve ``auto`` with :func:`~demopose.engine.precision.resolve_precision` first).
     """
 
     max_steps: int
@@ -61,6 +64,12 @@ class TrainerConfig:
     seed: int = 0
     shuffle: bool = True
     sync_bn: bool = False
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"TrainerConfig.precision: expected 'fp32' or 'bf16' (resolve 'auto' first), "
+                             f"got {self.precision!r}")
 
 
 def seed_everything(seed: int) -> None:
@@ -83,6 +92,24 @@ def move_to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(move_to_device(v, device) for v in batch)
     return batch
+
+
+def float32_outputs(value: Any) -> Any:
+    """``value`` with every lower-precision floating tensor (autocast outputs) taken to float32, through nested
+    dicts, lists, tuples and dataclasses (a model's prediction record): losses are computed in float32."""
+    import dataclasses
+
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() and value.dtype in (torch.bfloat16, torch.float16) \
+            else value
+    if isinstance(value, dict):
+        return {k: float32_outputs(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(float32_outputs(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: float32_outputs(getattr(value, f.name))
+                                             for f in dataclasses.fields(value) if f.init})
+    return value
 
 
 class Trainer:
@@ -203,7 +230,10 @@ class Trainer:
     def run_step(self, batch: Any) -> None:
         self.model.train()
         batch = move_to_device(batch, self.device)
-        pred = self.model(batch)
+        with autocast(self.cfg.precision, self.device):
+            pred = self.model(batch)
+        if self.cfg.precision != "fp32":
+            pred = float32_outputs(pred)
         losses = self.raw_model.loss(pred, batch)
         if not losses:
             raise ValueError("model.loss returned no loss terms")
