@@ -130,7 +130,8 @@ def parse_frame_path(path: str | os.PathLike) -> NOCSFramePath:
     ``scene_*`` folder means REAL and a 5-digit folder CAMERA), else from the meta file's field count.
 
     Raises:
-        ValueError: the name is not a NOCS frame name or the layout cannot be detected.
+        FileNotFoundError: nothing exists at ``path`` (and its name is no frame name, or no file of the frame
+            exists there). ValueError: the name is not a NOCS frame name or the layout cannot be detected.
     """
     p = Path(path)
     m = _FILE_RE.match(p.name)
@@ -139,6 +140,8 @@ def parse_frame_path(path: str | os.PathLike) -> NOCSFramePath:
     elif p.name.isdigit():
         prefix = p
     else:
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such file or folder")
         raise ValueError(f"{p}: not a NOCS frame; expected a prefix like .../0000 or a file like "
                          ".../0000_color.png")
     scene_dir = prefix.parent
@@ -161,6 +164,8 @@ def parse_frame_path(path: str | os.PathLike) -> NOCSFramePath:
                 kind = "real"
             elif lines and all(len(f) == 4 for f in lines):
                 kind = "camera"
+    if kind is None and not p.exists() and not any(prefix.parent.glob(f"{prefix.name}_*")):
+        raise FileNotFoundError(f"{p}: no such file, folder or frame prefix")
     if kind is None:
         raise ValueError(f"{p}: cannot tell REAL from CAMERA layout (expected "
                          f".../Real|CAMERA/<split>/<scene>/{prefix.name} or a readable _meta.txt)")

@@ -56,35 +56,51 @@ def read_camera_json(path: str | os.PathLike) -> CameraFile:
     if not isinstance(d, dict):
         raise ValueError(f"{p}: expected a JSON object")
     if "K" in d:
-        K = np.asarray(d["K"], dtype=np.float64)
-        if K.shape != (3, 3):
-            raise ValueError(f"{p}: field 'K' must be 3 rows of 3 numbers, got shape {K.shape}")
+        rows = d["K"]
+        if not (isinstance(rows, list) and len(rows) == 3
+                and all(isinstance(r, list) and len(r) == 3 and all(_is_number(v) for v in r) for r in rows)):
+            raise ValueError(f"{p}: field 'K' must be 3 rows of 3 numbers, got {json.dumps(rows)[:80]}")
+        K = np.asarray(rows, dtype=np.float64)
     else:
         missing = [k for k in ("fx", "fy", "cx", "cy") if k not in d]
         if missing:
             raise ValueError(f"{p}: missing field(s) {missing}; give fx, fy, cx, cy (pixels) or K")
-        try:
-            fx, fy, cx, cy = (float(d[k]) for k in ("fx", "fy", "cx", "cy"))
-        except (TypeError, ValueError):
-            raise ValueError(f"{p}: fields fx, fy, cx, cy must be numbers") from None
+        fx, fy, cx, cy = (_number(d, k, p) for k in ("fx", "fy", "cx", "cy"))
         K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]])
+    if not np.all(np.isfinite(K)):
+        raise ValueError(f"{p}: the intrinsics hold NaN or infinite values: {K.tolist()}")
     if not (K[0, 0] > 0 and K[1, 1] > 0):
         raise ValueError(f"{p}: focal lengths must be positive pixels, got fx={K[0, 0]}, fy={K[1, 1]}")
-    scale = d.get("depth_scale", 0.001)
-    try:
-        scale = float(scale)
-    except (TypeError, ValueError):
-        raise ValueError(f"{p}: field 'depth_scale' must be a number (metres per depth unit)") from None
+    scale = _number(d, "depth_scale", p, default=0.001, what="metres per depth unit")
     if not 1e-5 <= scale <= 1.0:
         raise ValueError(f"{p}: field 'depth_scale' = {scale} is not metres per unit (0.001 for millimetres)")
-    w, h = d.get("width"), d.get("height")
-    return CameraFile(K, scale, int(w) if w is not None else None, int(h) if h is not None else None)
+    size = []
+    for k in ("width", "height"):
+        v = d.get(k)
+        if v is not None and not (_is_number(v) and float(v) == int(v) and int(v) > 0):
+            raise ValueError(f"{p}: field {k!r} must be a positive whole number of pixels, got {json.dumps(v)}")
+        size.append(int(v) if v is not None else None)
+    return CameraFile(K, scale, size[0], size[1])
+
+
+def _is_number(v: object) -> bool:
+    """A JSON number (not a boolean, string or null)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _number(d: dict, key: str, path: Path, default: float | None = None, what: str = "pixels") -> float:
+    v = d.get(key, default)
+    if not _is_number(v):
+        raise ValueError(f"{path}: field {key!r} must be a number ({what}), got {json.dumps(v)}")
+    return float(v)
 
 
 def list_user_frames(folder: str | os.PathLike) -> list[UserFrame]:
     """The colour/depth pairs of a folder, sorted by name (module docstring)."""
     root = Path(folder)
     pairs: list[UserFrame] = []
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
     for c in sorted(root.glob("*_color.png")):
         stem = c.name[: -len("_color.png")]
         d = root / f"{stem}_depth.png"
