@@ -7,6 +7,11 @@ the order in which frames are made, and switching the noise off leaves the scene
 
 A frame is complete when its ``_meta.txt`` exists (written last). On start, incomplete frames'
 files and temp files left by killed writes are removed, complete frames are skipped.
+
+A split records its settings and :data:`GENERATOR_VERSION` in ``<CAMERA|Real>/<split>_synth.json``; resuming or
+extending it with other settings or another generator version is refused (its frames would mix two
+generators). The split list ``<split>_list.txt`` never shrinks: a run asking for fewer frames than the split
+holds is refused, and entries already listed are kept.
 """
 
 from __future__ import annotations
@@ -32,10 +37,14 @@ from demopose.synth.render import RenderOutput, get_renderer
 from demopose.synth.scene import ModelPool, Scene, SceneConfig, compose_scene
 from demopose.synth.writer import STYLES, frame_paths, remove_stray_temp_files, write_frame
 
-__all__ = ["GenerateReport", "SynthConfig", "SynthFrame", "frame_seed", "generate", "intrinsics_for",
-           "make_frame", "make_pool"]
+__all__ = ["GENERATOR_VERSION", "GenerateReport", "SynthConfig", "SynthFrame", "frame_seed", "generate",
+           "intrinsics_for", "make_frame", "make_pool"]
 
 log = logging.getLogger(__name__)
+
+GENERATOR_VERSION = 1
+"""Bumped with every change of what the generator makes for given settings (scenes, rendering, noise, file
+encodings); recorded in each split's ``_synth.json`` (a split recorded without one was made by version 1)."""
 
 
 @dataclass(frozen=True)
@@ -224,12 +233,22 @@ def _check_info(cfg: SynthConfig, K: Intrinsics) -> None:
     p = _info_path(cfg)
     ident = json.loads(json.dumps(cfg.identity()))
     if p.is_file():
-        old = json.loads(p.read_text()).get("config", {})
+        try:
+            info = json.loads(p.read_text())
+            old = info.get("config", {})
+            version = int(info.get("generator_version", 1))
+        except (ValueError, TypeError, AttributeError) as e:
+            raise ValueError(f"{p}: not a readable generator record ({e}); the split's settings are unknown: use "
+                             f"another output folder") from None
+        if version != GENERATOR_VERSION:
+            raise ValueError(f"{p}: this split was made by generator version {version}, this is version "
+                             f"{GENERATOR_VERSION}; frames of two versions would be mixed: use another output folder")
         if old != ident:
             diff = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
-            raise ValueError(f"{p}: this split was generated with other settings ({', '.join(diff)} differ); "
+            shown = "; ".join(f"{k}: {old.get(k)!r} recorded, {ident.get(k)!r} now" for k in diff)
+            raise ValueError(f"{p}: this split was generated with other settings ({shown}); "
                              "use the same settings to resume, or another output folder")
-    write_json_atomic(p, {"generator": "demopose.synth", "config": ident,
+    write_json_atomic(p, {"generator": "demopose.synth", "generator_version": GENERATOR_VERSION, "config": ident,
                           "intrinsics": {"fx": K.fx, "fy": K.fy, "cx": K.cx, "cy": K.cy,
                                          "width": K.width, "height": K.height}})
 
@@ -241,7 +260,11 @@ def generate(cfg: SynthConfig, progress: bool = True) -> GenerateReport:
         ValueError: the output already holds this split made with other settings.
     """
     t0 = time.perf_counter()
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: the output is a file, not a dataset folder (choose another output)")
     K = intrinsics_for(cfg.style, cfg.width, cfg.height)
+    _check_no_shrink(cfg)
     _check_info(cfg, K)
     removed = sum(remove_stray_temp_files(d) for d in _split_dirs(cfg))
     if removed:
@@ -281,6 +304,29 @@ def generate(cfg: SynthConfig, progress: bool = True) -> GenerateReport:
     return GenerateReport(written=len(todo), skipped=skipped, seconds=time.perf_counter() - t0)
 
 
+def _list_file(cfg: SynthConfig) -> Path:
+    return frame_paths(cfg.out, cfg.style, cfg.split, 0, cfg.frames_per_scene).list_file
+
+
+def _read_list(path: Path) -> list[str]:
+    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()] if path.is_file() else []
+
+
+def _check_no_shrink(cfg: SynthConfig) -> None:
+    """Refuse a run that asks for fewer frames than the split already holds (listed, or complete on disk)."""
+    listed = set(_read_list(_list_file(cfg)))
+    n = cfg.frames
+    while True:  # the split's frames are 0..n-1: find the first index past it that is neither listed nor on disk
+        p = frame_paths(cfg.out, cfg.style, cfg.split, n, cfg.frames_per_scene)
+        if p.list_entry not in listed and not p.meta.is_file():
+            break
+        n += 1
+    if n > cfg.frames:
+        raise ValueError(f"{_list_file(cfg)}: the split {cfg.split!r} already holds {n} frames; --frames {cfg.frames} "
+                         f"would shrink it. Pass --frames {n} (or more) to complete or extend it, or use another "
+                         f"output folder")
+
+
 def _write_list(cfg: SynthConfig) -> None:
     """Write ``<CAMERA|Real>/<split>_list.txt`` with every complete frame (atomically); for the real
     style also ``Real/<split>/mug_handle.pkl`` (NOCS format: ``scene_<k>_res`` -> per-frame 0/1, 1 when
@@ -306,6 +352,13 @@ def _write_list(cfg: SynthConfig) -> None:
                 hv = int(np.all(np.asarray(g["gt_handle_visibility"])[mug]))
             handles.setdefault(f"{p.stem.parent.name}_res", []).append(hv)
     if list_file is not None:
+        # never drop an entry already listed (a frame being regenerated after a kill stays listed)
+        old = _read_list(list_file)
+        have = set(lines)
+        lines += [e for e in old if e not in have]
+        order = {frame_paths(cfg.out, cfg.style, cfg.split, i, cfg.frames_per_scene).list_entry: i
+                 for i in range(cfg.frames)}
+        lines.sort(key=lambda e: order.get(e, cfg.frames))
         write_text_atomic(list_file, "".join(line + "\n" for line in lines))
     if handles:
         write_pickle_atomic(Path(cfg.out) / "Real" / cfg.split / "mug_handle.pkl",
