@@ -198,28 +198,72 @@ class TensorBoardWriter(HookBase):
 
 
 class ProgressHook(HookBase):
-    """A tqdm bar over steps (rank 0) showing the total loss and the learning rate."""
+    """Progress over steps (rank 0) with the time left: a tqdm bar on a terminal (elapsed<remaining, step rate,
+    total loss and learning rate), and where stderr is not a terminal (a log file, a batch job) one log line every
+    ``log_every_percent`` of the run (step, rate, elapsed, ETA) instead of a bar redrawn with carriage returns.
+    The rate is averaged over the run so far (evaluation included), so the ETA does not jump after each
+    evaluation."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, log_every_percent: float = 5.0) -> None:
         self.enabled = enabled
+        self.log_every_percent = log_every_percent
         self._bar: Any = None
+        self._lines = False
+        self._t0 = 0.0
+        self._start = 0
+        self._next = 0
 
     def before_train(self) -> None:
-        if self.enabled and dist.is_main():
+        if not (self.enabled and dist.is_main()):
+            return
+        import sys
+        import time
+
+        t = self.trainer
+        self._t0, self._start = time.perf_counter(), t.step
+        if sys.stderr.isatty():
             from tqdm.auto import tqdm
 
-            t = self.trainer
-            self._bar = tqdm(total=t.max_steps, initial=t.step, desc="train", unit="step", dynamic_ncols=True)
+            self._bar = tqdm(total=t.max_steps, initial=t.step, desc="train", unit="step", dynamic_ncols=True,
+                             smoothing=0.0)
+        else:
+            self._lines = True
+            self._next = t.step + self._stride()
+
+    def _stride(self) -> int:
+        return max(1, round(self.trainer.max_steps * self.log_every_percent / 100))
 
     def after_step(self) -> None:
+        r = self.trainer.records
         if self._bar is not None:
-            r = self.trainer.records
             self._bar.set_postfix(loss=f"{r.get('loss/total', float('nan')):.4g}", lr=f"{r.get('lr', 0):.2e}")
             self._bar.update(1)
+        elif self._lines:
+            t = self.trainer
+            if t.step >= self._next or t.step >= t.max_steps:
+                import time
+
+                self._next = t.step + self._stride()
+                elapsed = time.perf_counter() - self._t0
+                rate = (t.step - self._start) / max(elapsed, 1e-9)
+                eta = (t.max_steps - t.step) / max(rate, 1e-9)
+                log.info("step %d/%d (%.0f%%), %.2f step/s, elapsed %s, ETA %s, loss %.4g", t.step, t.max_steps,
+                            100 * t.step / max(t.max_steps, 1), rate, format_duration(elapsed), format_duration(eta),
+                            r.get("loss/total", float("nan")))
 
     def after_train(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def format_duration(seconds: float) -> str:
+    """``1h02m``, ``3m05s``, ``42s``."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
 
 
 def default_hooks(checkpoint_every: int, log_every: int, eval_fn: Callable[[Trainer], dict[str, float]] | None = None,
