@@ -29,7 +29,7 @@ from demopose.data.housecat6d import (
     read_housecat6d_intrinsics,
     read_housecat6d_label,
 )
-from demopose.data.nocs import MIN_POSE_POINTS, NOCSFramePath, list_frames, parse_frame_path, read_split_list
+from demopose.data.nocs import MIN_POSE_POINTS, NOCSFramePath, list_frames, parse_frame_path
 from demopose.data.nocs_files import (
     MetaEntry,
     decode_coord,
@@ -360,13 +360,59 @@ def _nocs_root_frames(root: Path, sink: _Sink) -> list[Path]:
     for top in ("Real", "CAMERA"):
         if not (root / top).is_dir():
             continue
-        for lf in sorted((root / top).glob("*_list.txt")):
-            try:
-                read_split_list(lf, root / top)
-            except FileNotFoundError as e:
-                sink.error(lf, str(e).removeprefix(f"{lf}"))
+        lists = sorted((root / top).glob("*_list.txt"))
+        for lf in lists:
+            _check_split_list(sink, lf, root / top)
+        listed_splits = {lf.name[: -len("_list.txt")] for lf in lists}
+        for info in sorted((root / top).glob("*_synth.json")):  # a generated split always has its list
+            split = info.name[: -len("_synth.json")]
+            if split not in listed_splits and (root / top / split).is_dir():
+                sink.error(root / top / f"{split}_list.txt", f"missing: the generated split {split!r} has no "
+                                                             f"list of its frames (rerun its demopose synth command)")
         frames += list_frames(root / top)
     return frames
+
+
+def _check_split_list(sink: _Sink, lf: Path, top_dir: Path) -> None:
+    """A split list (``<top>/<split>_list.txt``): not empty, every entry a frame on disk, and (for a generated
+    split) every complete frame on disk listed. SPD's lists of the original data leave frames out on purpose:
+    unlisted frames there are a warning."""
+    try:
+        entries = [(n, ln.strip()) for n, ln in enumerate(lf.read_text().splitlines(), start=1) if ln.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        sink.error(lf, f"unreadable split list ({e})")
+        return
+    split = lf.name[: -len("_list.txt")]
+    if not entries:
+        sink.error(lf, f"empty split list: no frame of split {split!r} is listed, so nothing would be trained or "
+                       f"tested on it")
+        return
+    listed = set()
+    missing = []
+    for n, e in entries:
+        hit = next((c for c in (top_dir / e, top_dir.parent / e) if Path(f"{c}_color.png").is_file()), None)
+        if hit is None:
+            missing.append((n, e))
+        else:
+            listed.add(hit.resolve())
+    if missing:
+        shown = ", ".join(f"line {n} {e!r}" for n, e in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        sink.error(lf, f"{len(missing)} of {len(entries)} listed frames are not on disk ({shown}; no _color.png "
+                       f"under {top_dir})")
+    split_dir = top_dir / split
+    if not split_dir.is_dir():
+        return
+    generated = (top_dir / f"{split}_synth.json").is_file()
+    on_disk = [f for f in list_frames(split_dir) if not generated or Path(f"{f}_meta.txt").is_file()]
+    unlisted = [f for f in on_disk if f.resolve() not in listed]
+    if unlisted:
+        shown = ", ".join(str(f.relative_to(top_dir)) for f in unlisted[:3]) + (", ..." if len(unlisted) > 3 else "")
+        msg = (f"{len(unlisted)} of {len(on_disk)} frames of {split_dir} are not in the list ({shown})")
+        if generated:
+            sink.error(lf, msg + ": the list disagrees with the generated frames (rerun the split's demopose "
+                                 "synth command with --frames covering them to rewrite it)")
+        else:
+            sink.warn(lf, msg + " (SPD's lists leave some frames out on purpose)")
 
 
 def _generated_size(prefix: Path) -> tuple[int, int] | None:

@@ -489,6 +489,10 @@ class NOCSDataset:
         list_file = top_dir / f"{split}_list.txt"
         if use_list_file and list_file.is_file():
             self.frames = read_split_list(list_file, top_dir)
+            if not self.frames:
+                raise ValueError(f"{list_file}: empty split list: subset {subset!r} has no frames listed (regenerate "
+                                 f"the list, e.g. rerun the split's demopose synth command, or delete the empty file "
+                                 f"to use every frame of {split_dir})")
         else:
             self.frames = list_frames(split_dir)
 
