@@ -143,10 +143,21 @@ def knn_indices(
             if k == 1:  # nearest point: a plain arg-min (cheaper than a top-k selection); ties: first index
                 out.append(d.argmin(dim=-1, keepdim=True))
             elif exact and not exporting:  # equal distances: lower index first, as ONNX TopK specifies
-                out.append(torch.sort(d, dim=-1, stable=True).indices[..., :k])
+                out.append(_stable_smallest(d, k))
             else:
                 out.append(torch.topk(d, k, dim=-1, largest=False, sorted=True).indices)
     return out[0] if len(out) == 1 else torch.cat(out, dim=1)
+
+
+def _stable_smallest(d: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` smallest of ``d (..., N)`` (non-negative distances), equal values lower index first.
+    float32: one top-k over int64 keys ``(bits of d) << 32 | index`` (the bit patterns of non-negative floats
+    order like the floats; about four times faster than a stable sort of the whole row); else a stable sort."""
+    if d.dtype == torch.float32:
+        idx = torch.arange(d.shape[-1], device=d.device)
+        key = (d.contiguous().view(torch.int32).to(torch.int64) << 32) | idx
+        return torch.topk(key, k, dim=-1, largest=False, sorted=True).indices
+    return torch.sort(d, dim=-1, stable=True).indices[..., :k]
 
 
 def nearest_indices(query: torch.Tensor, ref: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
