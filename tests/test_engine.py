@@ -89,14 +89,14 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     t1.hooks[1].attach(t1)
     with pytest.raises(KeyboardInterrupt):
         t1.train()
-    assert load_checkpoint(run / "last.pt", training_state=True)["step"] == 8  # checkpoint_every=4
+    assert load_checkpoint(run / "last.pt")["step"] == 8  # checkpoint_every=4
     t2 = build(run, max_steps=14, dropout=0.2)
     assert t2.resume()
     assert t2.step == 8
     t2.train()
     for k, v in t2.raw_model.state_dict().items():
         torch.testing.assert_close(v, w_ref[k], rtol=0, atol=1e-6)
-    assert load_checkpoint(run / "last.pt", training_state=True)["step"] == 14
+    assert load_checkpoint(run / "last.pt")["step"] == 14
     assert _losses(run) == pytest.approx(_losses(tmp_path / "ref"), abs=1e-6)
 
 
@@ -118,7 +118,7 @@ def test_torchrun_two_gloo_processes_match_single_process(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     assert _losses(ddp) == pytest.approx(_losses(single), rel=1e-4, abs=1e-6)
-    w1 = load_checkpoint(single / "last.pt", training_state=True)["model"]
-    w2 = load_checkpoint(ddp / "last.pt", training_state=True)["model"]
+    w1 = load_checkpoint(single / "last.pt")["model"]
+    w2 = load_checkpoint(ddp / "last.pt")["model"]
     for k in w1:
         torch.testing.assert_close(w1[k], w2[k], rtol=0, atol=1e-5)

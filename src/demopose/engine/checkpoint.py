@@ -5,10 +5,12 @@ previous one. ``last.pt`` always names the newest complete checkpoint of a run d
 kept as ``last.prev.pt`` (a hard link, no copy), so a ``last.pt`` damaged after it was written (a disk error, a
 bad copy) still leaves a checkpoint to resume from (:func:`find_resume_checkpoint`).
 
-Loading never runs code from the file: every checkpoint is read weights-only (tensors and plain Python values,
-:func:`demopose.io.load_torch_file`); a run's own training checkpoint additionally allows NumPy's RNG state
-(:data:`~demopose.io.TRAINING_STATE_GLOBALS`). A file holding anything else is refused, naming the file and
-the type.
+Loading never runs code from the file: every checkpoint is read weights-only (``torch.load(weights_only=True)``
+through :func:`demopose.io.load_torch_file`): tensors and plain Python values, plus the explicit allow-list
+:data:`~demopose.io.TRAINING_STATE_GLOBALS` (NumPy arrays, dtypes and scalars: data only, nothing callable), which
+a training checkpoint's RNG state needs, so that ``last.pt`` resumes and can be tested or used for prediction.
+``strict=True`` allows tensors and plain values only. A file holding anything else (a ``__reduce__`` payload,
+a pickled class) is refused before any of it runs, naming the file and the type.
 """
 
 from __future__ import annotations
@@ -86,12 +88,12 @@ def _previous(path: Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
-                    training_state: bool = False) -> dict[str, Any]:
+                    strict: bool = False) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint`, weights-only (no code of the file runs).
 
     Args:
-        training_state: also allow what a run's own training checkpoint holds besides tensors (NumPy's RNG
-            state, :data:`~demopose.io.TRAINING_STATE_GLOBALS`); for resuming one's own ``last.pt``.
+        strict: tensors and plain Python values only; by default the NumPy data types of a training checkpoint's
+            RNG state are allowed too (:data:`~demopose.io.TRAINING_STATE_GLOBALS`).
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -101,16 +103,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint {p} does not exist" + (" (it is a folder)" if p.is_dir() else ""))
-    state = load_torch_file(p, map_location, allow=TRAINING_STATE_GLOBALS if training_state else ())
+    state = load_torch_file(p, map_location, allow=() if strict else TRAINING_STATE_GLOBALS)
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{p}: not a demopose checkpoint (no 'model' key)")
     return state
 
 
 def load_training_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """A run's own training checkpoint (``last.pt``, ``best.pt``) with its optimiser and RNG state; see
-    :func:`load_checkpoint` (``training_state=True``)."""
-    state = load_checkpoint(path, map_location, training_state=True)
+    """A run's own training checkpoint (``last.pt``, ``best.pt``) with its optimiser and RNG state (weights-only
+    with the allow-list of :func:`load_checkpoint`); a weights-only file such as ``model_final.pt`` is refused."""
+    state = load_checkpoint(path, map_location)
     missing = [k for k in ("optimizer", "step") if k not in state]
     if missing:
         raise ValueError(f"{path}: not a training checkpoint (no {', '.join(missing)}: a weights-only file such as "
@@ -237,7 +239,7 @@ def check_resume_config(saved: Any, current: Any, source: str | Path, allow_chan
 def strip_checkpoint(src: str | Path, dst: str | Path) -> None:
     """Write a weights-only copy of a training checkpoint (model, config, step; no optimiser or RNG state),
     the form that is shipped and loaded by ``demopose test`` and the predictor."""
-    state = load_checkpoint(src, training_state=True)
+    state = load_checkpoint(src)
     save_checkpoint(dst, {"model": state["model"], "config": state.get("config"), "step": state.get("step")})
 
 
@@ -273,7 +275,7 @@ def load_weights(module: torch.nn.Module, path: str | Path, what: str = "the mod
                  state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load a checkpoint's weights (``{"model": state_dict}``) into ``module``; returns the checkpoint.
 
-    Weights-only: tensors, plain values and the NumPy RNG state of training checkpoints, nothing that can run.
+    Weights-only (:func:`load_checkpoint`): nothing of the file can run.
 
     Args:
         what: names the receiving model in the error message.
@@ -285,7 +287,7 @@ def load_weights(module: torch.nn.Module, path: str | Path, what: str = "the mod
     if state is None:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{what}: checkpoint {path} does not exist")
-        state = load_checkpoint(path, training_state=True)  # a run's last.pt / best.pt too (its NumPy RNG state)
+        state = load_checkpoint(path)
     weights = state.get("model", state) if isinstance(state, dict) else state  # bare state dicts too
     try:
         module.load_state_dict(weights)

@@ -42,7 +42,7 @@ def warm_start(model: torch.nn.Module, path: str | os.PathLike) -> dict[str, lis
     """
     from demopose.engine.checkpoint import load_checkpoint
 
-    src = load_checkpoint(path, training_state=True)["model"]  # weights-only; a last.pt's RNG arrays allowed
+    src = load_checkpoint(path)["model"]
     insert = getattr(model, "warm_start_insert", None)
     position, width = insert() if callable(insert) else (None, None)
     report: dict[str, list[str]] = {"copied": [], "widened": [], "skipped": []}
