@@ -10,6 +10,9 @@ of frames. Either pose convention is accepted (NOCS ``[s·R | t]`` + normalised 
 * ``ap_curves_<mode>.png``: AP versus 3D IoU, rotation and translation thresholds, one curve per
   category and the mean (like the NOCS paper's figure).
 
+A results file that cannot be read, or that holds class ids outside the category table, is reported and
+skipped; the other files are scored, the skipped ones are listed at the end and the exit code is 1.
+
 IoU modes: ``nocs`` is the published legacy 3D IoU (axis-0 bug) that every REAL275/CAMERA25 paper
 reports; ``exact`` is the true oriented-box IoU. Every number is labelled with its mode.
 
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 HELP = "score NOCS results pickles: 3D IoU and pose mAP table, metrics.json and AP-curve plots"
@@ -90,20 +94,51 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as e:
         raise ValueError(f"--table: {e.args[0]}") from None
     files = find_results(args.results)
-    evaluator = NOCSEvaluator(table, iou_mode=args.iou, category_ids=_category_ids(table, args.categories))
-    for path in tqdm(files, desc="eval", unit="file", disable=args.no_progress or None):
-        for frame in read_results_pkl(path):
-            evaluator.process(frame.pred, frame.gt)
-    evaluator.evaluate()
     out = Path(args.out) if args.out else Path(f"eval_{Path(args.results).resolve().name}")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out}: is a file, not a folder (choose another output folder)")
+    out.mkdir(parents=True, exist_ok=True)  # fail on an unwritable output before the work, not after it
+    evaluator = NOCSEvaluator(table, iou_mode=args.iou, category_ids=_category_ids(table, args.categories))
+    skipped: list[str] = []
+    n_frames = 0
+    for path in tqdm(files, desc="eval", unit="file", disable=args.no_progress or None):
+        try:  # a bad file is reported and skipped; the run goes on and fails at the end
+            frames = read_results_pkl(path)
+            for i, frame in enumerate(frames):
+                _check_class_ids(frame, table, f"{path}[{i}]" if len(frames) > 1 else str(path))
+        except (ValueError, FileNotFoundError) as e:
+            skipped.append(str(e))
+            log.error("skipped: %s", e)
+            continue
+        for frame in frames:
+            evaluator.process(frame.pred, frame.gt)
+        n_frames += len(frames)
+    if not n_frames:
+        raise ValueError(f"{args.results}: no readable results file ({len(skipped)} skipped: {skipped[0]})")
+    evaluator.evaluate()
     for mode, result in evaluator.results.items():
         print(format_table(result))
         print()
         if not args.no_plots:
             plot_ap_curves(result, out / f"ap_curves_{mode}.png")
-    doc = metrics_document(evaluator.results, results=str(args.results), num_files=len(files),
+    doc = metrics_document(evaluator.results, results=str(args.results), num_files=len(files) - len(skipped),
                            category_table=table.name)
     write_json_atomic(out / "metrics.json", doc)
     print(f"wrote {out / 'metrics.json'}" + ("" if args.no_plots else f" and ap_curves_*.png in {out}"))
+    if skipped:
+        print(f"error: {len(skipped)} of {len(files)} results file(s) skipped (not in the numbers above):",
+              file=sys.stderr)
+        for msg in skipped:
+            print(f"  {msg}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _check_class_ids(frame, table, source: str) -> None:
+    """Every ground-truth and predicted class id must be a category of ``table`` (0, -1 or 99 would be dropped
+    silently or fail deep in the evaluator)."""
+    for key, ids in (("gt_class_ids", frame.gt.class_ids), ("pred_class_ids", frame.pred.class_ids)):
+        bad = sorted({int(c) for c in ids if int(c) not in table})
+        if bad:
+            raise ValueError(f"{source}: {key} holds {bad}, not categories of {table.name} (ids "
+                             f"{table.ids[0]}..{table.ids[-1]}); wrong --table?")

@@ -228,8 +228,8 @@ def read_gts_pkl(path: str | os.PathLike) -> dict:
     are passed through.
 
     Raises:
-        ValueError: not a dict, ``gt_RTs`` missing or mis-shaped, or per-instance arrays whose length
-            differs from ``gt_RTs``.
+        ValueError: not a dict, ``gt_RTs`` missing, mis-shaped or not finite, or per-instance arrays whose
+            length differs from ``gt_RTs`` or that hold NaN / infinity.
     """
     d = read_pickle(path)
     if not isinstance(d, dict):
@@ -237,23 +237,34 @@ def read_gts_pkl(path: str | os.PathLike) -> dict:
     if "gt_RTs" not in d:
         raise ValueError(f"{path}: key 'gt_RTs' missing (keys: {sorted(d)})")
     out = dict(d)
-    rts = np.asarray(d["gt_RTs"], dtype=np.float64)
+    try:
+        rts = np.asarray(d["gt_RTs"], dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: 'gt_RTs' is not an (N, 4, 4) array of numbers ({e})") from None
     if rts.size == 0:
         rts = rts.reshape(0, 4, 4)
     if rts.ndim != 3 or rts.shape[1:] != (4, 4):
         raise ValueError(f"{path}: 'gt_RTs' must have shape (N, 4, 4), got {rts.shape}")
+    bad = np.nonzero(~np.isfinite(rts).all(axis=(1, 2)))[0]
+    if len(bad):
+        raise ValueError(f"{path}: 'gt_RTs' of instance(s) {bad.tolist()} hold NaN or infinite values")
     out["gt_RTs"] = rts
     n = len(rts)
     spec = {"gt_class_ids": (np.int64, ()), "gt_scales": (np.float64, (3,)),
             "gt_bboxes": (np.int64, (4,))}
     for key, (dtype, tail) in spec.items():
         if key in d:
-            a = np.asarray(d[key], dtype=dtype)
+            try:
+                a = np.asarray(d[key], dtype=dtype)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{path}: '{key}' is not an array of {np.dtype(dtype).name} ({e})") from None
             if a.size == 0:
                 a = a.reshape((0, *tail))
             if a.shape != (n, *tail):
                 raise ValueError(f"{path}: '{key}' must have shape {(n, *tail)} to match gt_RTs, "
                                  f"got {a.shape}")
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"{path}: '{key}' holds NaN or infinite values")
             out[key] = a
     for key in ("handle_visibility", "gt_handle_visibility"):
         if key in d:
