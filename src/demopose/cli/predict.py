@@ -11,7 +11,8 @@ Examples::
 INPUT is a NOCS frame (its prefix ``.../0000`` or any of its files), a folder of NOCS frames, or a
 folder of your own colour + depth PNGs with a ``camera.json`` (intrinsics in pixels and
 ``depth_scale`` in metres per depth unit; see :mod:`demopose.data.user_frames`). Depth units and
-intrinsics are checked, and implausible values stop the run with the file and field named.
+intrinsics are checked; a frame with implausible values is skipped with the file and field named, the
+other frames are processed, the skipped ones listed at the end, and the exit code is 1.
 
 A pose checkpoint without a detector of its own (``gpv``, ``cleanpose``) gets its objects and masks from
 ``--detector`` (default: the small detector shipped in the package); a DeMo-Pose checkpoint uses its own unless
@@ -150,6 +151,7 @@ def _build_predictor(args):
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
 
     import numpy as np
@@ -163,21 +165,30 @@ def run(args: argparse.Namespace) -> int:
     sources = _sources(args.input, args.max_frames)
     predictor, ckpt, detector = _build_predictor(args)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out}: is a file, not a folder (choose another output folder)")
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable output fails here, before any frame is computed
+    skipped: list[str] = []
     empty: list[str] = []
     n_missed = 0
     for i, (name, source, load) in enumerate(tqdm(sources, desc="predict", unit="frame",
                                                   disable=args.no_progress or len(sources) < 2)):
-        rgb, depth, K, frame = load()
-        f = predictor.make_frame(rgb, depth, K, source=source)
-        has_gt = frame is not None and frame.poses is not None
-        inst = None
-        if args.masks == "gt":
-            if not has_gt:
-                raise ValueError(f"--masks gt: {source} has no ground truth (it needs NOCS frames with their "
-                                 f"annotations); leave out --masks gt to use the detector")
-            inst = gt_instances(frame)
-        # frame i with seed eval.seed + i: the point sampling of `demopose test` on the same frames
-        poses, used = predictor.predict_frame(f, inst, seed=predictor.seed + i)
+        try:  # a bad frame (unreadable, implausible camera data) is reported and skipped; the run goes on
+            rgb, depth, K, frame = load()
+            f = predictor.make_frame(rgb, depth, K, source=source)
+            has_gt = frame is not None and frame.poses is not None
+            inst = None
+            if args.masks == "gt":
+                if not has_gt:
+                    raise ValueError(f"--masks gt: {source} has no ground truth (it needs NOCS frames with their "
+                                     f"annotations); leave out --masks gt to use the detector")
+                inst = gt_instances(frame)
+            # frame i with seed eval.seed + i: the point sampling of `demopose test` on the same frames
+            poses, used = predictor.predict_frame(f, inst, seed=predictor.seed + i)
+        except (ValueError, FileNotFoundError) as e:
+            skipped.append(str(e))
+            tqdm.write(f"{name}: skipped: {e}", file=sys.stderr)
+            continue
         objects = [o.to_dict() for o in predictor.objects(poses, used)]  # by decreasing score
         order = np.argsort(-poses.scores, kind="stable")  # the same order
         poses = poses.select(order)
@@ -217,10 +228,15 @@ def run(args: argparse.Namespace) -> int:
                   f"size = {np.round(o['size'], 3).tolist()} m{e}{flag}")
         for m in missed:
             print(f"  missed   {m['class_name']:<8} t = {np.round(m['t'], 3).tolist()} m: {m['reason']}")
-    print(f"wrote {len(sources)} JSON file(s) and overlay(s) to {out}")
+    print(f"wrote {len(sources) - len(skipped)} JSON file(s) and overlay(s) to {out}")
     if empty:
         print(f"{len(empty)} of {len(sources)} frame(s) with no object: {', '.join(empty[:10])}"
               + (" ..." if len(empty) > 10 else ""))
     if n_missed:
         print(f"{n_missed} ground-truth object(s) missed (listed under 'missed' in the JSON files)")
+    if skipped:
+        print(f"error: {len(skipped)} of {len(sources)} frame(s) skipped:", file=sys.stderr)
+        for msg in skipped:
+            print(f"  {msg}", file=sys.stderr)
+        return 1
     return 0
