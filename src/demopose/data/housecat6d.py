@@ -79,9 +79,14 @@ def read_housecat6d_label(path: str | os.PathLike) -> dict:
     out = dict(d)
     for k, tail in need.items():
         dtype = np.int64 if k.endswith("ids") else np.float64
-        a = np.asarray(d[k], dtype=dtype).reshape((-1, *tail))
+        try:
+            a = np.asarray(d[k], dtype=dtype).reshape((-1, *tail))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{p}: {k!r} must be an array of numbers of shape {(n, *tail)} ({e})") from None
         if a.shape != (n, *tail):
             raise ValueError(f"{p}: {k!r} must have shape {(n, *tail)}, got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{p}: {k!r} holds NaN or infinite values")
         out[k] = a
     if "bboxes" in d:
         out["bboxes"] = np.asarray(d["bboxes"]).reshape(n, -1)
