@@ -93,3 +93,21 @@ def test_mask_window_and_bbox_known_answer():
     m[2, 3] = m[4, 6] = True
     assert mask_window(m) == (2, 5, 3, 7)  # rows 2..4, columns 3..6
     assert mask_bbox(m).tolist() == [3.0, 2.0, 7.0, 5.0]  # x1 y1 x2 y2, exclusive ends
+
+
+def test_cached_instances_give_the_same_samples(frame):
+    """The in-memory instance cache (windows of depth, mask and colour) changes no sample: points, pixels, RGB
+    crops, letterboxed images and targets equal the uncached ones, with and without mask noise."""
+    aug = AugmentConfig(p_mask_noise=0.5)
+    kw = dict(n_points=300, train=True, augment=aug, rgb_size=32, image_size=(160, 128))
+    plain, cached = InstanceDataset([frame], **kw), InstanceDataset([frame], cache=True, **kw)
+    assert len(plain) == len(cached) and cached._crops
+    for i in range(len(plain)):
+        for seed in (i, 1000 + i, 2000 + i):
+            a, b = plain[(i, seed)], cached[(i, seed)]
+            assert a.keys() == b.keys()
+            for k in a:
+                np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=f"instance {i}, {k}")
+    # a window, not the frame: far less memory than the frame's depth and mask
+    crop = cached._crops[0]
+    assert crop.depth.size < frame.depth.size / 4 and crop.mask.shape == crop.depth.shape

@@ -56,6 +56,7 @@ __all__ = [
     "IMAGE_MEAN",
     "IMAGE_STD",
     "DetectionAugment",
+    "letterbox_pixels",
     "FrameDetectionDataset",
     "FrameTargets",
     "collate_detection",
@@ -179,14 +180,19 @@ def normalize_image(img: np.ndarray) -> np.ndarray:
     return ((np.asarray(img, np.float32) - IMAGE_MEAN) / IMAGE_STD).transpose(2, 0, 1).copy()
 
 
-def letterbox_image(rgb: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB -> the ``(3, H_in, W_in)`` float32 letterboxed, normalised network input of
-    ``input_size = (W_in, H_in)`` (:func:`letterbox_matrix`, black border)."""
+def letterbox_pixels(rgb: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB -> ``(H_in, W_in, 3)`` uint8, letterboxed to ``input_size = (W_in, H_in)``
+    (:func:`letterbox_matrix`, black border), not yet normalised."""
     in_w, in_h = int(input_size[0]), int(input_size[1])
     M = letterbox_matrix(rgb.shape[1], rgb.shape[0], in_w, in_h)
-    img = cv2.warpAffine(rgb, M[:2], (in_w, in_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=(0, 0, 0))
-    return normalize_image(img)
+    return cv2.warpAffine(rgb, M[:2], (in_w, in_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(0, 0, 0))
+
+
+def letterbox_image(rgb: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB -> the ``(3, H_in, W_in)`` float32 letterboxed, normalised network input of
+    ``input_size = (W_in, H_in)`` (:func:`letterbox_pixels`, then :func:`normalize_image`)."""
+    return normalize_image(letterbox_pixels(rgb, input_size))
 
 
 def make_detection_sample(frame: Frame, input_size: tuple[int, int], rng: np.random.Generator | None = None,

@@ -57,6 +57,7 @@ from demopose.geometry.rotation import rotation_about_axis
 
 __all__ = [
     "AugmentConfig",
+    "InstanceCrop",
     "InstanceDataset",
     "augment_instance",
     "collate_instances",
@@ -70,6 +71,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
 
 N_POINTS = 1028
 """Points per instance (GPV-Pose / HS-Pose)."""
@@ -102,7 +104,10 @@ def mask_boundary_noise(mask: np.ndarray, rng: np.random.Generator) -> np.ndarra
     m = mask.astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2, 2))
     band = cv2.dilate(m, kernel) != cv2.erode(m, kernel)
-    drop = band & (rng.random(mask.shape) < 0.5)
+    # one draw per band pixel, in row-major order: the same drops for the whole image and for any window
+    # holding the band (InstanceDataset's cached crops)
+    drop = np.zeros_like(band)
+    drop[band] = rng.random(int(band.sum())) < 0.5
     return mask & ~drop
 
 
@@ -226,15 +231,86 @@ def crop_rgb(rgb: np.ndarray, bbox: np.ndarray, pixels: np.ndarray, size: int = 
     return (crop.astype(np.float32).transpose(2, 0, 1) / 255.0), uv.astype(np.float32)
 
 
-def sample_instance(frame: Frame, mask: np.ndarray, class_id: int, rng: np.random.Generator,
+@dataclass
+class InstanceCrop:
+    """What :func:`sample_instance` reads of one annotated instance of a frame, cut to a window around its mask:
+    the same samples as from the whole frame, from a few percent of its memory (:class:`InstanceDataset`'s
+    cache of decoded instances).
+
+    Attributes:
+        origin: ``(row, col)`` of the window in the frame.
+        mask: ``(h, w)`` bool instance mask in the window (a margin of at least 3 background pixels).
+        depth: ``(h, w)`` float32 metres.
+        intrinsics, categories, width, height: as the frame's.
+        poses, handle_visible: the instance's ground truth as one-element lists (index 0).
+        rgb, rgb_origin: the colour pixels an RGB crop of the instance can read (:func:`crop_rgb`'s square
+            window plus a margin), and their place; None where no RGB crop is needed.
+    """
+
+    origin: tuple[int, int]
+    mask: np.ndarray
+    depth: np.ndarray
+    intrinsics: Any
+    categories: Any
+    width: int
+    height: int
+    poses: list | None
+    handle_visible: np.ndarray | None
+    rgb: np.ndarray | None = None
+    rgb_origin: tuple[int, int] = (0, 0)
+
+    @property
+    def K(self) -> np.ndarray:
+        return self.intrinsics.K
+
+    def full_rgb(self) -> np.ndarray:
+        """``(H, W, 3)`` uint8: the stored colour window at its place, zeros elsewhere (what :func:`crop_rgb`
+        reads of the frame is inside the window)."""
+        if self.rgb is None:
+            raise ValueError("InstanceCrop: no colour pixels were kept (built without rgb)")
+        out = np.zeros((self.height, self.width, 3), np.uint8)
+        r0, c0 = self.rgb_origin
+        out[r0:r0 + self.rgb.shape[0], c0:c0 + self.rgb.shape[1]] = self.rgb
+        return out
+
+    @classmethod
+    def from_frame(cls, frame: Frame, index: int, rgb: bool = False, margin: int = 3) -> InstanceCrop:
+        """The crop of annotated instance ``index`` of ``frame`` (its mask non-empty)."""
+        full = frame.instance_map == frame.instance_ids[index]
+        window = mask_window(full)
+        if window is None:
+            raise ValueError(f"{frame.source or frame.frame_id}: instance {index} has an empty mask")
+        H, W = frame.depth.shape
+        r0, r1, c0, c1 = window
+        r0, c0, r1, c1 = max(0, r0 - margin), max(0, c0 - margin), min(H, r1 + margin), min(W, c1 + margin)
+        colour, colour_origin = None, (0, 0)
+        if rgb:
+            # crop_rgb's square: side = the larger box side rounded up to 40 (<= 440) around the box centre;
+            # mask noise only shrinks the box, so this window (+2 px) holds every pixel it can read
+            y1, y2, x1, x2 = window
+            side = min(max(40.0, np.ceil(max(x2 - x1, y2 - y1) / 40.0) * 40.0), 440.0)
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            q0, q1 = max(0, int(np.floor(cy - side / 2)) - 2), min(H, int(np.ceil(cy + side / 2)) + 2)
+            p0, p1 = max(0, int(np.floor(cx - side / 2)) - 2), min(W, int(np.ceil(cx + side / 2)) + 2)
+            colour, colour_origin = np.ascontiguousarray(frame.rgb[q0:q1, p0:p1]), (q0, p0)
+        hv = frame.handle_visible[index:index + 1].copy() if frame.handle_visible is not None else None
+        return cls(origin=(r0, c0), mask=np.ascontiguousarray(full[r0:r1, c0:c1]),
+                   depth=np.ascontiguousarray(frame.depth[r0:r1, c0:c1], dtype=np.float32),
+                   intrinsics=frame.intrinsics, categories=frame.categories, width=frame.width, height=frame.height,
+                   poses=[frame.poses[index]] if frame.poses is not None else None, handle_visible=hv,
+                   rgb=colour, rgb_origin=colour_origin)
+
+
+def sample_instance(frame: Frame | InstanceCrop, mask: np.ndarray, class_id: int, rng: np.random.Generator,
                     n_points: int = N_POINTS, index: int | None = None, mask_noise: bool = False,
                     min_points: int = MIN_POINTS, rgb_size: int | None = None,
                     image_size: tuple[int, int] | None = None) -> dict[str, Any] | None:
     """Build one instance's sample from a frame and its ``(H, W)`` bool mask.
 
     Args:
-        frame: the frame (depth in metres, intrinsics, optional ground truth).
-        mask: the instance mask (ground truth or detected).
+        frame: the frame (depth in metres, intrinsics, optional ground truth), or an :class:`InstanceCrop`
+            of it (the same sample, from a window of the frame).
+        mask: the instance mask (ground truth or detected), of the frame's (or the crop's) size.
         class_id: the category (ground truth or detected).
         rng: randomness for point sampling and mask noise.
         index: position of the instance in ``frame.poses`` for ground-truth targets (None: no targets).
@@ -255,6 +331,10 @@ def sample_instance(frame: Frame, mask: np.ndarray, class_id: int, rng: np.rando
     v, u = np.nonzero(mask[r0:r1, c0:c1] & (frame.depth[r0:r1, c0:c1] > 0))  # row-major, as over the whole image
     v, u = v + r0, u + c0
     z = frame.depth[v, u].astype(np.float64)
+    orow, ocol = frame.origin if isinstance(frame, InstanceCrop) else (0, 0)  # pixels in frame coordinates
+    v, u = v + orow, u + ocol
+    if window is not None:
+        r0, r1, c0, c1 = r0 + orow, r1 + orow, c0 + ocol, c1 + ocol
     keep = remove_depth_outliers(z, max_extent=float(np.max(mean_size)) * 1.5)
     u, v, z = u[keep], v[keep], z[keep]
     if len(z) < min_points:
@@ -280,7 +360,8 @@ def sample_instance(frame: Frame, mask: np.ndarray, class_id: int, rng: np.rando
         sample.update(R=p.R.astype(np.float32), t=p.t.astype(np.float32), size=p.size.astype(np.float32),
                       size_residual=(p.size - mean_size).astype(np.float32))
     if rgb_size:
-        sample["rgb"], sample["rgb_pixels"] = crop_rgb(frame.rgb, sample["bbox"], sample["pixels"], int(rgb_size))
+        image = frame.full_rgb() if isinstance(frame, InstanceCrop) else frame.rgb
+        sample["rgb"], sample["rgb_pixels"] = crop_rgb(image, sample["bbox"], sample["pixels"], int(rgb_size))
     if image_size:
         from demopose.data.detection_samples import letterbox_matrix
 
@@ -323,13 +404,18 @@ class InstanceDataset(torch.utils.data.Dataset):
         rgb_size: add the RGB crop (``rgb``, ``rgb_pixels``) of this side to every sample (None: no crop).
         image_size: ``(W_in, H_in)``: add the letterboxed frame ``image``, ``image_pixels`` and
             ``frame_index`` to every sample (DeMo-Pose's monocular features; None: no image).
+        cache: keep every instance decoded in memory (:class:`InstanceCrop`: a window of depth and mask, the
+            colour pixels an RGB crop reads, the mesh samples, the letterboxed frame image), filled while the
+            dataset is indexed, which reads every frame once anyway: items then cost no image decoding. The
+            samples are the same as without the cache. Memory: roughly 100-300 kB per instance (plus 0.3 MB per
+            frame with ``image_size``); turn it off for datasets that do not fit (``data.cache_instances``).
     """
 
     def __init__(self, frames: Sequence[Frame], n_points: int = N_POINTS, train: bool = True,
                  augment: AugmentConfig | None = None,
                  model_points: Callable[[Frame, int], np.ndarray | None] | None = None,
                  min_points: int = MIN_POINTS, rgb_size: int | None = None,
-                 image_size: tuple[int, int] | None = None) -> None:
+                 image_size: tuple[int, int] | None = None, cache: bool = False) -> None:
         self.frames, self.n_points, self.train = frames, n_points, train
         self.rgb_size = rgb_size
         self.image_size = tuple(int(v) for v in image_size) if image_size else None
@@ -337,6 +423,11 @@ class InstanceDataset(torch.utils.data.Dataset):
         self.model_points = model_points
         self.min_points = min_points
         self.index: list[tuple[int, int]] = []
+        self.cache = cache
+        self._class_ids: list[int] = []
+        self._crops: list[InstanceCrop] = []
+        self._mesh_points: list[np.ndarray | None] = []
+        self._images: dict[int, np.ndarray] = {}  # frame -> letterboxed uint8 image
         for fi in range(len(frames)):
             f = frames[fi]
             if f.poses is None:
@@ -345,8 +436,24 @@ class InstanceDataset(torch.utils.data.Dataset):
             for j, inst in enumerate(f.instance_ids):
                 if counts[inst] >= min_points:
                     self.index.append((fi, j))
+                    self._class_ids.append(int(f.class_ids[j]))
+                    if cache:
+                        self._crops.append(InstanceCrop.from_frame(f, j, rgb=bool(rgb_size)))
+                        self._mesh_points.append(self._load_mesh_points(f, j) if model_points is not None else None)
+                        if self.image_size is not None and fi not in self._images:
+                            from demopose.data.detection_samples import letterbox_pixels
+
+                            self._images[fi] = letterbox_pixels(f.rgb, self.image_size)
         if not self.index:
             raise ValueError(f"InstanceDataset: no annotated instance with >= {min_points} valid depth pixels")
+
+    def _load_mesh_points(self, frame: Frame, j: int) -> np.ndarray:
+        mp = self.model_points(frame, j)
+        if mp is None:
+            raise FileNotFoundError(f"{frame.source or frame.frame_id}: no mesh samples for instance {j} "
+                                    f"({frame.model_names[j] if j < len(frame.model_names) else '?'}); the "
+                                    f"Mesh-Point Loss needs every training model's mesh under obj_models/")
+        return np.asarray(mp, dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -355,29 +462,31 @@ class InstanceDataset(torch.utils.data.Dataset):
         i, seed = (key, key) if isinstance(key, (int, np.integer)) else key
         rng = np.random.default_rng(seed)
         fi, j = self.index[int(i)]
-        frame = self.frames[fi]
-        mask = frame.instance_map == frame.instance_ids[j]
-        cls = int(frame.class_ids[j])
+        if self.cache:
+            source, k = self._crops[int(i)], 0
+            mask = source.mask
+        else:
+            source, k = self.frames[fi], j
+            mask = source.instance_map == source.instance_ids[j]
+        cls = self._class_ids[int(i)]
         noise = self.train and rng.random() < self.augment.p_mask_noise
-        s = sample_instance(frame, mask, cls, rng, self.n_points, index=j, mask_noise=noise, min_points=1,
+        s = sample_instance(source, mask, cls, rng, self.n_points, index=k, mask_noise=noise, min_points=1,
                             rgb_size=self.rgb_size, image_size=self.image_size)
         if s is None:  # cannot happen for indexed instances unless noise removed everything
-            s = sample_instance(frame, mask, cls, rng, self.n_points, index=j, min_points=1, rgb_size=self.rgb_size,
+            s = sample_instance(source, mask, cls, rng, self.n_points, index=k, min_points=1, rgb_size=self.rgb_size,
                                 image_size=self.image_size)
         if self.model_points is not None:
-            mp = self.model_points(frame, j)
-            if mp is None:
-                raise FileNotFoundError(f"{frame.source or frame.frame_id}: no mesh samples for instance {j} "
-                                        f"({frame.model_names[j] if j < len(frame.model_names) else '?'}); the "
-                                        f"Mesh-Point Loss needs every training model's mesh under obj_models/")
-            s["model_points"] = np.asarray(mp, dtype=np.float32)
+            s["model_points"] = self._mesh_points[int(i)] if self.cache else self._load_mesh_points(source, j)
         if self.image_size is not None:
-            from demopose.data.detection_samples import letterbox_image
+            from demopose.data.detection_samples import letterbox_image, normalize_image
 
-            s["image"] = letterbox_image(frame.rgb, self.image_size)
+            s["image"] = normalize_image(self._images[fi]) if self.cache else letterbox_image(source.rgb,
+                                                                                             self.image_size)
             s["frame_index"] = np.int64(fi)
         if self.train:
-            cage = frame.categories[cls].name in self.augment.cage_categories
+            cage = source.categories[cls].name in self.augment.cage_categories
             s = augment_instance(s, rng, self.augment, cage=cage)
         s["instance_index"] = np.int64(i)
         return s
+
+

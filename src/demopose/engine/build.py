@@ -83,7 +83,8 @@ def build_instance_set(cfg: DictConfig, frames, model: torch.nn.Module | None = 
 
         model_points = MeshPointSource(n_mesh, cache_dir=cfg.data.get("mesh_cache"))
     return InstanceDataset(frames, n_points=int(cfg.data.n_points), train=train, augment=aug,
-                           rgb_size=int(rgb) if rgb else None, image_size=image_size, model_points=model_points)
+                           rgb_size=int(rgb) if rgb else None, image_size=image_size, model_points=model_points,
+                           cache=bool(cfg.data.get("cache_instances", True)))
 
 
 def build_collate(train_set) -> object:
