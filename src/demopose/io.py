@@ -322,7 +322,12 @@ def load_torch_file(path: str | os.PathLike, map_location: Any = "cpu", allow: I
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
+    """The informative part of a loader's error (torch's weights-only errors wrap it in paragraphs of advice)."""
+    msg = str(e).strip()
+    m = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\nCheck the documentation|$)", msg, re.S)
+    if m:
+        msg = " ".join(m.group(1).split())
+    text = msg.splitlines()
     return f"{type(e).__name__}: {text[0] if text else ''}"[:160]
 
 
