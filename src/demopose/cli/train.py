@@ -142,7 +142,7 @@ def _resume_point(run_dir, cfg, device, allow_changed: bool):
 
     if run_dir.exists() and not run_dir.is_dir():
         raise NotADirectoryError(f"output.dir {run_dir}: is a file, not a run folder (choose another --out)")
-    found = find_resume_checkpoint(run_dir, map_location=device)
+    found = find_resume_checkpoint(run_dir, map_location=device, remove_partials=dist.is_main())
     if found is None:
         return None
     changes = check_resume_config(found.state.get("config"), OmegaConf.to_container(cfg, resolve=True),

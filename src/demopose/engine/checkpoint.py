@@ -154,16 +154,19 @@ class ResumePoint:
         return int(self.state.get("step", 0))
 
 
-def find_resume_checkpoint(run_dir: str | Path, map_location: str | torch.device = "cpu") -> ResumePoint | None:
+def find_resume_checkpoint(run_dir: str | Path, map_location: str | torch.device = "cpu",
+                           remove_partials: bool = True) -> ResumePoint | None:
     """The newest complete training checkpoint of ``run_dir``: ``last.pt``, or when it cannot be read the
     newest readable of ``last.prev.pt`` and ``best.pt`` (with a warning naming the damaged file); None when
-    the run has no checkpoint. Partial files of interrupted writes are removed first.
+    the run has no checkpoint. Partial files of interrupted writes are removed first (``remove_partials``:
+    only on the process that writes the checkpoints).
 
     Raises:
         ValueError: checkpoints exist but none can be read (each named with its reason).
     """
     d = Path(run_dir)
-    remove_partial_checkpoints(d)
+    if remove_partials:
+        remove_partial_checkpoints(d)
     last = d / "last.pt"
     candidates = [last, _previous(last), d / "best.pt"]
     present = [c for c in candidates if c.is_file()]

@@ -196,7 +196,7 @@ class Trainer:
             if state is None:
                 state = load_training_checkpoint(p, map_location=self.device)
         else:
-            found = find_resume_checkpoint(self.run_dir, map_location=self.device)
+            found = find_resume_checkpoint(self.run_dir, map_location=self.device, remove_partials=dist.is_main())
             if found is None:
                 return False
             p, state = found.path, found.state
