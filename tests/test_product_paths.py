@@ -140,3 +140,11 @@ def test_packaged_configs_train_and_test_outside_the_repository(tiny_synth, tmp_
     assert main(["test", "cleanpose_synth_small", str(CKPTS / "cleanpose_synth_small.pt"), str(data), "--out",
                  "t2", "--no-plots", "--no-progress"]) == 0
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_demo_with_a_pose_only_checkpoint(tmp_path, capsys):
+    assert main(["demo", "--checkpoint", str(CKPTS / "gpv_synth_small.pt"), "--out", str(tmp_path / "d")]) == 0
+    assert (tmp_path / "d" / "demo.json").is_file()
+    assert main(["demo", "--checkpoint", str(CKPTS / "mono_synth_small.pt"), "--masks", "gt", "--out",
+                 str(tmp_path / "m")]) == 1
+    assert "--masks gt" in capsys.readouterr().err

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--masks", choices=("detector", "gt"), default="detector",
                         help="instance masks: the model's detector + depth (default) or the ground truth")
     parser.add_argument("--score-threshold", type=float, default=0.3, help="minimum detection score")
+    parser.add_argument("--detector", help="monocular detector checkpoint for a pose checkpoint without one "
+                                           "(default: the bundled small detector)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +53,17 @@ def run(args: argparse.Namespace) -> int:
     t_scene = time.perf_counter() - t0
     ckpt = args.checkpoint or BUNDLED_CHECKPOINT
     predictor = Predictor.from_checkpoint(ckpt, score_threshold=args.score_threshold)
+    if predictor.detector is predictor.model and args.masks == "gt":
+        raise ValueError(f"--masks gt: {ckpt} is a monocular detector, which finds the objects itself; leave out "
+                         f"--masks gt or pass a pose checkpoint (--checkpoint)")
+    if args.masks == "detector" and (args.detector or predictor.detector is None):
+        from demopose.engine.checkpoint import load_model
+        from demopose.predictor import BUNDLED_DETECTOR
+
+        try:
+            predictor.set_detector(load_model(args.detector or BUNDLED_DETECTOR))
+        except ValueError as e:
+            raise ValueError(f"--detector: {e}") from None
     t1 = time.perf_counter()
     poses, _ = predictor.predict_frame(frame, gt_instances(frame) if args.masks == "gt" else None)
     t_pred = time.perf_counter() - t1
