@@ -403,6 +403,10 @@ CLI_CASES = [
     ("predict: boolean depth_scale",
      lambda t, r: ["predict", str(_user_folder(t, r, _cam(r, depth_scale=True))), "--out", str(t / "o")], 1,
      ["camera.json", "'depth_scale'", "number"]),
+    ("predict: truncated .onnx",
+     lambda t, r: ["predict", str(REAL), "--masks", "gt", "--backend", "onnxruntime", "--out", str(t / "o"),
+                   "--checkpoint", str(_bytes(t / "x.onnx", b"\x0a\xff\xff\x08"))], 1,
+     ["x.onnx", "not a readable ONNX model"]),
     ("predict: --out is a file",
      lambda t, r: ["predict", str(REAL), "--masks", "gt", "--out", str(_file(t / "taken"))], 1,
      ["taken", "is a file"]),
@@ -428,6 +432,11 @@ CLI_CASES = [
     ("check-data: truncated gts pkl", lambda t, r: ["check-data", str(_gts_edit(t, "truncate")), "--no-progress"],
      1, ["results_real_test_scene_1_0000.pkl", "truncated"]),
 ]
+
+
+def _bytes(p: Path, data: bytes) -> Path:
+    p.write_bytes(data)
+    return p
 
 
 def _file(p: Path) -> Path:

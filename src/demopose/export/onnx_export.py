@@ -225,7 +225,7 @@ def read_metadata(path_or_proto) -> dict[str, Any]:
     """The ``demopose.*`` metadata of an exported file (or ``onnx.ModelProto``), keys without the prefix.
 
     Raises:
-        ValueError: the file was not written by :mod:`demopose.export`.
+        ValueError: the file is not a readable ONNX model, or was not written by :mod:`demopose.export`.
     """
     onnx = _require_onnx()
     proto = path_or_proto
@@ -233,7 +233,11 @@ def read_metadata(path_or_proto) -> dict[str, Any]:
         p = Path(path_or_proto)
         if not p.is_file():
             raise FileNotFoundError(f"ONNX model {p} does not exist")
-        proto = onnx.load_model(str(p), load_external_data=False)
+        try:
+            proto = onnx.load_model(str(p), load_external_data=False)
+        except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends: a damaged or foreign file
+            raise ValueError(f"{p}: not a readable ONNX model: truncated or damaged? ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
     meta = {e.key[len("demopose."):]: json.loads(e.value) for e in proto.metadata_props
             if e.key.startswith("demopose.")}
     if meta.get("format") != FORMAT:
