@@ -38,11 +38,18 @@ class PointMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape[:-1]
         x = x.reshape(-1, x.shape[-1])
-        for i, lin in enumerate(self.linears):
-            x = lin(x)
+        return self.forward_from_first(self.linears[0](x)).view(*shape, -1)
+
+    def forward_from_first(self, z: torch.Tensor) -> torch.Tensor:
+        """The layers after the first product: ``z (rows, channels[0])``, the first linear layer's output
+        computed elsewhere (e.g. split by input, :mod:`demopose.models.gpv_fast`) -> ``(rows, channels[-1])``."""
+        x = z
+        for i in range(len(self.linears)):
+            if i > 0:
+                x = self.linears[i](x)
             if i < len(self.norms):
                 x = torch.relu(self.norms[i](x))
-        return x.view(*shape, x.shape[-1])
+        return x
 
 
 class PooledVectorHead(nn.Module):
@@ -72,3 +79,8 @@ class PooledVectorHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.dropout(self.fc(self.point_mlp(x).amax(dim=1))))
+
+    def forward_from_first(self, z: torch.Tensor, batch: int) -> torch.Tensor:
+        """:meth:`forward` from the first per-point layer's output ``z (B·N, point_channels[0])`` -> ``(B, out)``."""
+        per_point = self.point_mlp.forward_from_first(z)
+        return self.out(self.dropout(self.fc(per_point.view(batch, -1, per_point.shape[-1]).amax(dim=1))))

@@ -39,7 +39,12 @@ from demopose.layers.hs_layer import HSLayer, HSSurfaceLayer
 from demopose.layers.knn import gather_points, knn_indices, nearest_indices
 from demopose.layers.mlp import PointMLP, PooledVectorHead
 from demopose.models.base import PosePrediction
-from demopose.models.gpv_fast import pooled_heads_forward, pooled_heads_supported
+from demopose.models.gpv_fast import (
+    pooled_heads_forward,
+    pooled_heads_supported,
+    split_first_layers,
+    split_first_layers_supported,
+)
 from demopose.models.registry import register_model
 
 __all__ = [
@@ -368,8 +373,13 @@ class FaceReconHead(nn.Module):
     def forward(
         self, feat: torch.Tensor, f_global: torch.Tensor, centred: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        B, N, _ = feat.shape
-        shared = self.block(feat)
+        return self.heads(self.block(feat), f_global, centred)
+
+    def heads(
+        self, shared: torch.Tensor, f_global: torch.Tensor, centred: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`forward` after the shared per-point block: ``shared`` ``(B, N, block[-1])``."""
+        B, N, _ = shared.shape
         recon = self.recon_head(shared).float()
         face_in = torch.cat([f_global.unsqueeze(1).expand(-1, N, -1).to(shared.dtype), shared,
                              centred.to(shared.dtype)], dim=-1)
@@ -509,6 +519,17 @@ class GPVPose(nn.Module):
             levels = self.backbone.levels(centred, generator, pool_indices)
             rgb = rgb_point_features if self.fusion is not None else None
             g_out, r_out, ts = pooled_heads_forward(self, levels, class_ids, centred, rgb)
+        elif self.training and split_first_layers_supported(self):
+            # training: every head's first per-point layer split by input rate (demopose.models.gpv_fast)
+            levels = self.backbone.levels(centred, generator, pool_indices)
+            f_global = levels.f_global
+            rgb = rgb_point_features if self.fusion is not None else None
+            z_green, z_red, z_ts, z_face = split_first_layers(self, levels, class_ids, centred, rgb)
+            B = centred.shape[0]
+            g_out = self.rot_green.forward_from_first(z_green, B)
+            r_out = self.rot_red.forward_from_first(z_red, B)
+            ts = self.ts_head.forward_from_first(z_ts, B)
+            face_input = self.face_recon.block.forward_from_first(z_face).view(B, centred.shape[1], -1)
         else:
             feat, f_global = self.backbone(centred, generator, pool_indices)
             if self.fusion is not None:
@@ -517,6 +538,7 @@ class GPVPose(nn.Module):
             x = torch.cat([feat, one_hot.unsqueeze(1).expand(-1, feat.shape[1], -1)], dim=-1)  # (B, N, C)
             g_out, r_out = self.rot_green(x), self.rot_red(x)
             ts = self.ts_head(torch.cat([x, centred], dim=-1))
+            face_input = self.face_recon.block(x) if self.training else None
         # float32 from here on (bf16 under autocast): normalisations and the rotation are never lower precision
         g_out, r_out, ts = g_out.float(), r_out.float(), ts.float()
         green = g_out[:, 1:] / (g_out[:, 1:].norm(dim=-1, keepdim=True) + eps)
@@ -532,7 +554,7 @@ class GPVPose(nn.Module):
             "mean_size": mean_size, "centroid": centroid[:, 0], "y_symmetric": sym,
         }
         if self.training:
-            recon, normal, dist, conf = self.face_recon(x, f_global, centred)
+            recon, normal, dist, conf = self.face_recon.heads(face_input, f_global, centred)
             outputs.update(recon=recon + centroid, face_normal=normal, face_dist=dist, face_conf=conf)
             if self.mesh_head is not None:
                 outputs["mesh_points"] = self.mesh_head(f_global).float()

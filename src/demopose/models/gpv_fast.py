@@ -22,6 +22,11 @@ points instead of 1028 and the category part once per instance. Further exact re
   max-pool, on one row per instance;
 * dropout is the identity at eval.
 
+In training the same split serves the first per-point layer of all four heads that read ``x_i`` (the three
+pooled heads and the training-only face / reconstruction block): :func:`split_first_layers`, one product per
+input rate for all of them, BatchNorm (batch statistics) and the rest of each head unchanged, gradients through
+autograd.
+
 Nothing in the architecture or the state dict changes: the folded weights are derived from the model's
 parameters and buffers and cached until one of them changes (its version counter moves, e.g. after
 ``load_state_dict`` or an optimiser step). With gradients enabled they are rebuilt inside the graph,
@@ -49,7 +54,8 @@ from demopose.models.base import weights_key
 if TYPE_CHECKING:  # pragma: no cover
     from demopose.models.gpv import BackboneLevels, GPVPose
 
-__all__ = ["FoldedPooledHeads", "fold_linear_bn", "pooled_heads_forward", "pooled_heads_supported"]
+__all__ = ["FoldedPooledHeads", "fold_linear_bn", "pooled_heads_forward", "pooled_heads_supported",
+           "split_first_layers", "split_first_layers_supported"]
 
 HEAD_BLOCK_ELEMENTS = 1 << 21
 """First-layer activations computed at once on CPU (at most 8 MiB of fp32: 682 rows of the 3 x 1024 heads,
@@ -267,3 +273,64 @@ def _per_point_tail(z: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tens
         if i < len(layers) - 1:
             z = torch.relu(z)
     return z
+
+
+# --------------------------------------------------------------------------------------------------
+# training: the first per-point layer of every head, split by input rate (autograd)
+# --------------------------------------------------------------------------------------------------
+
+
+def split_first_layers_supported(model: GPVPose) -> bool:
+    """Whether :func:`split_first_layers` applies: no fusion or ``concat`` fusion, ``model.fast_heads``."""
+    if not getattr(model, "fast_heads", True):
+        return False
+    return model.fusion is None or model.fusion.kind == "concat"
+
+
+def split_first_layers(
+    model: GPVPose, levels: BackboneLevels, class_ids: torch.Tensor, centred: torch.Tensor,
+    rgb: torch.Tensor | None = None,
+) -> list[torch.Tensor]:
+    """The first per-point linear layer of ``rot_green``, ``rot_red``, ``ts_head`` and ``face_recon.block``, as on
+    the concatenated features ``x_i`` (module docstring) but split by input rate, in one product per rate for all
+    four heads: the same values (up to float rounding) with about a third of the multiply-adds, without building
+    ``x`` (``B·N × 1286`` for gpv), and with gradients for every parameter (training; BatchNorm follows each
+    head's product unchanged).
+
+    Args:
+        levels: :meth:`GPVBackbone.levels` output for ``B`` instances of ``N`` points.
+        class_ids: ``(B,)`` int64, 1-based.
+        centred: ``(B, N, 3)`` centred points (metres).
+        rgb: ``(B, N, rgb_channels)`` for ``concat`` fusion models, else None.
+
+    Returns:
+        four ``(B·N, H_k)`` pre-activations, in the order above.
+    """
+    linears = [model.rot_green.point_mlp.linears[0], model.rot_red.point_mlp.linears[0],
+               model.ts_head.point_mlp.linears[0], model.face_recon.block.linears[0]]
+    c0, c1, c2, c3, c4 = model.config.widths
+    geo = c0 + c1 + c2 + c3 + c4
+    rgb_c = rgb.shape[-1] if rgb is not None else 0
+    base = geo + rgb_c + model.num_classes
+    for lin in linears:
+        if lin.in_features not in (base, base + 3):
+            raise ValueError(f"split_first_layers: expected {base} or {base + 3} input channels, got "
+                             f"{lin.in_features}")
+    w = torch.cat([lin.weight[:, :base] for lin in linears])  # (H_total, base)
+    b = torch.cat([lin.bias for lin in linears])
+    B, N, _ = centred.shape
+    dense = [levels.fm_0, levels.fm_1] + ([rgb.to(levels.fm_0.dtype)] if rgb is not None else [])
+    w_dense = torch.cat([w[:, :c0 + c1], w[:, geo:geo + rgb_c]], dim=1) if rgb is not None else w[:, :c0 + c1]
+    w_l1, w_l2 = w[:, c0 + c1:c0 + c1 + c2 + c3], w[:, c0 + c1 + c2 + c3:geo]
+    class_rows = (w[:, geo + rgb_c:base].t() + b)[class_ids - 1].unsqueeze(1)  # (B, 1, H_total)
+    p1 = torch.cat([levels.fm_2, levels.fm_3], dim=-1) @ w_l1.t()  # (B, N1, H_total), at N1 points
+    p2 = torch.baddbmm(class_rows, levels.fm_4, w_l2.t().expand(B, -1, -1))  # (B, N2, H_total)
+    h = gather_points(p1, levels.near_1) + gather_points(p2.to(p1.dtype), levels.near_2)
+    h = torch.addmm(h.reshape(B * N, -1), torch.cat(dense, dim=-1).reshape(B * N, -1), w_dense.t())
+    sizes = [lin.out_features for lin in linears]
+    out = []
+    for z, lin in zip(torch.split(h, sizes, dim=1), linears):
+        if lin.in_features == base + 3:  # the translation head also sees the centred point
+            z = torch.addmm(z, centred.reshape(B * N, 3).to(z.dtype), lin.weight[:, base:].t())
+        out.append(z.contiguous())  # column blocks of h: BatchNorm's fast kernels need contiguous rows
+    return out
