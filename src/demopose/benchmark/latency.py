@@ -33,11 +33,24 @@ def machine_description() -> dict[str, Any]:
     (:mod:`demopose.native`) this process runs: a figure measured without them is not comparable."""
     cpu = cpuinfo_field("model name") or platform.processor() or platform.machine()
     info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()}
+    flags = set((cpuinfo_field("flags") or "").split())
+    # the instruction sets the speed figures depend on (bf16 products: AMX tiles, AVX512-BF16; fp32: AVX-512, AVX2)
+    info["cpu_flags"] = [f for f in ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx512f",
+                                     "avx2", "fma") if f in flags]
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     from demopose.native import gcn3d, knn
 
-    info["native_kernels"] = [name for name, mod in (("gcn3d", gcn3d), ("knn", knn)) if mod.available()]
+    from demopose.native import gcn3d_grad
+
+    info["native_kernels"] = [name for name, mod in (("gcn3d", gcn3d), ("gcn3d_grad", gcn3d_grad), ("knn", knn))
+                              if mod.available()]
     return info
 
 

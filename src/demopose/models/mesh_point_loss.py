@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from demopose.layers.knn import gather_points, nearest_indices
+
 __all__ = ["MPL_WEIGHT", "MeshPointHead", "mesh_point_loss"]
 
 MPL_WEIGHT = 2000.0
@@ -36,8 +38,12 @@ class MeshPointHead(nn.Module):
 
 
 def _chamfer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    d = torch.cdist(a, b).pow(2)  # (B, M, M)
-    return d.min(dim=2).values.mean(dim=1) + d.min(dim=1).values.mean(dim=1)
+    """Symmetric Chamfer distance ``(B,)`` of ``(B, M, 3)`` sets: mean squared nearest-neighbour distance both
+    ways. The nearest neighbours come from the neighbour search (no gradient, no ``(B, M, M)`` matrix in the
+    graph); the distances to them carry the gradient, the same as through a minimum over all pairs."""
+    to_b, to_a = nearest_indices(a, b), nearest_indices(b, a)
+    return ((a - gather_points(b, to_b)).pow(2).sum(-1).mean(-1)
+            + (b - gather_points(a, to_a)).pow(2).sum(-1).mean(-1))
 
 
 def mesh_point_loss(pred: torch.Tensor, model_points: torch.Tensor, R: torch.Tensor,
@@ -52,6 +58,7 @@ def mesh_point_loss(pred: torch.Tensor, model_points: torch.Tensor, R: torch.Ten
     """
     target = model_points.to(pred.dtype) @ R.to(pred.dtype).transpose(1, 2)
     l2 = (pred - target).pow(2).sum(-1).mean(-1)
-    if bool(y_symmetric.any()):
-        l2 = torch.where(y_symmetric.bool(), _chamfer(pred, target), l2)
+    sym = y_symmetric.bool()
+    if bool(sym.any()):  # the Chamfer form on the symmetric rows only
+        l2 = l2.masked_scatter(sym, _chamfer(pred[sym], target[sym]))
     return l2.mean()
