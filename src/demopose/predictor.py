@@ -41,6 +41,7 @@ from demopose.engine.inference import (
     predict_frame,
     score_filtered,
 )
+from demopose.engine.precision import autocast
 from demopose.geometry.camera import Intrinsics
 from demopose.geometry.pose import PoseSet
 from demopose.io import cache_dir, write_json_atomic
@@ -228,10 +229,17 @@ class Predictor:
         seed: point-sampling seed (results are deterministic for a given seed).
         detector: a monocular detector giving the objects and masks (default: the model's own, if any); for a
             DeMo-Pose model another detector gives only the masks (the fusion then runs the model's own).
+        precision: ``fp32`` (default: the same input gives the same poses on every machine) or ``bf16``
+            (matrix products under bfloat16 autocast, faster on CPUs with AMX; poses differ slightly, see
+            ``benchmarks/results/bf16_inference_accuracy.md``).
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", score_threshold: float = 0.3,
-                 n_points: int = N_POINTS, seed: int = 0, detector: torch.nn.Module | None = None) -> None:
+                 n_points: int = N_POINTS, seed: int = 0, detector: torch.nn.Module | None = None,
+                 precision: str = "fp32") -> None:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision: expected 'fp32' or 'bf16', got {precision!r}")
+        self.precision = precision
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.score_threshold = float(score_threshold)
@@ -298,6 +306,9 @@ class Predictor:
             return cls(load_model(p, map_location=kwargs.get("device", "cpu")), **kwargs)
         if backend not in ("onnxruntime", "ort"):
             raise ValueError(f"backend: expected 'torch' or 'onnxruntime', got {backend!r}")
+        if kwargs.get("precision", "fp32") != "fp32":
+            raise ValueError("precision bf16: the torch backend only (onnxruntime runs the exported fp32 / int8 "
+                             "graphs)")
         if kwargs.get("device", "cpu") != "cpu":
             raise ValueError("backend onnxruntime: runs on the CPU here (device='cpu')")
         from demopose.export.ort_backend import load_ort_model
@@ -341,7 +352,9 @@ class Predictor:
         if det_model is None:
             raise ValueError(f"{type(self.model).__name__} has no detector: pass masks and class_ids, or a "
                              f"detector (Predictor.from_checkpoint(..., detector=BUNDLED_DETECTOR))")
-        return score_filtered(det_model.detect_frame(frame, device=self.device), self.score_threshold)
+        with autocast(self.precision, self.device):
+            found = det_model.detect_frame(frame, device=self.device)
+        return score_filtered(found, self.score_threshold)
 
     def masks_for(self, frame: Frame, det) -> FrameInstances:
         """Instances of detections (``boxes``, ``class_ids``, ``scores``) with masks cut from the depth
@@ -365,7 +378,8 @@ class Predictor:
                                  f"itself and takes no masks")
             det = self.detect(frame)
             self._check_scale(frame, [_box_region(b, frame.depth.shape) for b in det.boxes], det.class_ids)
-            poses = self.model.poses_from_detections(frame, det)
+            with autocast(self.precision, self.device):
+                poses = self.model.poses_from_detections(frame, det)
             H, W = frame.depth.shape
             return poses, FrameInstances(np.zeros((len(poses), H, W), bool), poses.class_ids, poses.scores,
                                          np.full(len(poses), -1))
@@ -375,8 +389,9 @@ class Predictor:
             return PoseSet.empty(), instances
         self._check_scale(frame, instances.masks, instances.class_ids)
         seed = self.seed if seed is None else int(seed)
-        poses, kept = predict_frame(self.model, frame, instances, self.n_points, seed, self.device,
-                                    instances.features)
+        with autocast(self.precision, self.device):
+            poses, kept = predict_frame(self.model, frame, instances, self.n_points, seed, self.device,
+                                        instances.features)
         return poses, FrameInstances(instances.masks[kept], instances.class_ids[kept], instances.scores[kept],
                                      instances.gt_index[kept])
 

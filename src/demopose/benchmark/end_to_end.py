@@ -33,6 +33,7 @@ with its output discarded. ``detector`` uses the detector's own objects (a train
 Backends, each measured in its own process so that its peak resident memory (``VmHWM``) is its own:
 
 - ``torch``: the PyTorch model, eager;
+- ``torch-bf16``: the same under bfloat16 autocast (``Predictor(precision="bf16")``);
 - ``torch-compile``: the same with ``torch.compile`` of the pose network (``compile_mode``);
 - ``ort`` / ``ort-int8`` / ``ort-int8-dynamic``: the graphs exported by :mod:`demopose.export`, fp32 /
   int8-quantised (static, calibrated: int8 weights, uint8 activations; dynamic: int8 weights), run by
@@ -67,7 +68,7 @@ __all__ = ["BACKENDS", "STAGES", "format_table", "measure_backend", "merge_round
 STAGES = ("decode", "detection", "masks", "points", "network", "post")
 """The timed stages, in pipeline order (module docstring)."""
 
-BACKENDS = ("torch", "torch-compile", "ort", "ort-int8", "ort-int8-dynamic")
+BACKENDS = ("torch", "torch-bf16", "torch-compile", "ort", "ort-int8", "ort-int8-dynamic")
 ORT_BACKENDS = ("ort", "ort-int8", "ort-int8-dynamic")
 INSTANCE_SOURCES = ("auto", "detector", "gt-boxes")
 
@@ -174,7 +175,8 @@ def measure_backend(spec: dict[str, Any]) -> dict[str, Any]:
         model = load_ort_model(spec["onnx"], providers=providers, threads=threads)
     else:
         model = _build_torch_model(spec)
-    predictor = Predictor(model, device=device, score_threshold=float(spec.get("score_threshold", 0.3)))
+    predictor = Predictor(model, device=device, score_threshold=float(spec.get("score_threshold", 0.3)),
+                          precision="bf16" if backend == "torch-bf16" else "fp32")
     if backend == "torch-compile":
         model.pose = torch.compile(model.pose, mode=spec.get("compile_mode") or None, dynamic=True)
     if device.type == "cuda":

@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--score-threshold", type=float, default=0.3, help="minimum detection score")
     parser.add_argument("--max-frames", type=int, default=0, help="at most N frames of a folder (0: all)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="torch backend: bf16 runs the products under bfloat16 autocast (faster on CPUs with "
+                             "AMX; poses differ slightly from fp32, which gives the same poses on every machine)")
     parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
                         help="inference runtime (onnxruntime: a .pt is exported once to ~/.cache/demopose/onnx; "
                              "or pass an exported .onnx as --checkpoint)")
@@ -122,7 +125,7 @@ def _build_predictor(args):
 
     ckpt = args.checkpoint or BUNDLED_CHECKPOINT
     predictor = Predictor.from_checkpoint(ckpt, backend=args.backend, device=args.device,
-                                          score_threshold=args.score_threshold)
+                                          score_threshold=args.score_threshold, precision=args.precision)
     kind = type(predictor.model).__name__
     if predictor.detector is predictor.model:  # a monocular model: objects and poses from the image
         if args.masks == "gt":
