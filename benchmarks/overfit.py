@@ -1,0 +1,88 @@
+"""Overfit checks of every model family (issue #16, item 1): :mod:`demopose.benchmark.overfit`.
+
+Usage::
+
+    python benchmarks/overfit.py --data DATA [--families gpv_small,gpv_small_dropout,...] [--steps 200]
+
+``DATA`` is a ``demopose synth`` dataset (its ``Real/train`` split). Every family fits ``--instances`` fixed
+training instances (the detector: ``--images`` frames) from random weights; DeMo-Pose rows train the fused network
+from scratch on top of the frozen bundled detector. Writes ``benchmarks/results/overfit.json`` (each family's
+loss curve, per-instance errors, pass / fail, seconds) with the machine; a family is re-run only when asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "benchmarks" / "results" / "overfit.json"
+
+# family -> (config, overrides); pose families unless the config is the detector's
+FAMILIES = {
+    "gpv_small": ("gpv_synth_small", []),
+    "gpv_small_dropout": ("gpv_synth_small", ["model.args={head_dropout: 0.2}"]),
+    "demopose_small_concat": ("demopose_synth_small", ["model.args.fusion=concat"]),
+    "demopose_small_add": ("demopose_synth_small", ["model.args.fusion=add"]),
+    "demopose_small_hadamard": ("demopose_synth_small", ["model.args.fusion=hadamard"]),
+    "demopose_small_mlp": ("demopose_synth_small", ["model.args.fusion=mlp"]),
+    "demopose_small_attention": ("demopose_synth_small", ["model.args.fusion=attention"]),
+    "cleanpose_small": ("cleanpose_synth_small", []),
+    "mono_small": ("mono_synth_small", []),
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--instances", type=int, default=32)
+    ap.add_argument("--images", type=int, default=16)
+    ap.add_argument("--points", type=int, default=512, help="points per instance (data.n_points; default 512)")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+
+    sys.path.insert(0, str(REPO / "src"))
+    import torch
+
+    from demopose.benchmark.latency import machine_description
+    from demopose.benchmark.overfit import overfit_detector, overfit_pose
+    from demopose.io import write_json_atomic
+
+    torch.set_num_threads(args.threads)
+    doc = json.loads(args.out.read_text()) if args.out.is_file() else {"families": {}}
+    for name in args.families.split(","):
+        config, overrides = FAMILIES[name]
+        t0 = time.perf_counter()
+        if config.startswith("mono"):
+            r = overfit_detector(config, overrides, data=str(args.data), images=args.images, steps=args.steps,
+                                 precision=args.precision)
+            print(f"{name}: AP50 {r.ap50:.3f} after {r.steps} steps, loss {r.loss_first:.2f} -> {r.loss_last:.2f}, "
+                  f"{'PASS' if r.passed else 'FAIL'} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        else:
+            r = overfit_pose(config, [*overrides, f"data.n_points={args.points}"], data=str(args.data),
+                             instances=args.instances, steps=args.steps, lr=args.lr, precision=args.precision)
+            d = r.to_dict()
+            print(f"{name}: {100 * r.within_5deg_1cm:.0f} % within 5 deg / 1 cm, rotation median / max "
+                  f"{d['rotation_deg_median']:.2f} / {d['rotation_deg_max']:.2f} deg, translation median / max "
+                  f"{d['translation_cm_median']:.2f} / {d['translation_cm_max']:.2f} cm, loss {r.loss_first:.2f} -> "
+                  f"{r.loss_last:.2f}, {'PASS' if r.passed else 'FAIL'} ({time.perf_counter() - t0:.0f} s)",
+                  flush=True)
+        doc["families"][name] = {"config": config, **r.to_dict(), "points": args.points, "lr": args.lr,
+                                 "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": list(os.getloadavg())}
+        doc.update(command="python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+                   machine=machine_description(), threads=args.threads, data=str(args.data))
+        write_json_atomic(args.out, doc)  # after every family: an interrupted run keeps what it measured
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

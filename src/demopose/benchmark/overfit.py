@@ -1,0 +1,177 @@
+"""Overfit checks: can a model family fit a few dozen fixed training instances? (issue #16, item 1)
+
+A family that cannot drive its training error to almost nothing on 32 instances seen every step has a bug (a
+wrong target, a broken gradient, a head that cannot express the answer), not a budget problem: DESIGN.md,
+"Training on a small machine". The check:
+
+* pose networks (gpv, DeMo-Pose with any fusion, CleanPose / AG-Pose): ``n`` annotated instances of the training
+  split, sampled once with fixed seeds and no augmentation (no mask noise, no 3D augmentation), one batch of all
+  of them every step, the family's own loss, Adam; then in eval mode (running BatchNorm statistics) on the same
+  samples: each instance's rotation error (the y-axis angle for y-symmetric ones, as the NOCS protocol) and
+  translation error. Passed: every instance (``pass_fraction``, default all) within 5° and 1 cm;
+* the monocular detector: ``n`` whole frames without augmentation, then the 2D AP50 of its detections on them
+  (passed: > 0.9).
+
+:func:`overfit_pose` / :func:`overfit_detector` run one check and return its record;
+``python benchmarks/overfit.py`` runs every family and writes ``benchmarks/results/overfit.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["OverfitResult", "overfit_detector", "overfit_pose"]
+
+
+@dataclass
+class OverfitResult:
+    """One family's check: the losses along the way and the final errors (degrees, centimetres) or AP50."""
+
+    model: str
+    overrides: list[str]
+    instances: int
+    steps: int
+    seconds: float
+    loss_first: float
+    loss_last: float
+    passed: bool
+    rotation_deg: list[float] | None = None
+    translation_cm: list[float] | None = None
+    within_5deg_1cm: float | None = None
+    ap50: float | None = None
+    loss_curve: list[tuple[int, float]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        for key in ("rotation_deg", "translation_cm"):
+            if out[key] is not None:
+                v = np.asarray(out[key])
+                out[f"{key}_median"], out[f"{key}_max"] = float(np.median(v)), float(v.max())
+        return out
+
+
+def _fixed_instances(cfg, model, n: int):
+    """The first ``n`` annotated instances of the training split, sampled once (fixed seeds, no augmentation)."""
+    from demopose.data.frame import FrameSubset
+    from demopose.data.instances import AugmentConfig, InstanceDataset, collate_instances
+    from demopose.data.mesh_points import MeshPointSource
+    from demopose.engine.build import build_frames
+
+    frames = build_frames(cfg, cfg.data.train_subset)
+    frames = FrameSubset(frames, range(min(len(frames), max(4, n))))
+    rgb = getattr(model, "rgb_size", None) or cfg.data.get("rgb_size")
+    n_mesh = int(getattr(model, "mesh_points", 0) or 0)
+    still = AugmentConfig(p_scale=0.0, p_rt=0.0, p_cage=0.0, p_noise=0.0, p_mask_noise=0.0)
+    ds = InstanceDataset(frames, n_points=int(cfg.data.n_points), train=True, augment=still,
+                         rgb_size=int(rgb) if rgb else None, image_size=getattr(model, "image_size", None),
+                         model_points=MeshPointSource(n_mesh, cache_dir=cfg.data.get("mesh_cache")) if n_mesh else None,
+                         cache=True)
+    if len(ds) < n:
+        raise ValueError(f"overfit: the training split has {len(ds)} instances in its first frames, fewer than {n}")
+    return collate_instances([ds[(i, i)] for i in range(n)])
+
+
+def _errors(pred, batch) -> tuple[np.ndarray, np.ndarray]:
+    from demopose.geometry.rotation import rotation_angle_deg, y_axis_angle_deg
+
+    R, R_gt = pred.R.detach().float(), batch["R"].float()
+    sym = batch["y_symmetric"].bool()
+    rot = torch.where(sym, y_axis_angle_deg(R, R_gt), rotation_angle_deg(R, R_gt))
+    trans = (pred.t.detach().float() - batch["t"].float()).norm(dim=-1) * 100
+    return rot.numpy(), trans.numpy()
+
+
+def overfit_pose(config: str, overrides: list[str] | None = None, data: str = "", instances: int = 32,
+                 steps: int = 300, lr: float = 1e-3, precision: str = "auto", seed: int = 0,
+                 pass_fraction: float = 1.0, log_every: int = 25) -> OverfitResult:
+    """Fit ``instances`` fixed instances of ``data``'s training split with the model of packaged (or file) config
+    ``config`` plus ``overrides``, for ``steps`` Adam steps at ``lr``; see the module docstring."""
+    from demopose.engine import load_config
+    from demopose.engine.build import build_model_from_config
+    from demopose.engine.precision import autocast, resolve_precision
+    from demopose.engine.trainer import float32_outputs, seed_everything
+
+    overrides = list(overrides or [])
+    cfg = load_config(config, [*overrides, f"data.root={data}"])
+    seed_everything(seed)
+    model = build_model_from_config(cfg)
+    batch = _fixed_instances(cfg, model, instances)
+    precision = resolve_precision(precision)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    curve: list[tuple[int, float]] = []
+    t0 = time.perf_counter()
+    model.train()
+    for step in range(1, steps + 1):
+        with autocast(precision):
+            pred = model(batch)
+        losses = model.loss(float32_outputs(pred), batch)
+        total = sum(losses.values())
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        if step == 1 or step % log_every == 0 or step == steps:
+            curve.append((step, float(total.detach())))
+    seconds = time.perf_counter() - t0
+    model.eval()
+    with torch.no_grad():
+        pred = model(batch)
+    rot, trans = _errors(pred, batch)
+    within = float(np.mean((rot < 5.0) & (trans < 1.0)))
+    return OverfitResult(model=str(cfg.model.name), overrides=overrides, instances=instances, steps=steps,
+                         seconds=round(seconds, 1), loss_first=curve[0][1], loss_last=curve[-1][1],
+                         passed=within >= pass_fraction, rotation_deg=rot.round(3).tolist(),
+                         translation_cm=trans.round(4).tolist(), within_5deg_1cm=within, loss_curve=curve)
+
+
+def overfit_detector(config: str = "mono_synth_small", overrides: list[str] | None = None, data: str = "",
+                     images: int = 16, steps: int = 300, lr: float = 2e-3, precision: str = "auto",
+                     seed: int = 0, log_every: int = 25) -> OverfitResult:
+    """Fit the monocular detector to ``images`` fixed frames (no augmentation); passed when its 2D AP50 on
+    them exceeds 0.9."""
+    from demopose.data.detection_samples import FrameDetectionDataset
+    from demopose.data.frame import FrameSubset
+    from demopose.engine import load_config
+    from demopose.engine.build import build_collate, build_frames, build_model_from_config
+    from demopose.engine.inference import gt_instances, run_inference
+    from demopose.engine.precision import autocast, resolve_precision
+    from demopose.engine.trainer import float32_outputs, seed_everything
+    from demopose.evaluation import NOCSEvaluator
+
+    overrides = list(overrides or [])
+    cfg = load_config(config, [*overrides, f"data.root={data}"])
+    seed_everything(seed)
+    model = build_model_from_config(cfg)
+    frames = FrameSubset(build_frames(cfg, cfg.data.train_subset), range(images))
+    size = tuple(int(v) for v in cfg.data.get("input_size", (320, 320)))
+    ds = FrameDetectionDataset(frames, size, train=False)
+    batch = build_collate(ds)([ds[i] for i in range(len(ds))])
+    precision = resolve_precision(precision)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    curve: list[tuple[int, float]] = []
+    t0 = time.perf_counter()
+    model.train()
+    for step in range(1, steps + 1):
+        with autocast(precision):
+            pred = model(batch)
+        losses = model.loss(float32_outputs(pred), batch)
+        total = sum(losses.values())
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(params, 35.0)
+        opt.step()
+        if step == 1 or step % log_every == 0 or step == steps:
+            curve.append((step, float(total.detach())))
+    seconds = time.perf_counter() - t0
+    metrics = run_inference(model, frames, gt_instances, NOCSEvaluator(model.categories), progress=False)
+    ap50 = float(metrics["det2d/mean/ap50"])
+    return OverfitResult(model=str(cfg.model.name), overrides=overrides, instances=images, steps=steps,
+                         seconds=round(seconds, 1), loss_first=curve[0][1], loss_last=curve[-1][1],
+                         passed=ap50 > 0.9, ap50=ap50, loss_curve=curve)
