@@ -334,6 +334,33 @@ def network(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def markdown(path: Path) -> str:
+    """The tables of a results file (``steps`` or ``network``), as BENCHMARKS.md shows them."""
+    doc = json.loads(Path(path).read_text())
+    m = doc["machine"]
+    lines = [f"{m['cpu']}, {m['cores']} cores ({', '.join(m.get('cpu_flags', []))}), torch {m['torch']}, "
+             f"{doc['threads']} threads, {doc['date']}; load average before / after "
+             f"{doc['load_average_before'][0]:.1f} / {doc['load_average_after'][0]:.1f}.", ""]
+    if "results" in doc:
+        lines += ["| model | code | precision | batch | ms / step | items / s | data | forward | loss | backward | "
+                  "optimizer | × before | rounds (ms / step) |", "|---" * 13 + "|"]
+        for r in doc["results"]:
+            st = r["stage_ms"]
+            speedup = f"{r['speedup_vs_before']:.2f}" if "speedup_vs_before" in r else ""
+            lines.append(f"| {r['model']} | {r['code']} | {r['precision']} | {r['batch']} | {r['step_ms']:.0f} | "
+                         f"{r['items_per_s']:.1f} {r['unit']} | " + " | ".join(f"{st[s]:.0f}" for s in STAGES)
+                         + f" | {speedup} | {', '.join(str(x) for x in r['rounds_step_ms'])} |")
+    else:
+        t, i = doc["train"], doc["inference"]
+        lines += ["| | ms / instance | × reference fp32 |", "|---|---|---|"]
+        for k in ("reference_fp32", "reference_bf16", "ours_fp32", "ours_bf16"):
+            lines.append(f"| train B={t['batch']}: {k.replace('_', ' ')} | {t[k]['ms_per_instance']:.1f} | "
+                         f"{t['reference_fp32']['ms_per_instance'] / t[k]['ms_per_instance']:.2f} |")
+        lines.append(f"| inference B={i['batch']}: reference fp32 | {i['reference_fp32']:.1f} | 1.00 |")
+        lines.append(f"| inference B={i['batch']}: ours fp32 | {i['ours_fp32']:.1f} | {i['speedup']:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="mode", required=True)
@@ -350,6 +377,8 @@ def main() -> None:
     n.add_argument("--points", type=int, default=1028)
     n.add_argument("--repeats", type=int, default=5)
     n.add_argument("--out", type=Path)
+    t = sub.add_parser("table", help="print a results file's tables (markdown)")
+    t.add_argument("file", type=Path)
     c = sub.add_parser("child", help=argparse.SUPPRESS)
     c.add_argument("--model", required=True)
     c.add_argument("--precision", default="fp32")
@@ -362,6 +391,9 @@ def main() -> None:
         p.add_argument("--batch", type=int, default=16)
         p.add_argument("--warmup", type=int, default=2)
     args = ap.parse_args()
+    if args.mode == "table":
+        print(markdown(args.file))
+        return
     {"steps": steps, "network": network, "child": child}[args.mode](args)
 
 

@@ -45,10 +45,10 @@ def machine_description() -> dict[str, Any]:
         pass
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
-    from demopose.native import gcn3d, gcn3d_grad, knn
+    from demopose.native import gcn3d, gcn3d_grad, knn, pointnet2
 
-    info["native_kernels"] = [name for name, mod in (("gcn3d", gcn3d), ("gcn3d_grad", gcn3d_grad), ("knn", knn))
-                              if mod.available()]
+    info["native_kernels"] = [name for name, mod in (("gcn3d", gcn3d), ("gcn3d_grad", gcn3d_grad), ("knn", knn),
+                                                     ("pointnet2", pointnet2)) if mod.available()]
     return info
 
 

@@ -120,6 +120,8 @@ def knn_indices(
     if not 1 <= k <= available:
         raise ValueError(f"knn_indices: k must be in [1, {available}] for {N} reference points, got {k}")
     query, ref = query.detach(), ref.detach()  # indices carry no gradient
+    if {query.dtype, ref.dtype} & {torch.bfloat16, torch.float16}:  # autocast outputs: ranked in float32
+        query, ref = query.float(), ref.float()
     if _EXACT is not False and native_knn.usable(query, ref, k):
         return native_knn.knn(query, ref, k, exclude_self=exclude_self)
     if chunk_size is None:

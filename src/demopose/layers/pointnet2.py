@@ -25,9 +25,10 @@ import torch
 from torch import nn
 
 from demopose._checks import check_shape
-from demopose.geometry.sampling import farthest_point_sample
+from demopose.geometry import sampling
 from demopose.layers.knn import gather_points, knn_indices
 from demopose.layers.mlp import PointMLP
+from demopose.native import pointnet2 as native_pointnet2
 
 __all__ = [
     "FeaturePropagation",
@@ -40,6 +41,15 @@ __all__ = [
 ]
 
 _MAX_BLOCK = 1 << 24  # elements of one (B, m, N) distance block
+
+
+def farthest_point_sample(points: torch.Tensor, k: int, start: int = 0) -> torch.Tensor:
+    """:func:`demopose.geometry.sampling.farthest_point_sample` (same picks), batched ``(B, N, 3)`` CPU float32
+    points through the compiled kernel (:mod:`demopose.native.pointnet2`)."""
+    if points.dim() == 3 and 1 <= int(k) <= points.shape[1] and 0 <= start < points.shape[1] \
+            and native_pointnet2.usable(points):
+        return native_pointnet2.farthest_point_sample(points, int(k), start)
+    return sampling.farthest_point_sample(points, k, start)
 
 
 def ball_query(xyz: torch.Tensor, centres: torch.Tensor, radius: float, nsample: int) -> torch.Tensor:
@@ -59,6 +69,8 @@ def ball_query(xyz: torch.Tensor, centres: torch.Tensor, radius: float, nsample:
     check_shape(centres, "B M 3", "centres", dims)
     if nsample < 1 or radius <= 0:
         raise ValueError(f"ball_query: expected nsample >= 1 and radius > 0, got {nsample}, {radius}")
+    if native_pointnet2.usable(xyz, centres):
+        return native_pointnet2.ball_query(xyz, centres, radius, nsample)
     B, N, _ = xyz.shape
     M = centres.shape[1]
     k = min(nsample, N)

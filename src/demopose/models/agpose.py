@@ -322,6 +322,10 @@ class AGPose(nn.Module):
 
     # ------------------------------------------------------------------------------------------
     def _augment(self, pts: torch.Tensor, generator: torch.Generator | None):
+        with torch.autocast(pts.device.type, enabled=False):  # geometry stays float32 under bf16 autocast
+            return self._augment_float32(pts.float(), generator)
+
+    def _augment_float32(self, pts: torch.Tensor, generator: torch.Generator | None):
         B, dev, dt = pts.shape[0], pts.device, pts.dtype
         cfg = self.config
 
@@ -367,19 +371,26 @@ class AGPose(nn.Module):
             kfeat = self.front_door(kfeat, cls, generator)
         kpt_nocs = self.nocs_head(kfeat, cls)
         r6, t, s = self.pose_head(kpt, kpt_nocs, kfeat)
-        R = rotation_from_6d_y(r6[:, :3], r6[:, 3:])
-        outputs: dict[str, torch.Tensor] = {"heatmap": heat, "kpt_nocs": kpt_nocs}
         delta = self.reconstructor(kpt, kfeat) if self.training else None
+        # geometry in float32 (the network's outputs are bf16 under autocast)
+        r6, t, s, kpt, kpt_nocs, heat = (v.float() for v in (r6, t, s, kpt, kpt_nocs, heat))
+        delta = delta.float() if delta is not None else None
+        geometry = torch.autocast(points.device.type, enabled=False)
+        with geometry:
+            R = rotation_from_6d_y(r6[:, :3], r6[:, 3:])
+        outputs: dict[str, torch.Tensor] = {"heatmap": heat, "kpt_nocs": kpt_nocs}
 
         def to_cam(x):  # (B, M, 3) augmented centred frame -> camera frame
-            if aug:
-                x = ds * (x @ dR.transpose(1, 2)) + dt_
-            return x + c
+            with geometry:
+                if aug:
+                    x = ds * (x @ dR.transpose(1, 2)) + dt_
+                return x + c
 
         if aug:
-            R = dR @ R
-            t = dt_[:, 0] + ds[:, 0] * (dR @ t.unsqueeze(-1))[..., 0]
-            s = ds[:, 0] * s
+            with geometry:
+                R = dR @ R
+                t = dt_[:, 0] + ds[:, 0] * (dR @ t.unsqueeze(-1))[..., 0]
+                s = ds[:, 0] * s
         t = t + c[:, 0]
         outputs["kpt_3d"] = to_cam(kpt)
         if self.training:

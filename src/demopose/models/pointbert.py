@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from demopose._checks import check_shape
-from demopose.geometry.sampling import farthest_point_sample
 from demopose.layers.knn import gather_points, knn_indices
+from demopose.layers.pointnet2 import farthest_point_sample
 
 __all__ = ["PointBERT", "load_ulip_pointbert"]
 
