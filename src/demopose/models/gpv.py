@@ -127,16 +127,11 @@ class GPVConfig:
 
     @classmethod
     def small(cls, **overrides) -> GPVConfig:
-        """A narrow preset for tests and CPU experiments (~1/4 of the channels, same topology).
-
-        Without the heads' dropout: on a CPU budget (thousands, not GPV-Pose's 150,000 steps) the dropout before
-        the output layer keeps the translation and size residuals from converging (the overfit check,
-        ``python benchmarks/overfit.py``, compares both: ``benchmarks/results/overfit.json``)."""
+        """A narrow preset for tests and CPU experiments (~1/4 of the channels, same topology)."""
         base = cls(
             widths=(32, 32, 64, 64, 128),
             head_point_channels=(256, 128),
             head_fc_channels=128,
-            head_dropout=0.0,
             recon_block=(128, 128, 64),
             recon_hidden=64,
             face_hidden=(128, 64, 64),
