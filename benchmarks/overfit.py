@@ -25,7 +25,7 @@ OUT = REPO / "benchmarks" / "results" / "overfit.json"
 # family -> (config, overrides); pose families unless the config is the detector's
 FAMILIES = {
     "gpv_small": ("gpv_synth_small", []),
-    "gpv_small_dropout": ("gpv_synth_small", ["model.args={head_dropout: 0.2}"]),
+    "gpv_small_no_dropout": ("gpv_synth_small", ["model.args={head_dropout: 0.0}"]),
     "demopose_small_concat": ("demopose_synth_small", ["model.args.fusion=concat"]),
     "demopose_small_add": ("demopose_synth_small", ["model.args.fusion=add"]),
     "demopose_small_hadamard": ("demopose_synth_small", ["model.args.fusion=hadamard"]),
