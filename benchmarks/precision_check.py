@@ -9,12 +9,13 @@ For every model, seed and precision this trains (skipping runs that already hold
 
     demopose train gpv_synth_small --data DATA --out RUNS/gpv_synth_small_s{seed}_{precision} \\
         train.max_steps=400 train.eval_every=400 train.val_frames=50 data.val_subset=real_val \\
-        train.checkpoint_every=400 train.log_every=20 train.precision={precision} train.seed={seed}
+        train.checkpoint_every=400 train.log_every=20 train.init_from=checkpoints/gpv_synth_small.pt \\
+        train.precision={precision} train.seed={seed}
     demopose train demopose_synth_small ... train.max_steps=300 train.eval_every=300 train.checkpoint_every=300 \\
         train.init_from=checkpoints/gpv_synth_small.pt ...
 
-(DeMo-Pose warm-started from the shipped GPV-Pose weights, as the bundled model is made: from scratch, 300 steps
-leave every pose metric near 0 and the comparison empty.) ``DATA`` needs ``Real/train`` and ``Real/val``
+(Both warm-started from the shipped GPV-Pose weights, as the bundled DeMo-Pose is made: from scratch, a few hundred
+steps leave every pose metric at 0 and the comparison empty.) ``DATA`` needs ``Real/train`` and ``Real/val``
 (``demopose synth DATA --split val --seed 3 --frames 50``): the comparison never looks at a test split. Then it
 writes ``benchmarks/results/precision_check.json`` / ``.md``: per model and precision the validation NOCS mAPs
 (mean over categories, ``nocs`` IoU) of each seed, their mean and standard deviation, the training wall time, and
@@ -35,7 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "results" / "precision_check.json"
 METRICS = ("iou25", "iou50", "iou75", "5deg2cm", "5deg5cm", "10deg2cm", "10deg5cm", "10deg10cm")
 RUNS = {  # model config -> extra overrides
-    "gpv_synth_small": ["train.max_steps=400", "train.eval_every=400", "train.checkpoint_every=400"],
+    "gpv_synth_small": ["train.max_steps=400", "train.eval_every=400", "train.checkpoint_every=400",
+                        "train.init_from=checkpoints/gpv_synth_small.pt"],
     "demopose_synth_small": ["train.max_steps=300", "train.eval_every=300", "train.checkpoint_every=300",
                              "train.init_from=checkpoints/gpv_synth_small.pt"],
 }
