@@ -76,6 +76,31 @@ def _fixed_instances(cfg, model, n: int):
     return collate_instances([ds[(i, i)] for i in range(n)])
 
 
+def _fit(model, batch, opt, steps: int, precision: str, clip: float,
+         log_every: int) -> tuple[list[tuple[int, float]], float]:
+    """``steps`` optimiser steps of ``model`` on the one fixed ``batch`` (its own loss, gradient norm clipped at
+    ``clip``, the forward under ``precision``); returns the loss curve and the seconds taken."""
+    from demopose.engine.precision import autocast, resolve_precision
+    from demopose.engine.trainer import float32_outputs
+
+    precision = resolve_precision(precision)
+    params = [p for group in opt.param_groups for p in group["params"]]
+    curve: list[tuple[int, float]] = []
+    t0 = time.perf_counter()
+    model.train()
+    for step in range(1, steps + 1):
+        with autocast(precision):
+            pred = model(batch)
+        total = sum(model.loss(float32_outputs(pred), batch).values())
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(params, clip)
+        opt.step()
+        if step == 1 or step % log_every == 0 or step == steps:
+            curve.append((step, float(total.detach())))
+    return curve, time.perf_counter() - t0
+
+
 def _errors(pred, batch) -> tuple[np.ndarray, np.ndarray]:
     from demopose.geometry.rotation import rotation_angle_deg, y_axis_angle_deg
 
@@ -93,32 +118,15 @@ def overfit_pose(config: str, overrides: list[str] | None = None, data: str = ""
     ``config`` plus ``overrides``, for ``steps`` Adam steps at ``lr``; see the module docstring."""
     from demopose.engine import load_config
     from demopose.engine.build import build_model_from_config
-    from demopose.engine.precision import autocast, resolve_precision
-    from demopose.engine.trainer import float32_outputs, seed_everything
+    from demopose.engine.trainer import seed_everything
 
     overrides = list(overrides or [])
     cfg = load_config(config, [*overrides, f"data.root={data}"])
     seed_everything(seed)
     model = build_model_from_config(cfg)
     batch = _fixed_instances(cfg, model, instances)
-    precision = resolve_precision(precision)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
-    curve: list[tuple[int, float]] = []
-    t0 = time.perf_counter()
-    model.train()
-    for step in range(1, steps + 1):
-        with autocast(precision):
-            pred = model(batch)
-        losses = model.loss(float32_outputs(pred), batch)
-        total = sum(losses.values())
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
-        opt.step()
-        if step == 1 or step % log_every == 0 or step == steps:
-            curve.append((step, float(total.detach())))
-    seconds = time.perf_counter() - t0
+    curve, seconds = _fit(model, batch, torch.optim.Adam(params, lr=lr), steps, precision, 5.0, log_every)
     model.eval()
     with torch.no_grad():
         pred = model(batch)
@@ -140,8 +148,7 @@ def overfit_detector(config: str = "mono_synth_small", overrides: list[str] | No
     from demopose.engine import load_config
     from demopose.engine.build import build_collate, build_frames, build_model_from_config
     from demopose.engine.inference import gt_instances, run_inference
-    from demopose.engine.precision import autocast, resolve_precision
-    from demopose.engine.trainer import float32_outputs, seed_everything
+    from demopose.engine.trainer import seed_everything
     from demopose.evaluation import NOCSEvaluator
 
     overrides = list(overrides or [])
@@ -152,24 +159,9 @@ def overfit_detector(config: str = "mono_synth_small", overrides: list[str] | No
     size = tuple(int(v) for v in cfg.data.get("input_size", (320, 320)))
     ds = FrameDetectionDataset(frames, size, train=False)
     batch = build_collate(ds)([ds[i] for i in range(len(ds))])
-    precision = resolve_precision(precision)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    curve: list[tuple[int, float]] = []
-    t0 = time.perf_counter()
-    model.train()
-    for step in range(1, steps + 1):
-        with autocast(precision):
-            pred = model(batch)
-        losses = model.loss(float32_outputs(pred), batch)
-        total = sum(losses.values())
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(params, 35.0)
-        opt.step()
-        if step == 1 or step % log_every == 0 or step == steps:
-            curve.append((step, float(total.detach())))
-    seconds = time.perf_counter() - t0
+    curve, seconds = _fit(model, batch, torch.optim.AdamW(params, lr=lr, weight_decay=0.0), steps, precision, 35.0,
+                          log_every)
     metrics = run_inference(model, frames, gt_instances, NOCSEvaluator(model.categories), progress=False)
     ap50 = float(metrics["det2d/mean/ap50"])
     return OverfitResult(model=str(cfg.model.name), overrides=overrides, instances=images, steps=steps,
