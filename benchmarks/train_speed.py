@@ -127,7 +127,9 @@ def _cycle(loader):
 
 
 def _float32(value):
-    """Autocast outputs (bf16 tensors, also inside the prediction record) taken to float32 for the loss."""
+    """Autocast outputs (bf16 tensors, also inside the prediction record) taken to float32 for the loss: the same as
+    :func:`demopose.engine.trainer.float32_outputs`, written here because the children also run the code of the
+    commit before this work (``--before``), which does not have it."""
     import dataclasses
 
     import torch
