@@ -19,7 +19,7 @@ import torch
 
 from demopose.native._build import INT64, POINTER, applicable, load_library
 
-__all__ = ["aggregate", "available", "usable"]
+__all__ = ["aggregate", "available", "check_direction_shapes", "usable"]
 
 _SIGNATURES = {"gcn3d_aggregate": (ctypes.c_int, [POINTER] * 6 + [INT64] * 4 + [ctypes.c_float, ctypes.c_int])}
 
@@ -37,6 +37,18 @@ def usable(*tensors: torch.Tensor) -> bool:
     """Whether :func:`aggregate` applies to these float inputs (:func:`~demopose.native.applicable`) and the
     kernel is available."""
     return applicable(*tensors) and available()
+
+
+def check_direction_shapes(directions: torch.Tensor, support_directions: torch.Tensor,
+                           support_num: int) -> tuple[int, int, int]:
+    """``(R, k, M)`` of ``directions (R, k, 3)`` and ``support_directions (3, M)``, ``M = S·C``; ValueError naming
+    both shapes otherwise (both 3D-GC kernels)."""
+    R, k, three = directions.shape
+    M = support_directions.shape[1]
+    if three != 3 or support_directions.shape[0] != 3 or M % support_num:
+        raise ValueError(f"directions {tuple(directions.shape)} / support_directions "
+                         f"{tuple(support_directions.shape)}: expected (R, k, 3) / (3, S*C) with S = {support_num}")
+    return R, k, M
 
 
 def aggregate(
@@ -69,11 +81,7 @@ def aggregate(
     lib = _library()
     if lib is None:
         raise RuntimeError("the compiled 3D-GC kernel is unavailable (see the warning when it was built)")
-    R, k, three = directions.shape
-    M = support_directions.shape[1]
-    if three != 3 or support_directions.shape[0] != 3 or M % support_num:
-        raise ValueError(f"directions {tuple(directions.shape)} / support_directions "
-                         f"{tuple(support_directions.shape)}: expected (R, k, 3) / (3, S*C) with S = {support_num}")
+    R, k, M = check_direction_shapes(directions, support_directions, support_num)
     C = M // support_num
     tensors = [directions, support_directions] + [t for t in (support, center) if t is not None]
     if any(t.dtype != torch.float32 for t in tensors):

@@ -19,6 +19,7 @@ import ctypes
 import torch
 
 from demopose.native._build import INT64, POINTER, load_library, native_disabled
+from demopose.native.gcn3d import check_direction_shapes
 
 __all__ = ["MAX_NEIGHBOURS", "aggregate", "available", "usable"]
 
@@ -134,11 +135,7 @@ def aggregate(
     """
     if _library() is None:
         raise RuntimeError("the compiled 3D-GC training kernel is unavailable (see the warning when it was built)")
-    R, k, three = directions.shape
-    M = support_directions.shape[1]
-    if three != 3 or support_directions.shape[0] != 3 or M % support_num:
-        raise ValueError(f"directions {tuple(directions.shape)} / support_directions "
-                         f"{tuple(support_directions.shape)}: expected (R, k, 3) / (3, S*C) with S = {support_num}")
+    R, k, M = check_direction_shapes(directions, support_directions, support_num)
     if rows_per_instance < 1 or R % rows_per_instance:
         raise ValueError(f"rows_per_instance={rows_per_instance} does not divide the {R} rows")
     if k > MAX_NEIGHBOURS:
