@@ -407,8 +407,9 @@ class InstanceDataset(torch.utils.data.Dataset):
         cache: keep every instance decoded in memory (:class:`InstanceCrop`: a window of depth and mask, the
             colour pixels an RGB crop reads, the mesh samples, the letterboxed frame image), filled while the
             dataset is indexed, which reads every frame once anyway: items then cost no image decoding. The
-            samples are the same as without the cache. Memory: roughly 100-300 kB per instance (plus 0.3 MB per
-            frame with ``image_size``); turn it off for datasets that do not fit (``data.cache_instances``).
+            samples are the same as without the cache. Memory: a depth and mask window per instance (plus one
+            letterboxed uint8 image per frame with ``image_size``); turn it off for datasets that do not fit
+            (``data.cache_instances``).
     """
 
     def __init__(self, frames: Sequence[Frame], n_points: int = N_POINTS, train: bool = True,
