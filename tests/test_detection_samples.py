@@ -73,7 +73,7 @@ def test_targets_and_letterbox(frame):
 
 def test_forced_flip_sample_mirrors_image_and_permutes_keypoints(frame):
     aug = DetectionAugment(p_flip=1.0, scale=(1.0, 1.0), translate=0.0, brightness=0.0, contrast=(1.0, 1.0),
-                           saturation=(1.0, 1.0))
+                           saturation=(1.0, 1.0), white_balance=0.0, p_blur=0.0, p_noise=0.0, p_jpeg=0.0)
     a = make_detection_sample(frame, (320, 320))
     b = make_detection_sample(frame, (320, 320), np.random.default_rng(0), aug)
     assert np.allclose(b["image"], a["image"][:, :, ::-1], atol=1e-4)
@@ -112,3 +112,33 @@ def test_dataset_keys_and_collate(frame):
     assert batch["gt_keypoints"].shape == (2, G, 9, 2) and batch["gt_valid"].any()
     with pytest.raises(ValueError, match="multiples of 32"):
         FrameDetectionDataset([frame], (100, 96))
+
+
+def test_photometric_degradations_change_pixels_not_targets(frame):
+    """Blur, noise and JPEG each alter the image (and only the image) when forced on; off, the sample is the
+    geometric augmentation alone."""
+    still = dict(p_flip=0.0, scale=(1.0, 1.0), translate=0.0, brightness=0.0, contrast=(1.0, 1.0),
+                 saturation=(1.0, 1.0), white_balance=0.0)
+    plain = make_detection_sample(frame, (320, 320), np.random.default_rng(0),
+                                  DetectionAugment(**still, p_blur=0.0, p_noise=0.0, p_jpeg=0.0))
+    clean = make_detection_sample(frame, (320, 320))
+    assert np.allclose(plain["image"], clean["image"], atol=1e-4)
+    for knob in ("p_blur", "p_noise", "p_jpeg"):
+        off = {"p_blur": 0.0, "p_noise": 0.0, "p_jpeg": 0.0, knob: 1.0}
+        s = make_detection_sample(frame, (320, 320), np.random.default_rng(0), DetectionAugment(**still, **off))
+        assert np.abs(s["image"] - clean["image"]).mean() > 1e-3, knob
+        assert np.array_equal(s["gt_keypoints"], clean["gt_keypoints"]), knob
+    blurred = make_detection_sample(frame, (320, 320), np.random.default_rng(0),
+                                    DetectionAugment(**still, p_blur=1.0, p_noise=0.0, p_jpeg=0.0,
+                                                     blur_sigma=(1.5, 1.5)))
+    # blur lowers the high-frequency energy (horizontal differences) of the image
+    assert np.abs(np.diff(blurred["image"], axis=2)).mean() < np.abs(np.diff(clean["image"], axis=2)).mean()
+
+
+def test_frame_cache_gives_identical_samples(frame):
+    cached = FrameDetectionDataset([frame, frame], (128, 96), train=True, cache=True)
+    fresh = FrameDetectionDataset([frame, frame], (128, 96), train=True)
+    for key in [(0, 3), (1, 4), (0, 3)]:
+        a, b = cached[key], fresh[key]
+        assert all(np.array_equal(a[k], b[k]) for k in a), key
+    assert set(cached.cache) == {0, 1}

@@ -115,8 +115,9 @@ def run(args: argparse.Namespace) -> int:
             save_config(cfg, run_dir / "config.yaml")
         if resume_from is not None:
             trainer.resume(resume_from.path, resume_from.state)
-        log.info("training %s on %d instances for %d steps (%d process(es), %s, %s) -> %s", cfg.model.name,
-                 len(train_set), tcfg.max_steps, dist.world_size(), device, tcfg.precision, run_dir)
+        unit = "frames" if cfg.data.get("sample", "instance") == "frame" else "instances"
+        log.info("training %s on %d %s for %d steps (%d process(es), %s, %s) -> %s", cfg.model.name,
+                 len(train_set), unit, tcfg.max_steps, dist.world_size(), device, tcfg.precision, run_dir)
         torch.set_float32_matmul_precision("high")
         trainer.train()
         if dist.is_main():

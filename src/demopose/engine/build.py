@@ -63,7 +63,8 @@ def build_train_set(cfg: DictConfig, model: torch.nn.Module | None = None) -> In
         d_aug = {k: tuple(v) if isinstance(v, list) else v
                  for k, v in OmegaConf.to_container(cfg.data.get("augment", {}), resolve=True).items()}
         size = tuple(int(v) for v in cfg.data.get("input_size", (320, 320)))
-        return FrameDetectionDataset(frames, size, train=True, augment=DetectionAugment(**d_aug))
+        return FrameDetectionDataset(frames, size, train=True, augment=DetectionAugment(**d_aug),
+                                     cache=bool(cfg.data.get("cache_instances", True)))
     if cfg.data.get("sample", "instance") != "instance":
         raise ValueError(f"data.sample: expected 'instance' or 'frame', got {cfg.data.sample!r}")
     return build_instance_set(cfg, frames, model, train=True)
