@@ -39,6 +39,15 @@ def test_train_resume_and_test(tiny_data, tmp_path, capsys):
                  "--no-progress"]) == 0
     doc2 = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert doc2["metrics"] == doc["metrics"]
+    # per-object errors: one row per ground-truth object, the same tally from both commands
+    objects = json.loads((out / "objects.json").read_text())
+    assert len(objects["objects"]) == objects["summary"]["objects"] > 0
+    assert doc["objects_within"] == doc2["objects_within"] == objects["summary"]
+    assert "10°/5 cm" in capsys.readouterr().out
+    # a rerun on fewer frames leaves only its own results pkls
+    assert main(["test", "gpv_synth_small", str(run / "last.pt"), str(tiny_data), "--out", str(out),
+                 "--no-progress", "--no-plots", "--max-frames", "1", "data.n_points=128"]) == 0
+    assert len(list((out / "results").glob("*.pkl"))) == 1
 
 
 def test_train_reports_config_errors(tmp_path, capsys):

@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     from demopose.categories import get_table
     from demopose.evaluation import NOCSEvaluator, find_results, read_results_pkl
+    from demopose.evaluation.object_hits import ObjectTally
     from demopose.evaluation.plots import plot_ap_curves
     from demopose.evaluation.report import format_table, metrics_document
     from demopose.io import write_json_atomic
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         raise NotADirectoryError(f"--out {out}: is a file, not a folder (choose another output folder)")
     out.mkdir(parents=True, exist_ok=True)  # fail on an unwritable output before the work, not after it
     evaluator = NOCSEvaluator(table, iou_mode=args.iou, category_ids=_category_ids(table, args.categories))
+    tally = ObjectTally(table)
     skipped: list[str] = []
     n_frames = 0
     for path in tqdm(files, desc="eval", unit="file", disable=args.no_progress or None):
@@ -112,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         for frame in frames:
             evaluator.process(frame.pred, frame.gt)
+            tally.add(frame.pred, frame.gt, frame.image_path)
         n_frames += len(frames)
     if not n_frames:
         raise ValueError(f"{args.results}: no readable results file ({len(skipped)} skipped: {skipped[0]})")
@@ -121,9 +124,11 @@ def run(args: argparse.Namespace) -> int:
         print()
         if not args.no_plots:
             plot_ap_curves(result, out / f"ap_curves_{mode}.png")
+    print(tally.format())
     doc = metrics_document(evaluator.results, results=str(args.results), num_files=len(files) - len(skipped),
-                           category_table=table.name)
+                           category_table=table.name, objects_within=tally.summary())
     write_json_atomic(out / "metrics.json", doc)
+    write_json_atomic(out / "objects.json", {"summary": tally.summary(), "objects": tally.rows})
     print(f"wrote {out / 'metrics.json'}" + ("" if args.no_plots else f" and ap_curves_*.png in {out}"))
     if skipped:
         print(f"error: {len(skipped)} of {len(files)} results file(s) skipped (not in the numbers above):",

@@ -5,7 +5,10 @@ Example::
     demopose test gpv_synth_small runs/gpv_synth_small/last.pt DATA --out runs/gpv_synth_small/test
 
 Writes ``results/results_<frame>.pkl`` (NOCS format, scoreable by ``demopose eval`` and by other
-toolkits), ``metrics.json`` and ``ap_curves_<mode>.png`` into ``--out``, and prints the table.
+toolkits; earlier pkls in that folder are removed first, so it holds this run's frames only), ``metrics.json``,
+``objects.json`` (every ground-truth object's errors against the nearest prediction of its class,
+:mod:`demopose.evaluation.object_hits`) and ``ap_curves_<mode>.png`` into ``--out``, and prints the AP table
+and the count of objects within 5°/2 cm … 10°/10 cm.
 
 The model is rebuilt as the checkpoint was trained (its stored ``config.model``; CONFIG's model section only for
 checkpoints without one), so a packaged config runs a checkpoint trained with other model options and needs none
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from demopose.engine.build import build_frames, build_mask_source, limit_frames
     from demopose.engine.dist import resolve_device
     from demopose.engine.inference import run_inference
-    from demopose.evaluation import NOCSEvaluator
+    from demopose.evaluation import NOCSEvaluator, iter_results
+    from demopose.evaluation.object_hits import ObjectTally
     from demopose.evaluation.report import format_table, metrics_document
     from demopose.io import write_json_atomic
 
@@ -63,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     idx = limit_frames(len(frames), args.max_frames)
     table = get_table(cfg.data.categories)
     ev = NOCSEvaluator(table, iou_mode=str(cfg.eval.iou))
+    stale = sorted((out / "results").glob("results_*.pkl"))
+    for p in stale:  # the folder is this run's output: pkls of an earlier run would mix into `demopose eval`
+        p.unlink()
     t0 = time.perf_counter()
     if str(cfg.eval.get("masks", "gt")) == "detector":
         mask_source = _detector_masks(model, args, device)
@@ -82,7 +89,14 @@ def run(args: argparse.Namespace) -> int:
     det2d = {k: v for k, v in metrics.items() if k.startswith("det2d/")}  # self-detecting models (mono)
     for k, v in sorted(det2d.items()):
         print(f"{k}: {v:.4f}")
+    tally = ObjectTally(table)
+    if len(idx):
+        for res in iter_results(out / "results"):
+            tally.add(res.pred, res.gt, res.image_path)
+    print(tally.format())
+    write_json_atomic(out / "objects.json", {"summary": tally.summary(), "objects": tally.rows})
     extra = {"detection_2d": det2d} if det2d else {}
+    extra["objects_within"] = tally.summary()
     write_json_atomic(out / "metrics.json", metrics_document(ev.results, results=str(out / "results"),
                                                              num_files=len(idx), category_table=table.name,
                                                              checkpoint=str(args.checkpoint),
