@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "synth": "demopose.cli.synth",
     "train": "demopose.cli.train",
     "test": "demopose.cli.test",
+    "curves": "demopose.cli.curves",
     "bench": "demopose.cli.bench",
     "ablate": "demopose.cli.ablate",
     "predict": "demopose.cli.predict",
