@@ -57,3 +57,27 @@ def test_train_reports_config_errors(tmp_path, capsys):
     assert "data.root is not set" in capsys.readouterr().err
     assert main(["train", "no_such_config"]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_continue_from_weights_only_checkpoint_at_its_step(tiny_data, tmp_path):
+    """train.init_from + train.start_step=init: the second run begins at the first's step, with the learning rate
+    the schedule has there (no second warm-up), logs from there, and ends at max_steps in total."""
+    common = ["--data", str(tiny_data), "--no-progress", "train.batch_size=2", "train.num_workers=0",
+              "train.eval_every=0", "train.val_frames=1", "data.n_points=128", "train.log_every=1",
+              "train.scheduler.warmup_steps=4", "train.max_steps=8"]
+    first = tmp_path / "first"
+    assert main(["train", "gpv_synth_small", "--out", str(first), *common, "train.max_steps=5"]) == 0
+    second = tmp_path / "second"
+    assert main(["train", "gpv_synth_small", "--out", str(second), *common,
+                 f"train.init_from={first / 'model_final.pt'}", "train.start_step=init"]) == 0
+    lines = [json.loads(x) for x in (second / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if "lr" in r] == [6, 7, 8]
+    full = tmp_path / "full"  # the same schedule in one piece logs the same learning rates at those steps
+    assert main(["train", "gpv_synth_small", "--out", str(full), *common]) == 0
+    want = {r["step"]: r["lr"] for r in map(json.loads, (full / "metrics.jsonl").read_text().splitlines()) if "lr" in r}
+    assert [r["lr"] for r in lines if "lr" in r] == pytest.approx([want[6], want[7], want[8]], rel=1e-9)
+    with pytest.raises(ValueError, match="start_step"):
+        from demopose.cli.train import _start_step
+        from demopose.engine import load_config
+
+        _start_step(load_config("gpv_synth_small", ["train.start_step=init"]))

@@ -115,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
             save_config(cfg, run_dir / "config.yaml")
         if resume_from is not None:
             trainer.resume(resume_from.path, resume_from.state)
+        elif cfg.train.get("start_step") not in (None, 0):
+            trainer.start_at(_start_step(cfg))
         unit = "frames" if cfg.data.get("sample", "instance") == "frame" else "instances"
         log.info("training %s on %d %s for %d steps (%d process(es), %s, %s) -> %s", cfg.model.name,
                  len(train_set), unit, tcfg.max_steps, dist.world_size(), device, tcfg.precision, run_dir)
@@ -157,3 +159,21 @@ def _resume_point(run_dir, cfg, device, allow_changed: bool):
         with open(run_dir / "resumes.jsonl", "a") as f:
             f.write(json.dumps(record, default=str) + "\n")
     return found
+
+
+def _start_step(cfg) -> int:
+    """``train.start_step``: a step number, or ``init``: the step recorded in ``train.init_from``'s checkpoint."""
+    value = cfg.train.start_step
+    if str(value) != "init":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"train.start_step: expected a step number or 'init', got {value!r}") from None
+    if not cfg.train.get("init_from"):
+        raise ValueError("train.start_step=init: needs train.init_from (the checkpoint whose step to continue from)")
+    from demopose.engine.checkpoint import load_checkpoint
+
+    state = load_checkpoint(str(cfg.train.init_from))
+    if "step" not in state:
+        raise ValueError(f"train.start_step=init: {cfg.train.init_from} records no training step; give a number")
+    return int(state["step"])

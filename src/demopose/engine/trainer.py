@@ -215,6 +215,24 @@ class Trainer:
         log.info("resumed from %s at step %d", p, self.step)
         return True
 
+    def start_at(self, step: int) -> None:
+        """Begin a fresh run at ``step`` of its schedule: the continuation of a run whose weights were loaded
+        (``train.init_from``) but whose optimiser state was not kept. The learning rate is the scheduler's value
+        at ``step`` (a warm-up already done is not repeated), logging and checkpoints count from there, and the
+        run stops at ``max_steps`` in total. The optimiser's moments start empty."""
+        step = int(step)
+        if not 0 <= step < self.max_steps:
+            raise ValueError(f"train.start_step: expected a step in [0, train.max_steps={self.max_steps}), got {step}")
+        self.step = step
+        if self.scheduler is not None:
+            sched = self.scheduler
+            sched.last_epoch = step
+            lrs = [base * fn(step) for base, fn in zip(sched.base_lrs, sched.lr_lambdas)]
+            for group, lr in zip(sched.optimizer.param_groups, lrs):
+                group["lr"] = lr
+            sched._last_lr = lrs
+        log.info("starting at step %d of %d (train.start_step)", step, self.max_steps)
+
     # -- the loop ---------------------------------------------------------------------------------------
     def _loader(self, epoch: int, start_batch: int) -> DataLoader:
         self.sampler.set_epoch(epoch, start=start_batch * self.local_batch)
