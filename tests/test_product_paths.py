@@ -23,7 +23,7 @@ REAL = FIX / "Real/test/scene_1/0000"
 
 
 def _predict_json(out: Path) -> dict:
-    files = list(out.glob("*.json"))
+    files = [f for f in out.glob("*.json") if f.name != "objects_within.json"]
     assert len(files) == 1
     return json.loads(files[0].read_text())
 
@@ -63,6 +63,8 @@ def test_gpv_checkpoint_with_the_bundled_detector_agrees_with_test(tmp_path, mon
     assert main(["predict", str(REAL), "--checkpoint", ckpt, "--out", "pred"]) == 0
     doc = _predict_json(tmp_path / "pred")
     assert doc["detector"].endswith("mono_synth_small.pt") and doc["objects"]
+    within = json.loads((tmp_path / "pred" / "objects_within.json").read_text())["summary"]
+    assert within["objects"] == 5 and 0 <= within["within"]["10deg5cm"] <= within["found"] <= 5
     assert main(["test", "gpv_synth_small", ckpt, str(FIX), "eval.masks=detector", "--out", "test", "--no-plots",
                  "--no-progress"]) == 0
     _assert_same_poses(doc, next((tmp_path / "test" / "results").glob("*.pkl")))
