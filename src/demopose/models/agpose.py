@@ -44,6 +44,7 @@ from torch import nn
 
 from demopose._checks import check_shape
 from demopose.categories import CategoryTable, get_table
+from demopose.geometry.rotation import euler_xyz_to_rotation_matrix, rotation_6d_y_to_matrix
 from demopose.geometry.symmetry import canonicalize_y_symmetric
 from demopose.layers.knn import gather_points, knn_indices
 from demopose.layers.mlp import PointMLP
@@ -53,7 +54,7 @@ from demopose.models.causal import CrossAttentionBlock, FrontDoorModule, SelfAtt
 from demopose.models.registry import register_model
 from demopose.models.rgb_encoder import build_rgb_encoder, sample_at_pixels
 
-__all__ = ["AGPose", "AGPoseConfig", "AGPoseLossWeights", "agpose_loss", "rotation_from_6d_y"]
+__all__ = ["AGPose", "AGPoseConfig", "AGPoseLossWeights", "agpose_loss"]
 
 
 @dataclass(frozen=True)
@@ -147,15 +148,6 @@ class AGPoseConfig:
                    dict_size=16, select_num=4, fd_self_blocks=1, fd_cross_blocks=1, teacher="tiny",
                    teacher_dim=64)
         return replace(base, **overrides)
-
-
-def rotation_from_6d_y(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """CleanPose's 6D rotation with y primary: ``y = b/|b|, z = (a x y)/|.|, x = y x z``, ``R = [x y z]``.
-    ``(B, 3), (B, 3) -> (B, 3, 3)`` (columns = object axes in the camera frame)."""
-    y = F.normalize(b, dim=-1)
-    z = F.normalize(torch.cross(a, y, dim=-1), dim=-1)
-    x = torch.cross(y, z, dim=-1)
-    return torch.stack([x, y, z], dim=-1)
 
 
 def _mlp(widths: tuple[int, ...], in_c: int, bn: bool = True) -> nn.Module:
@@ -270,16 +262,6 @@ class PoseHead(nn.Module):
         return tuple(h(x) for h in self.heads)
 
 
-def _euler_xyz(angles: torch.Tensor) -> torch.Tensor:
-    """``(B, 3)`` radians -> ``Rx @ Ry @ Rz`` ``(B, 3, 3)``."""
-    c, s = angles.cos(), angles.sin()
-    o, z = torch.ones_like(c[:, 0]), torch.zeros_like(c[:, 0])
-    rx = torch.stack([o, z, z, z, c[:, 0], -s[:, 0], z, s[:, 0], c[:, 0]], -1).view(-1, 3, 3)
-    ry = torch.stack([c[:, 1], z, s[:, 1], z, o, z, -s[:, 1], z, c[:, 1]], -1).view(-1, 3, 3)
-    rz = torch.stack([c[:, 2], -s[:, 2], z, s[:, 2], c[:, 2], z, z, z, o], -1).view(-1, 3, 3)
-    return rx @ ry @ rz
-
-
 class AGPose(nn.Module):
     """AG-Pose / CleanPose (module docstring). ``model.rgb_size`` tells the data pipeline which crop to make."""
 
@@ -333,7 +315,7 @@ class AGPose(nn.Module):
             return torch.rand(*shape, device=dev, dtype=dt, generator=generator) * (hi - lo) + lo
 
         a = math.radians(cfg.aug_angle_deg)
-        dR = _euler_xyz(u(-a, a, B, 3))
+        dR = euler_xyz_to_rotation_matrix(u(-a, a, B, 3))
         dt_ = u(-cfg.aug_shift, cfg.aug_shift, B, 1, 3)
         ds = u(*cfg.aug_scale, B, 1, 1)
         noise = (torch.randn(pts.shape, device=dev, dtype=dt, generator=generator) * cfg.point_noise)
@@ -377,7 +359,7 @@ class AGPose(nn.Module):
         delta = delta.float() if delta is not None else None
         geometry = torch.autocast(points.device.type, enabled=False)
         with geometry:
-            R = rotation_from_6d_y(r6[:, :3], r6[:, 3:])
+            R = rotation_6d_y_to_matrix(r6)
         outputs: dict[str, torch.Tensor] = {"heatmap": heat, "kpt_nocs": kpt_nocs}
 
         def to_cam(x):  # (B, M, 3) augmented centred frame -> camera frame
