@@ -17,7 +17,8 @@ from demopose.models.pointbert import PointBERT, load_ulip_pointbert
 TINY = dict(dim=32, num_kpts=16, pn2_npoints=(64, 16), pn2_radii=((0.02, 0.04), (0.05, 0.1)),
             pn2_nsamples=((8, 8), (8, 8)), pn2_sa_mlps=(((16,), (16,)), ((32,), (32,))),
             pn2_fp_mlps=((32,), (16,)), ffn=32, pe_hidden=(16, 32), head_hidden=64, nocs_bins=16,
-            gafa_k=(8,), iakd_blocks=1, rgb_size=32, dict_size=8, select_num=4, teacher_dim=32)
+            gafa_k=(8,), iakd_blocks=1, rgb_size=32, causal={"dict_size": 8, "select_num": 4},
+            distill={"teacher_dim": 32})
 
 
 def _box_batch(B: int = 4, N: int = 128, seed: int = 0, rgb: int = 32) -> dict[str, torch.Tensor]:
@@ -201,3 +202,15 @@ def test_pointbert_loads_ulip_checkpoint(tmp_path):
         load_ulip_pointbert(PointBERT(width=48, depth=3, heads=3, encoder_dims=64), path)
     with pytest.raises(ValueError, match="no keys"):
         load_ulip_pointbert(m, path, prefix="module.nothing.")
+
+
+def test_agpose_class_names_are_deprecated_aliases():
+    import demopose.models as models
+    from demopose.models.cleanpose import CleanPose, CleanPoseConfig
+
+    with pytest.warns(DeprecationWarning, match="use demopose.models.CleanPose"):
+        assert models.AGPose is CleanPose
+    with pytest.warns(DeprecationWarning, match="CleanPoseConfig"):
+        assert models.AGPoseConfig is CleanPoseConfig
+    with pytest.raises(AttributeError):
+        models.NoSuchModel  # noqa: B018

@@ -68,6 +68,7 @@ class Study:
 _DM = "demopose_synth_small"
 _CP = "cleanpose_synth_small"
 _CYCLE = "train.scheduler.cycle_steps={half_steps}"
+_NO_FD, _NO_KD = "model.args.causal.enabled=false", "model.args.distill.enabled=false"  # one form for every family
 STUDIES: dict[str, Study] = {
     "demopose": Study(
         variants=(
@@ -97,9 +98,9 @@ STUDIES: dict[str, Study] = {
     "cleanpose": Study(
         variants=(
             Variant("agpose", "AG-Pose (base: cleanpose_small, both modules off)", _CP,
-                    ("model.args.causal=false", "model.args.distill=false", _CYCLE), ("table1",)),
-            Variant("causal", "+ front door (causal)", _CP, ("model.args.distill=false", _CYCLE), ("table1",)),
-            Variant("kd", "+ residual KD (pretrained teacher)", _CP, ("model.args.causal=false", _CYCLE), ("table1",)),
+                    (_NO_FD, _NO_KD, _CYCLE), ("table1",)),
+            Variant("causal", "+ front door (causal)", _CP, (_NO_KD, _CYCLE), ("table1",)),
+            Variant("kd", "+ residual KD (pretrained teacher)", _CP, (_NO_FD, _CYCLE), ("table1",)),
             Variant("cleanpose", "+ both (CleanPose)", _CP, (_CYCLE,), ("table1",)),
             Variant("demopose", "DeMo-Pose (demopose_small)", _DM, ("train.scheduler.warmup_steps=20",),
                     ("table2",)),

@@ -1,11 +1,21 @@
-"""AG-Pose keypoint network and CleanPose on top of it.
+"""CleanPose and its base network AG-Pose: one family (``cleanpose``, ``cleanpose_small``, ``agpose``,
+``agpose_small``).
 
 - AG-Pose: Lin et al., "Instance-Adaptive and Geometric-Aware Keypoint Learning for Category-Level 6D
   Object Pose Estimation", CVPR 2024 (Leeiieeo/AG-Pose).
 - CleanPose: Lin et al., "CleanPose: Category-Level Object Pose Estimation via Causal Learning and
   Knowledge Distillation", ICCV 2025 (chrislin0621/CleanPose): AG-Pose + the front-door module
   (:mod:`demopose.models.causal`) after the aggregator + residual distillation of the point encoder
-  (:mod:`demopose.models.distill`). With ``causal=False, distill=False`` this *is* AG-Pose.
+  (:mod:`demopose.models.distill`). With both modules off (``causal.enabled=false``,
+  ``distill.enabled=false``; the ``agpose`` builders) this *is* AG-Pose.
+
+The options of the two CleanPose modules are nested like DeMo-Pose's (``model.args.causal: {enabled, ...}``,
+``model.args.distill: {enabled, ...}``, :class:`~demopose.models.causal.FrontDoorOptions`,
+:class:`~demopose.models.distill.DistillOptions`). Checkpoints of config version 1 stored them flat
+(``causal: true``, ``fd_self_blocks``, ``teacher_dim``, ``loss.kd`` ...): :func:`upgrade_args_v1` nests them
+when such a checkpoint is loaded (:func:`demopose.engine.checkpoint.upgrade_config`); given to the builder,
+a flat key is an error naming its new place (:data:`LEGACY_ARGS`). docs/cleanpose.md lists what differs
+from the paper and the released code.
 
 Architecture and constants from notes/cleanpose.md §1 (read from the released code). For ``B``
 instances of ``N`` points (metres, camera frame):
@@ -50,16 +60,25 @@ from demopose.layers.knn import gather_points, knn_indices
 from demopose.layers.mlp import PointMLP
 from demopose.layers.pointnet2 import PointNet2MSG
 from demopose.models.base import PosePrediction
-from demopose.models.causal import CrossAttentionBlock, FrontDoorModule, SelfAttentionBlock, init_dictionary
+from demopose.models.causal import (
+    CrossAttentionBlock,
+    FrontDoorModule,
+    FrontDoorOptions,
+    SelfAttentionBlock,
+    init_dictionary,
+)
+from demopose.models.distill import DistillOptions
+from demopose.models.feature_adjust import parse_options
 from demopose.models.registry import register_model
 from demopose.models.rgb_encoder import build_rgb_encoder, sample_at_pixels
 
-__all__ = ["AGPose", "AGPoseConfig", "AGPoseLossWeights", "agpose_loss"]
+__all__ = ["LEGACY_ARGS", "CleanPose", "CleanPoseConfig", "CleanPoseLossWeights", "agpose", "agpose_small",
+           "cleanpose", "cleanpose_loss", "cleanpose_small", "upgrade_args_v1"]
 
 
 @dataclass(frozen=True)
-class AGPoseLossWeights:
-    """Released loss weights (notes/cleanpose.md §1.9)."""
+class CleanPoseLossWeights:
+    """Released loss weights (notes/cleanpose.md §1.9); the distillation weight is ``distill.kd_weight``."""
 
     pose: float = 0.3
     cd: float = 2.0
@@ -67,11 +86,10 @@ class AGPoseLossWeights:
     div: float = 10.0
     recon: float = 15.0
     delta: float = 1.0
-    kd: float = 0.01
 
 
 @dataclass(frozen=True)
-class AGPoseConfig:
+class CleanPoseConfig:
     """Architecture; defaults are the released CleanPose (NOCS) settings.
 
     Attributes:
@@ -85,13 +103,13 @@ class AGPoseConfig:
         heat_temperature: 0.1; gafa_k: neighbours per GAFA block (16, 32); local_temperature: 5.
         nocs_bins: 64; recon_offsets: 10 per keypoint.
         online_aug: the training-time SE(3)/scale augmentation inside the model.
-        causal: CleanPose front-door module; dict_size (80), select_num (12), fd_* sizes,
-            dict_update (``fifo``/``momentum``), dict_enqueue (``output``/``input``), dict_init (a
-            file of ``demopose build-dictionary`` filling the dictionary at construction; a checkpoint
-            loaded afterwards overrides it).
-        distill: residual distillation; teacher (``pointbert``, ``tiny``), teacher_checkpoint,
-            teacher_dim (768), teacher_cache.
-        loss: :class:`AGPoseLossWeights`.
+        causal: the front-door module on the keypoint features
+            (:class:`~demopose.models.causal.FrontDoorOptions`; released: on, 80 entries per class, 12
+            drawn, 2 self / 4 cross blocks, FIFO of the outputs; heads and FFN those of the network).
+        distill: residual distillation of the pooled point feature
+            (:class:`~demopose.models.distill.DistillOptions`; released: on, ULIP-2 Point-BERT, 768-d,
+            weight 0.01).
+        loss: :class:`CleanPoseLossWeights`.
     """
 
     category_table: str = "nocs_real"
@@ -121,32 +139,21 @@ class AGPoseConfig:
     aug_shift: float = 0.02
     aug_scale: tuple = (0.8, 1.2)
     point_noise: float = 0.001
-    causal: bool = True
-    dict_size: int = 80
-    select_num: int = 12
-    fd_self_blocks: int = 2
-    fd_cross_blocks: int = 4
-    dict_update: str = "fifo"
-    dict_momentum: float = 0.99
-    dict_enqueue: str = "output"
-    dict_init: str | None = None
-    distill: bool = True
-    teacher: str = "pointbert"
-    teacher_checkpoint: str | None = None
-    teacher_dim: int = 768
-    teacher_cache: bool = False
-    loss: AGPoseLossWeights = field(default_factory=AGPoseLossWeights)
+    causal: FrontDoorOptions = field(default_factory=lambda: FrontDoorOptions(enabled=True))
+    distill: DistillOptions = field(default_factory=lambda: DistillOptions(
+        enabled=True, teacher="pointbert", teacher_dim=768, cache=False))
+    loss: CleanPoseLossWeights = field(default_factory=CleanPoseLossWeights)
 
     @classmethod
-    def small(cls, **overrides) -> AGPoseConfig:
-        """A narrow CPU preset (64-wide, 32 keypoints, 3 PointNet++ levels, tiny teacher)."""
+    def small(cls, **overrides) -> CleanPoseConfig:
+        """A narrow CPU preset (64-wide, 32 keypoints, 3 PointNet++ levels, 16-entry dictionary, tiny teacher)."""
         base = cls(dim=64, num_kpts=32, pn2_npoints=(256, 64, 16),
                    pn2_radii=((0.02, 0.04), (0.04, 0.08), (0.08, 0.16)), pn2_nsamples=((8, 16),) * 3,
                    pn2_sa_mlps=(((16, 16), (16, 16)), ((32, 32), (32, 32)), ((64, 64), (64, 64))),
                    pn2_fp_mlps=((64,), (64,), (32,)), rgb_encoder="cnn", rgb_size=64, iakd_blocks=2,
                    ffn=64, gafa_k=(8, 16), pe_hidden=(32, 64), head_hidden=128, nocs_bins=32,
-                   dict_size=16, select_num=4, fd_self_blocks=1, fd_cross_blocks=1, teacher="tiny",
-                   teacher_dim=64)
+                   causal=FrontDoorOptions(enabled=True, dict_size=16, select_num=4, self_blocks=1, cross_blocks=1),
+                   distill=DistillOptions(enabled=True, teacher="tiny", teacher_dim=64, cache=False))
         return replace(base, **overrides)
 
 
@@ -262,12 +269,12 @@ class PoseHead(nn.Module):
         return tuple(h(x) for h in self.heads)
 
 
-class AGPose(nn.Module):
-    """AG-Pose / CleanPose (module docstring). ``model.rgb_size`` tells the data pipeline which crop to make."""
+class CleanPose(nn.Module):
+    """CleanPose / AG-Pose (module docstring). ``model.rgb_size`` tells the data pipeline which crop to make."""
 
-    def __init__(self, config: AGPoseConfig | None = None) -> None:
+    def __init__(self, config: CleanPoseConfig | None = None) -> None:
         super().__init__()
-        self.config = cfg = config or AGPoseConfig()
+        self.config = cfg = config or CleanPoseConfig()
         self.table: CategoryTable = get_table(cfg.category_table)
         self.num_classes = nc = len(self.table)
         half = cfg.dim // 2
@@ -284,19 +291,22 @@ class AGPose(nn.Module):
         self.detector = KeypointDetector(cfg.dim, cfg.num_kpts, cfg.iakd_blocks, cfg.heads, cfg.ffn,
                                          cfg.heat_temperature)
         self.gafa = nn.ModuleList(GAFABlock(cfg.dim, k, cfg.pe_hidden, cfg.local_temperature) for k in cfg.gafa_k)
-        self.front_door = FrontDoorModule(nc, cfg.dim, cfg.dict_size, cfg.select_num, cfg.heads, cfg.ffn,
-                                          cfg.fd_self_blocks, cfg.fd_cross_blocks, cfg.dict_update,
-                                          cfg.dict_momentum, cfg.dict_enqueue) if cfg.causal else None
-        if self.front_door is not None and cfg.dict_init:
-            init_dictionary(self.front_door, cfg.dict_init, name="front_door")
+        fd = cfg.causal
+        self.front_door = FrontDoorModule(
+            nc, cfg.dim, fd.dict_size, fd.select_num, cfg.heads if fd.heads is None else fd.heads,
+            cfg.ffn if fd.ffn is None else fd.ffn, fd.self_blocks, fd.cross_blocks, fd.update, fd.momentum,
+            fd.enqueue) if fd.enabled else None
+        if self.front_door is not None and fd.dict_init:
+            init_dictionary(self.front_door, fd.dict_init, name="front_door")
         self.nocs_head = NocsHead(cfg.dim, cfg.head_hidden, nc, cfg.nocs_bins, cfg.heads, cfg.ffn)
         self.reconstructor = Reconstructor(cfg.dim, cfg.head_hidden, cfg.recon_offsets)
         self.pose_head = PoseHead(cfg.dim, cfg.head_hidden)
-        if cfg.distill:
+        kd = cfg.distill
+        if kd.enabled:
             from demopose.models.distill import ResidualDistillation, build_teacher
 
-            self.distill = ResidualDistillation(half, build_teacher(cfg.teacher, cfg.teacher_checkpoint,
-                                                                    cfg.teacher_dim), cache=cfg.teacher_cache)
+            self.distill = ResidualDistillation(half, build_teacher(kd.teacher, kd.teacher_checkpoint, kd.teacher_dim),
+                                                alpha=kd.alpha, cache=kd.cache)
         else:
             self.distill = None
         sym = [False] + [self.table.is_y_symmetric(c.id, True) for c in self.table]
@@ -325,7 +335,7 @@ class AGPose(nn.Module):
     def forward(self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> PosePrediction:
         for key in ("points", "class_ids"):
             if key not in batch:
-                raise KeyError(f"AGPose batch: missing key {key!r} (needs 'points' and 'class_ids')")
+                raise KeyError(f"CleanPose batch: missing key {key!r} (needs 'points' and 'class_ids')")
         points = batch["points"]
         dims = check_shape(points, "B N 3", "batch['points']")
         cls = torch.as_tensor(batch["class_ids"], device=points.device).long().reshape(-1) - 1
@@ -385,13 +395,15 @@ class AGPose(nn.Module):
         return PosePrediction(R=R, t=t, size=s, score=None, outputs=outputs)
 
     def loss(self, pred: PosePrediction, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """All weighted losses (:func:`agpose_loss`)."""
-        return agpose_loss(pred, batch, self.y_symmetric_table, self.config.loss)
+        """All weighted losses (:func:`cleanpose_loss`)."""
+        return cleanpose_loss(pred, batch, self.y_symmetric_table, self.config.loss, self.config.distill.kd_weight)
 
 
-def agpose_loss(pred: PosePrediction, batch: Mapping[str, torch.Tensor], y_symmetric_table: torch.Tensor,
-                w: AGPoseLossWeights = AGPoseLossWeights()) -> dict[str, torch.Tensor]:
-    """AG-Pose / CleanPose losses with the released weights (notes/cleanpose.md §1.9).
+def cleanpose_loss(pred: PosePrediction, batch: Mapping[str, torch.Tensor], y_symmetric_table: torch.Tensor,
+                   w: CleanPoseLossWeights = CleanPoseLossWeights(), kd_weight: float = 0.01
+                   ) -> dict[str, torch.Tensor]:
+    """AG-Pose / CleanPose losses with the released weights (notes/cleanpose.md §1.9); ``kd`` (weight
+    ``kd_weight``, CleanPose's 0.01) when the prediction holds the distillation pair.
 
     Needs ``R (B, 3, 3)``, ``t (B, 3)``, ``size (B, 3)`` (metric extents) in ``batch``. The rotation
     target of y-symmetric classes (table rule with the handle visible: mug is not symmetric, as
@@ -400,7 +412,7 @@ def agpose_loss(pred: PosePrediction, batch: Mapping[str, torch.Tensor], y_symme
     """
     for key in ("R", "t", "size"):
         if key not in batch:
-            raise KeyError(f"agpose_loss: batch needs the ground truth {key!r}")
+            raise KeyError(f"cleanpose_loss: batch needs the ground truth {key!r}")
     o = pred.outputs
     R_gt, t_gt, s_gt = batch["R"].to(pred.R.dtype), batch["t"].to(pred.t.dtype), batch["size"].to(pred.size.dtype)
     cls = batch["class_ids"].long().reshape(-1)
@@ -427,7 +439,7 @@ def agpose_loss(pred: PosePrediction, batch: Mapping[str, torch.Tensor], y_symme
         losses["recon"] = w.recon * l_rec
         losses["delta"] = w.delta * o["recon_delta"].norm(dim=-1).mean()
     if "kd_student" in o:
-        losses["kd"] = w.kd * (o["kd_student"] - o["kd_teacher"]).norm(dim=-1).mean()
+        losses["kd"] = kd_weight * (o["kd_student"] - o["kd_teacher"]).norm(dim=-1).mean()
     return losses
 
 
@@ -436,42 +448,104 @@ def agpose_loss(pred: PosePrediction, batch: Mapping[str, torch.Tensor], y_symme
 # --------------------------------------------------------------------------------------------------
 
 
-_PRETRAINED_ARGS = ("rgb_checkpoint", "dict_init")
+_PRETRAINED_ARGS = ("rgb_checkpoint", "causal.dict_init")
 """Files read at construction whose contents a trained checkpoint holds (``load_model`` drops them); the
 teacher's file stays: it also gives the teacher's architecture."""
 
+LEGACY_ARGS: dict[str, str] = {
+    "causal": "causal.enabled", "distill": "distill.enabled",
+    "dict_size": "causal.dict_size", "select_num": "causal.select_num",
+    "fd_self_blocks": "causal.self_blocks", "fd_cross_blocks": "causal.cross_blocks",
+    "dict_update": "causal.update", "dict_momentum": "causal.momentum", "dict_enqueue": "causal.enqueue",
+    "dict_init": "causal.dict_init",
+    "teacher": "distill.teacher", "teacher_checkpoint": "distill.teacher_checkpoint",
+    "teacher_dim": "distill.teacher_dim", "teacher_cache": "distill.cache",
+    "loss.kd": "distill.kd_weight",
+}
+"""Builder arguments of config version 1 (flat) -> their place since version 2 (dotted)."""
 
-def _cfg(base: AGPoseConfig, overrides: dict) -> AGPoseConfig:
-    if "loss" in overrides and isinstance(overrides["loss"], Mapping):
-        overrides = {**overrides, "loss": AGPoseLossWeights(**overrides["loss"])}
+
+def upgrade_args_v1(args: Mapping) -> dict:
+    """Builder arguments stored under config version 1 -> version 2: the flat front-door / distillation keys
+    (:data:`LEGACY_ARGS`) nested under ``causal`` / ``distill``. Keys a version-1 checkpoint did not store
+    stay unset, so the preset's defaults apply as they did then."""
+    out: dict = {k: v for k, v in args.items() if k not in LEGACY_ARGS}
+    nested: dict[str, dict] = {"causal": {}, "distill": {}}
+    for old, new in LEGACY_ARGS.items():
+        group, key = new.split(".")
+        if old == "loss.kd":
+            loss = dict(args.get("loss") or {})
+            if "kd" in loss:
+                nested[group][key] = loss.pop("kd")
+                if loss:
+                    out["loss"] = loss
+                else:
+                    out.pop("loss", None)
+        elif old in args:
+            value = args[old]
+            if old in ("causal", "distill") and isinstance(value, Mapping):  # already nested
+                nested[old] = {**dict(value), **nested[old]}
+            else:
+                nested[group][key] = value
+    for group, opts in nested.items():
+        if opts:
+            out[group] = opts
+    return out
+
+
+def _config(base: CleanPoseConfig, overrides: Mapping) -> CleanPoseConfig:
+    """``base`` with the builder arguments ``overrides`` (nested ``causal`` / ``distill`` / ``loss`` mappings
+    override the preset's fields one by one)."""
+    overrides = dict(overrides)
+    legacy = [k for k in overrides if k in LEGACY_ARGS and k not in ("causal", "distill")]
+    legacy += [k for k in ("causal", "distill") if isinstance(overrides.get(k), bool)]
+    if isinstance(overrides.get("loss"), Mapping) and "kd" in overrides["loss"]:
+        legacy.append("loss.kd")
+    if legacy:
+        moved = ", ".join(f"{k} -> {LEGACY_ARGS[k]}" for k in legacy)
+        raise ValueError(f"CleanPoseConfig: the front-door and distillation options are nested since config "
+                         f"version 2 (model.args.causal.*, model.args.distill.*); renamed: {moved}")
+    unknown = set(overrides) - set(asdict(base))
+    if unknown:
+        raise ValueError(f"CleanPoseConfig: unknown fields {sorted(unknown)}; expected some of {sorted(asdict(base))}")
+    if "causal" in overrides:
+        overrides["causal"] = parse_options(FrontDoorOptions, overrides["causal"], "causal", base.causal)
+    if "distill" in overrides:
+        overrides["distill"] = parse_options(DistillOptions, overrides["distill"], "distill", base.distill)
+    if "loss" in overrides:
+        overrides["loss"] = parse_options(CleanPoseLossWeights, overrides["loss"], "loss", base.loss)
     for k, v in list(overrides.items()):
         if isinstance(v, list):
             overrides[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v)
-    unknown = set(overrides) - set(asdict(base))
-    if unknown:
-        raise ValueError(f"AGPoseConfig: unknown fields {sorted(unknown)}")
     return replace(base, **overrides)
 
 
-@register_model("cleanpose", pretrained_args=_PRETRAINED_ARGS)
-def cleanpose(**overrides) -> AGPose:
-    """CleanPose with the released sizes; ``causal=False, distill=False`` gives AG-Pose."""
-    return AGPose(_cfg(AGPoseConfig(), overrides))
+def _agpose(cfg: CleanPoseConfig) -> CleanPoseConfig:
+    return replace(cfg, causal=replace(cfg.causal, enabled=False), distill=replace(cfg.distill, enabled=False))
 
 
-@register_model("cleanpose_small", pretrained_args=_PRETRAINED_ARGS)
-def cleanpose_small(**overrides) -> AGPose:
-    """Narrow CleanPose for tests and CPU (:meth:`AGPoseConfig.small`)."""
-    return AGPose(_cfg(AGPoseConfig.small(), overrides))
+_REGISTRATION = dict(pretrained_args=_PRETRAINED_ARGS, args_upgrades={1: upgrade_args_v1}, renamed_args=LEGACY_ARGS)
 
 
-@register_model("agpose", pretrained_args=_PRETRAINED_ARGS)
-def agpose(**overrides) -> AGPose:
+@register_model("cleanpose", **_REGISTRATION)
+def cleanpose(**overrides) -> CleanPose:
+    """CleanPose with the released sizes; ``causal={"enabled": False}, distill={"enabled": False}`` gives AG-Pose."""
+    return CleanPose(_config(CleanPoseConfig(), overrides))
+
+
+@register_model("cleanpose_small", **_REGISTRATION)
+def cleanpose_small(**overrides) -> CleanPose:
+    """Narrow CleanPose for tests and CPU (:meth:`CleanPoseConfig.small`)."""
+    return CleanPose(_config(CleanPoseConfig.small(), overrides))
+
+
+@register_model("agpose", **_REGISTRATION)
+def agpose(**overrides) -> CleanPose:
     """AG-Pose: CleanPose without the front-door module and distillation."""
-    return AGPose(_cfg(AGPoseConfig(causal=False, distill=False), overrides))
+    return CleanPose(_config(_agpose(CleanPoseConfig()), overrides))
 
 
-@register_model("agpose_small", pretrained_args=_PRETRAINED_ARGS)
-def agpose_small(**overrides) -> AGPose:
+@register_model("agpose_small", **_REGISTRATION)
+def agpose_small(**overrides) -> CleanPose:
     """Narrow AG-Pose."""
-    return AGPose(_cfg(AGPoseConfig.small(causal=False, distill=False), overrides))
+    return CleanPose(_config(_agpose(CleanPoseConfig.small()), overrides))
