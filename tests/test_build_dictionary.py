@@ -103,7 +103,8 @@ def test_load_model_does_not_need_the_dictionary_file(tmp_path, version):
 
     path = tmp_path / "dict.pt"
     save_dictionary_file(path, {"front_door": (torch.randn(6, 16, 64), torch.full((6,), 16))})
-    m = build_model("cleanpose_small", causal={"dict_init": str(path)})
+    layout = "batchnorm" if version == 1 else "upstream"  # version-1 checkpoints are read as the BN layout
+    m = build_model("cleanpose_small", causal={"dict_init": str(path)}, mlp_layout=layout)
     args = {"dict_init": str(path)} if version == 1 else {"causal": {"dict_init": str(path)}}
     config = {"model": {"name": "cleanpose_small", "args": args}}
     extra = {} if version == 1 else {"config_version": 2}

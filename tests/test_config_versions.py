@@ -32,15 +32,17 @@ def test_version_1_cleanpose_args_are_nested():
                               "cache": True, "kd_weight": 0.5}
     assert out["loss"] == {"pose": 1.0} and out["rgb_encoder"] == "cnn"
     assert not set(out) & (set(LEGACY_ARGS) - {"causal", "distill"})
-    # keys a version-1 file did not store stay unset (the preset's defaults apply, as they did then)
-    assert upgrade_args_v1({"rgb_encoder": "cnn"}) == {"rgb_encoder": "cnn"}
-    assert upgrade_args_v1({"loss": {"kd": 0.1}}) == {"distill": {"kd_weight": 0.1}}
+    # every version-1 network had BatchNorm in every MLP; other keys a version-1 file did not store stay unset
+    # (the preset's defaults apply, as they did then)
+    assert upgrade_args_v1({"rgb_encoder": "cnn"}) == {"rgb_encoder": "cnn", "mlp_layout": "batchnorm"}
+    assert upgrade_args_v1({"loss": {"kd": 0.1}}) == {"distill": {"kd_weight": 0.1}, "mlp_layout": "batchnorm"}
 
 
 def test_upgrade_config_touches_only_the_families_that_changed():
     cfg = {"model": {"name": "cleanpose_small", "args": {"causal": False}}, "train": {"seed": 3}}
     up = upgrade_config(cfg, 1)
-    assert up["model"]["args"]["causal"] == {"enabled": False} and up["train"] == {"seed": 3}
+    assert up["model"]["args"] == {"causal": {"enabled": False}, "mlp_layout": "batchnorm"}
+    assert up["train"] == {"seed": 3}
     assert cfg["model"]["args"] == {"causal": False}  # a copy
     gpv = {"model": {"name": "gpv_small", "args": {"head_dropout": 0.1}}}
     assert upgrade_config(gpv, 1) == gpv
@@ -65,6 +67,7 @@ def test_version_1_checkpoint_loads_tests_and_strips_as_today(tmp_path):
     assert state["config"]["model"]["args"]["causal"] == {"enabled": True, "dict_size": 8}
     loaded = load_model(tmp_path / "v1.pt")
     assert loaded.front_door.dictionary.size == 8 and loaded.distill is None
+    assert loaded.config.mlp_layout == "batchnorm"  # version 1 had no other layout
     for a, b in zip(loaded.state_dict().values(), model.state_dict().values()):
         assert torch.equal(a, b)
     strip_checkpoint(tmp_path / "v1.pt", tmp_path / "stripped.pt")

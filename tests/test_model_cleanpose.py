@@ -214,3 +214,75 @@ def test_agpose_class_names_are_deprecated_aliases():
         assert models.AGPoseConfig is CleanPoseConfig
     with pytest.raises(AttributeError):
         models.NoSuchModel  # noqa: B018
+
+
+def _lin(a: int, b: int) -> int:
+    return a * b + b
+
+
+def _bn(c: int) -> int:
+    return 2 * c
+
+
+def _params(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_default_mlp_layout_is_agpose_upstream():
+    """The default network has the MLPs of Leeiieeo/AG-Pose model/Net_modules.py: parameter counts of the
+    GAFA block, NOCS predictor MLPs, reconstructor and pose/size estimator as upstream (d = 256, 512 hidden,
+    6 classes, 64 bins, 10 offsets), BatchNorm only in GAFA's fc_in / fuse_mlp and the NOCS predictor's
+    nocs_mlp, and a ReLU after the pose estimator's point encoders."""
+    m = build_model("agpose", rgb_encoder="none")
+    assert m.config.mlp_layout == "upstream"
+    d, h = 256, 512
+    pe = _lin(3, 64) + _lin(64, d) + _lin(d, d)
+    gafa = (_lin(d, d) + _bn(d) + _lin(d, d)  # fc_in
+            + pe + _lin(2 * d, d) + _lin(d, d) + 2 * pe  # fc_delta, fc_delta_1, fc_delta_l, fc_delta_abs
+            + _lin(3 * d, d) + _bn(d) + _lin(d, d) + _bn(d)  # fuse_mlp
+            + _lin(d, d) + _lin(d, d))  # out_mlp
+    assert [_params(b) for b in m.gafa] == [gafa, gafa]
+    nocs_mlp = _lin(d, h) + _bn(h) + _lin(h, h) + _bn(h) + _lin(h, d) + _bn(d)
+    assert _params(m.nocs_head.pre) == nocs_mlp
+    assert _params(m.nocs_head.post) == _lin(d, h) + _lin(h, h) + _lin(h, 6 * 3 * 64)
+    recon = _lin(3, 64) + _lin(64, 128) + _lin(128, d) + 2 * _lin(d, d) + _lin(2 * d, h) + _lin(h, h) + _lin(h, 30)
+    assert _params(m.reconstructor) == recon
+    pose = (2 * (_lin(3, 32) + _lin(32, 64)) + _lin(64 + 64 + d, h) + _lin(h, d) + 2 * _lin(h, h)
+            + sum(_lin(h, h) + _lin(h, d) + _lin(d, o) for o in (6, 3, 3)))
+    assert _params(m.pose_head) == pose
+    heads = (m.gafa, m.nocs_head, m.reconstructor, m.pose_head)
+    n_bn = sum(isinstance(x, torch.nn.BatchNorm1d) for part in heads for x in part.modules())
+    assert n_bn == 2 * 3 + 3
+    enc = m.pose_head.kpt_enc(torch.randn(5, 3))
+    assert (enc >= 0).all()  # ReLU after the last layer, as upstream
+
+
+def test_batchnorm_layout_is_the_version_1_network():
+    """mlp_layout=batchnorm rebuilds the network of version-1 checkpoints: same parameter names and shapes
+    as the shipped cleanpose_synth_small.pt, BatchNorm in every MLP."""
+    from pathlib import Path
+
+    from demopose.engine.checkpoint import load_checkpoint
+
+    ckpt = Path(__file__).resolve().parents[1] / "checkpoints" / "cleanpose_synth_small.pt"
+    shipped = {k: tuple(v.shape) for k, v in load_checkpoint(ckpt)["model"].items()}
+    bn = build_model("cleanpose_small", mlp_layout="batchnorm", causal={"enabled": False},
+                     distill={"enabled": False})
+    assert {k: tuple(v.shape) for k, v in bn.state_dict().items()} == shipped
+    up = build_model("cleanpose_small", causal={"enabled": False}, distill={"enabled": False})
+    assert set(up.state_dict()) != set(shipped)
+    count = [sum(isinstance(x, torch.nn.BatchNorm1d) for x in mm.reconstructor.modules()) for mm in (bn, up)]
+    assert count == [5, 0]  # BN between the layers of pe (3 layers), feat (2) and dec (3)
+    with pytest.raises(ValueError, match="mlp_layout: expected one of"):
+        build_model("agpose_small", mlp_layout="layernorm")
+
+
+@pytest.mark.parametrize("layout", ["upstream", "batchnorm"])
+def test_both_layouts_train(layout):
+    torch.manual_seed(0)
+    m = build_model("agpose_small", **{**TINY, "mlp_layout": layout})
+    b = _box_batch()
+    losses = m.loss(m(b), b)
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert all(p.grad is not None for p in m.reconstructor.parameters())

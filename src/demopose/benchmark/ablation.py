@@ -9,7 +9,8 @@ variant whose ``test/metrics.json`` exists is not run again, and an interrupted 
 The ``demopose`` study reproduces the shape of DeMo-Pose's tables (seeds/000): Table 1 (GPV-Pose
 depth-only vs the monocular branch vs DeMo-Pose, with FPS), Table 2 (DeMo-Pose with and without the
 Mesh-Point Loss) and Table 3 (the fusion strategies). The ``cleanpose`` study is CleanPose's ladder
-(AG-Pose, + front door, + KD, both) and DeMo-Pose with and without those two modules. A variant's
+(AG-Pose, + front door, + KD, both; and AG-Pose with this project's former BatchNorm MLPs) and DeMo-Pose with
+and without those two modules. A variant's
 overrides may use ``{half_steps}`` (half its step budget).
 """
 
@@ -99,6 +100,8 @@ STUDIES: dict[str, Study] = {
         variants=(
             Variant("agpose", "AG-Pose (base: cleanpose_small, both modules off)", _CP,
                     (_NO_FD, _NO_KD, _CYCLE), ("table1",)),
+            Variant("agpose_bn", "AG-Pose, BatchNorm + ReLU in every MLP (mlp_layout=batchnorm)", _CP,
+                    (_NO_FD, _NO_KD, "model.args.mlp_layout=batchnorm", _CYCLE), ("table1",)),
             Variant("causal", "+ front door (causal)", _CP, (_NO_KD, _CYCLE), ("table1",)),
             Variant("kd", "+ residual KD (pretrained teacher)", _CP, (_NO_FD, _CYCLE), ("table1",)),
             Variant("cleanpose", "+ both (CleanPose)", _CP, (_CYCLE,), ("table1",)),

@@ -20,7 +20,8 @@ builder arguments changed, ``register_model(args_upgrades=...)``), so everything
 
 - Version 1: the original schema.
 - Version 2: CleanPose's front-door / distillation options nested (``causal: {enabled, ...}``,
-  ``distill: {enabled, ...}``; :func:`demopose.models.cleanpose.upgrade_args_v1`).
+  ``distill: {enabled, ...}``) and its ``mlp_layout`` (default ``upstream``; a version-1 network is
+  ``batchnorm``), :func:`demopose.models.cleanpose.upgrade_args_v1`.
 """
 
 from __future__ import annotations

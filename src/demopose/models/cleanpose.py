@@ -72,8 +72,8 @@ from demopose.models.feature_adjust import parse_options
 from demopose.models.registry import register_model
 from demopose.models.rgb_encoder import build_rgb_encoder, sample_at_pixels
 
-__all__ = ["LEGACY_ARGS", "CleanPose", "CleanPoseConfig", "CleanPoseLossWeights", "agpose", "agpose_small",
-           "cleanpose", "cleanpose_loss", "cleanpose_small", "upgrade_args_v1"]
+__all__ = ["LEGACY_ARGS", "MLP_LAYOUTS", "CleanPose", "CleanPoseConfig", "CleanPoseLossWeights", "agpose",
+           "agpose_small", "cleanpose", "cleanpose_loss", "cleanpose_small", "upgrade_args_v1"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,9 @@ class CleanPoseConfig:
         iakd_blocks, heads, ffn: keypoint detector decoder (4 blocks, 4 heads, FFN 256).
         heat_temperature: 0.1; gafa_k: neighbours per GAFA block (16, 32); local_temperature: 5.
         nocs_bins: 64; recon_offsets: 10 per keypoint.
+        mlp_layout: ``upstream`` (AG-Pose's MLPs: plain Linear/ReLU but for the BatchNorm of GAFA's query and
+            global MLPs and of the NOCS head's first MLP) | ``batchnorm`` (BN + ReLU in every MLP; the layout of
+            checkpoints of config version 1), :data:`MLP_LAYOUTS`.
         online_aug: the training-time SE(3)/scale augmentation inside the model.
         causal: the front-door module on the keypoint features
             (:class:`~demopose.models.causal.FrontDoorOptions`; released: on, 80 entries per class, 12
@@ -134,6 +137,7 @@ class CleanPoseConfig:
     head_hidden: int = 512
     nocs_bins: int = 64
     recon_offsets: int = 10
+    mlp_layout: str = "upstream"
     online_aug: bool = True
     aug_angle_deg: float = 20.0
     aug_shift: float = 0.02
@@ -157,20 +161,47 @@ class CleanPoseConfig:
         return replace(base, **overrides)
 
 
-def _mlp(widths: tuple[int, ...], in_c: int, bn: bool = True) -> nn.Module:
-    """Per-point MLP over ``(..., C)``; BN+ReLU between layers, plain last layer."""
-    return PointMLP(in_c, widths, last_act=False) if bn else nn.Sequential(
-        *[m for a, b in zip((in_c, *widths[:-1]), widths) for m in (nn.Linear(a, b), nn.ReLU())][:-1])
+MLP_LAYOUTS = ("upstream", "batchnorm")
+"""``CleanPoseConfig.mlp_layout`` values: ``upstream`` (the MLPs of Leeiieeo/AG-Pose ``model/Net_modules.py``,
+which CleanPose keeps unchanged) and ``batchnorm`` (BatchNorm + ReLU between the layers of every MLP: this
+project's layout up to config version 1, kept as a named option)."""
+
+
+def _plain(in_c: int, widths: tuple[int, ...], last_act: bool = False) -> nn.Sequential:
+    """``Linear -> ReLU -> ... -> Linear`` over ``(..., C)`` (``last_act``: a ReLU after the last layer too); the
+    upstream 1x1 ``Conv1d`` / ``Linear`` stacks without normalisation. ``(..., in_c) -> (..., widths[-1])``."""
+    layers: list[nn.Module] = []
+    for a, b in zip((in_c, *widths[:-1]), widths):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*(layers if last_act else layers[:-1]))
+
+
+class _ChannelNorm(nn.Module):
+    """BatchNorm1d over the last axis of ``(..., C)`` (statistics over every leading position)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(x.reshape(-1, x.shape[-1])).view(x.shape)
+
+
+def _check_layout(layout: str) -> bool:
+    """True for ``batchnorm``; ValueError for an unknown layout."""
+    if layout not in MLP_LAYOUTS:
+        raise ValueError(f"mlp_layout: expected one of {MLP_LAYOUTS}, got {layout!r}")
+    return layout == "batchnorm"
 
 
 class KeypointDetector(nn.Module):
     """IAKD: queries decode against point features; cosine heat map. ``F (B, N, D), p (B, N, 3) ->
-    heat (B, K, N), kpt (B, K, 3), kfeat (B, K, D)``."""
+    heat (B, K, N), kpt (B, K, 3), kfeat (B, K, D)``. Queries Xavier-normal initialised (as upstream)."""
 
     def __init__(self, dim: int, num_kpts: int, blocks: int, heads: int, ffn: int, temperature: float) -> None:
         super().__init__()
         self.queries = nn.Parameter(torch.empty(num_kpts, dim))
-        nn.init.xavier_uniform_(self.queries)
+        nn.init.xavier_normal_(self.queries)
         self.blocks = nn.ModuleList(CrossAttentionBlock(dim, heads, ffn) for _ in range(blocks))
         self.temperature = temperature
 
@@ -184,19 +215,31 @@ class KeypointDetector(nn.Module):
 
 
 class GAFABlock(nn.Module):
-    """Geometric-aware feature aggregation (AG-Pose): local kNN attention, global mixing, output MLP.
-    ``kpt (B, K, 3), kfeat (B, K, D), pts (B, N, 3), feats (B, N, D) -> (B, K, D)``."""
+    """Geometric-aware feature aggregation (AG-Pose ``GAFA_block``): local kNN attention, global mixing, output
+    MLP. ``kpt (B, K, 3), kfeat (B, K, D), pts (B, N, 3), feats (B, N, D) -> (B, K, D)``.
 
-    def __init__(self, dim: int, k: int, pe_hidden: tuple[int, int], temperature: float) -> None:
+    ``upstream`` layout: the position codes (``pe_local`` = ``fc_delta``, ``pe_abs``, ``pe_rel``), the
+    neighbour fusion (``fc_delta_1``) and ``out_mlp`` are plain ``Linear``/``ReLU``; only the query MLP
+    ``fc_in`` (Linear-BN-ReLU-Linear) and the global ``fuse_mlp`` ((Linear-BN-ReLU) x 2) have BatchNorm.
+    ``batchnorm`` layout: BN + ReLU between the layers of every MLP.
+    """
+
+    def __init__(self, dim: int, k: int, pe_hidden: tuple[int, int], temperature: float,
+                 layout: str = "upstream") -> None:
         super().__init__()
         self.k, self.temperature = k, temperature
         pe = (*pe_hidden, dim)
-        self.pe_local = _mlp(pe, 3)
-        self.fuse = _mlp((dim, dim), 2 * dim)
-        self.fc_in = _mlp((dim, dim), dim)
-        self.pe_abs, self.pe_rel = _mlp(pe, 3), _mlp(pe, 3)
+        if _check_layout(layout):
+            self.pe_local = PointMLP(3, pe, last_act=False)
+            self.fuse = PointMLP(2 * dim, (dim, dim), last_act=False)
+            self.pe_abs, self.pe_rel = PointMLP(3, pe, last_act=False), PointMLP(3, pe, last_act=False)
+            self.out = PointMLP(dim, (dim, dim), last_act=False)
+        else:
+            self.pe_local, self.fuse = _plain(3, pe), _plain(2 * dim, (dim, dim))
+            self.pe_abs, self.pe_rel = _plain(3, pe), _plain(3, pe)
+            self.out = _plain(dim, (dim, dim))
+        self.fc_in = PointMLP(dim, (dim, dim), last_act=False)
         self.global_mlp = PointMLP(3 * dim, (dim, dim))
-        self.out = _mlp((dim, dim), dim)
 
     def forward(self, kpt, kfeat, pts, feats):
         kpt = kpt.detach()
@@ -213,15 +256,24 @@ class GAFABlock(nn.Module):
 
 
 class NocsHead(nn.Module):
-    """Keypoint NOCS by per-class 64-bin classification per axis. ``(B, K, D), cls (B,) -> (B, K, 3)``
-    in [-0.5, 0.5]."""
+    """Keypoint NOCS by per-class 64-bin classification per axis (AG-Pose ``NOCS_Predictor``).
+    ``(B, K, D), cls (B,) -> (B, K, 3)`` in [-0.5, 0.5].
 
-    def __init__(self, dim: int, hidden: int, num_classes: int, bins: int, heads: int, ffn: int) -> None:
+    ``upstream`` layout: ``pre`` (``nocs_mlp``) is (Linear-BN-ReLU) x 2, Linear-BN (a BatchNorm on the output,
+    no ReLU); ``post`` (``atten_mlp``) is plain. ``batchnorm``: BN + ReLU between layers of both, no output BN.
+    """
+
+    def __init__(self, dim: int, hidden: int, num_classes: int, bins: int, heads: int, ffn: int,
+                 layout: str = "upstream") -> None:
         super().__init__()
         self.bins, self.num_classes = bins, num_classes
-        self.pre = _mlp((hidden, hidden, dim), dim)
+        if _check_layout(layout):
+            self.pre = PointMLP(dim, (hidden, hidden, dim), last_act=False)
+            self.post = PointMLP(dim, (hidden, hidden, num_classes * 3 * bins), last_act=False)
+        else:
+            self.pre = nn.Sequential(PointMLP(dim, (hidden, hidden, dim), last_act=False), _ChannelNorm(dim))
+            self.post = _plain(dim, (hidden, hidden, num_classes * 3 * bins))
         self.attn = nn.ModuleList(SelfAttentionBlock(dim, heads, ffn) for _ in range(2))
-        self.post = _mlp((hidden, hidden, num_classes * 3 * bins), dim)
         self.register_buffer("centres", (torch.arange(bins) + 0.5) / bins - 0.5, persistent=False)
 
     def forward(self, x: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
@@ -235,15 +287,17 @@ class NocsHead(nn.Module):
 
 
 class Reconstructor(nn.Module):
-    """Dense reconstruction from keypoints (training signal). ``kpt (B, K, 3), kfeat (B, K, D) ->
-    offsets (B, K, R, 3)``."""
+    """Dense reconstruction from keypoints (training signal; AG-Pose ``Reconstructor``). ``kpt (B, K, 3),
+    kfeat (B, K, D) -> offsets (B, K, R, 3)``. ``upstream``: every MLP plain; ``batchnorm``: BN + ReLU between
+    layers."""
 
-    def __init__(self, dim: int, hidden: int, n_off: int) -> None:
+    def __init__(self, dim: int, hidden: int, n_off: int, layout: str = "upstream") -> None:
         super().__init__()
         self.n_off = n_off
-        self.pe = _mlp((64, 128, dim), 3)
-        self.feat = _mlp((dim, dim), dim)
-        self.dec = _mlp((hidden, hidden, 3 * n_off), 2 * dim)
+        mlp = (lambda i, w: PointMLP(i, w, last_act=False)) if _check_layout(layout) else _plain
+        self.pe = mlp(3, (64, 128, dim))
+        self.feat = mlp(dim, (dim, dim))
+        self.dec = mlp(2 * dim, (hidden, hidden, 3 * n_off))
 
     def forward(self, kpt: torch.Tensor, kfeat: torch.Tensor) -> torch.Tensor:
         f = self.pe(kpt) + self.feat(kfeat)
@@ -252,15 +306,26 @@ class Reconstructor(nn.Module):
 
 
 class PoseHead(nn.Module):
-    """Pose/size regression from keypoints, their NOCS (detached) and features.
-    ``-> r6 (B, 6), t (B, 3), s (B, 3)``."""
+    """Pose/size regression from keypoints, their NOCS (detached) and features (AG-Pose
+    ``PoseSizeEstimator``). ``kpt (B, K, 3), nocs (B, K, 3), kfeat (B, K, D) -> r6 (B, 6), t (B, 3), s (B, 3)``.
 
-    def __init__(self, dim: int, hidden: int) -> None:
+    ``upstream``: every MLP plain, with a ReLU after the last layer of the point encoders (3 -> 32 -> 64) and
+    of the two per-keypoint MLPs, none after the three heads. ``batchnorm``: BN + ReLU between layers (and
+    after the last layer of the two per-keypoint MLPs), no activation after the point encoders.
+    """
+
+    def __init__(self, dim: int, hidden: int, layout: str = "upstream") -> None:
         super().__init__()
-        self.kpt_enc, self.nocs_enc = _mlp((32, 64), 3), _mlp((32, 64), 3)
-        self.mlp1 = PointMLP(dim + 128, (hidden, dim))
-        self.mlp2 = PointMLP(2 * dim, (hidden, hidden))
-        self.heads = nn.ModuleList(_mlp((hidden, dim, o), hidden) for o in (6, 3, 3))
+        if _check_layout(layout):
+            self.kpt_enc, self.nocs_enc = PointMLP(3, (32, 64), last_act=False), PointMLP(3, (32, 64), last_act=False)
+            self.mlp1 = PointMLP(dim + 128, (hidden, dim))
+            self.mlp2 = PointMLP(2 * dim, (hidden, hidden))
+            self.heads = nn.ModuleList(PointMLP(hidden, (hidden, dim, o), last_act=False) for o in (6, 3, 3))
+        else:
+            self.kpt_enc, self.nocs_enc = _plain(3, (32, 64), last_act=True), _plain(3, (32, 64), last_act=True)
+            self.mlp1 = _plain(dim + 128, (hidden, dim), last_act=True)
+            self.mlp2 = _plain(2 * dim, (hidden, hidden), last_act=True)
+            self.heads = nn.ModuleList(_plain(hidden, (hidden, dim, o)) for o in (6, 3, 3))
 
     def forward(self, kpt, nocs, kfeat):
         x = self.mlp1(torch.cat([self.kpt_enc(kpt), self.nocs_enc(nocs.detach()), kfeat], dim=-1))
@@ -290,7 +355,9 @@ class CleanPose(nn.Module):
         self.rgb_proj = nn.Linear(self.rgb_encoder.out_channels if self.rgb_encoder is not None else 1, half)
         self.detector = KeypointDetector(cfg.dim, cfg.num_kpts, cfg.iakd_blocks, cfg.heads, cfg.ffn,
                                          cfg.heat_temperature)
-        self.gafa = nn.ModuleList(GAFABlock(cfg.dim, k, cfg.pe_hidden, cfg.local_temperature) for k in cfg.gafa_k)
+        layout = cfg.mlp_layout
+        self.gafa = nn.ModuleList(GAFABlock(cfg.dim, k, cfg.pe_hidden, cfg.local_temperature, layout)
+                                  for k in cfg.gafa_k)
         fd = cfg.causal
         self.front_door = FrontDoorModule(
             nc, cfg.dim, fd.dict_size, fd.select_num, cfg.heads if fd.heads is None else fd.heads,
@@ -298,9 +365,9 @@ class CleanPose(nn.Module):
             fd.enqueue) if fd.enabled else None
         if self.front_door is not None and fd.dict_init:
             init_dictionary(self.front_door, fd.dict_init, name="front_door")
-        self.nocs_head = NocsHead(cfg.dim, cfg.head_hidden, nc, cfg.nocs_bins, cfg.heads, cfg.ffn)
-        self.reconstructor = Reconstructor(cfg.dim, cfg.head_hidden, cfg.recon_offsets)
-        self.pose_head = PoseHead(cfg.dim, cfg.head_hidden)
+        self.nocs_head = NocsHead(cfg.dim, cfg.head_hidden, nc, cfg.nocs_bins, cfg.heads, cfg.ffn, layout)
+        self.reconstructor = Reconstructor(cfg.dim, cfg.head_hidden, cfg.recon_offsets, layout)
+        self.pose_head = PoseHead(cfg.dim, cfg.head_hidden, layout)
         kd = cfg.distill
         if kd.enabled:
             from demopose.models.distill import ResidualDistillation, build_teacher
@@ -467,8 +534,9 @@ LEGACY_ARGS: dict[str, str] = {
 
 def upgrade_args_v1(args: Mapping) -> dict:
     """Builder arguments stored under config version 1 -> version 2: the flat front-door / distillation keys
-    (:data:`LEGACY_ARGS`) nested under ``causal`` / ``distill``. Keys a version-1 checkpoint did not store
-    stay unset, so the preset's defaults apply as they did then."""
+    (:data:`LEGACY_ARGS`) nested under ``causal`` / ``distill``; ``mlp_layout: batchnorm`` (every version-1
+    network had BatchNorm + ReLU in every MLP; the default is now the upstream layout). Other keys a
+    version-1 checkpoint did not store stay unset, so the preset's defaults apply as they did then."""
     out: dict = {k: v for k, v in args.items() if k not in LEGACY_ARGS}
     nested: dict[str, dict] = {"causal": {}, "distill": {}}
     for old, new in LEGACY_ARGS.items():
@@ -490,6 +558,7 @@ def upgrade_args_v1(args: Mapping) -> dict:
     for group, opts in nested.items():
         if opts:
             out[group] = opts
+    out.setdefault("mlp_layout", "batchnorm")
     return out
 
 
