@@ -48,8 +48,10 @@ CONFIGS = {
     "demopose": ("demopose_synth_small", ["model.name=demopose", "model.args.mono_checkpoint=null"]),
     "mono_small": ("mono_synth_small", []),
     "cleanpose_small": ("cleanpose_synth_small", []),
-    "cleanpose": ("cleanpose_synth_small", ["model.name=cleanpose", "model.args.teacher=random",
-                                            "model.args.teacher_checkpoint=null", "model.args.teacher_dim=768"]),
+    "cleanpose": ("cleanpose_synth_small", ["model.name=cleanpose",
+                                            "model.args.distill.teacher=pointbert",  # ULIP-2 size, random weights
+                                            "model.args.distill.teacher_checkpoint=null",
+                                            "model.args.distill.teacher_dim=768"]),
 }
 STAGES = ("data", "forward", "loss", "backward", "optimizer")
 

@@ -67,7 +67,7 @@ def test_dictionary_file_round_trip_and_shape_errors(tmp_path):
 def test_build_dictionary_command_and_dict_init(tiny_synth, tmp_path, capsys):
     root = tiny_synth(4, 2)
     common = ["build-dictionary", "cleanpose_synth_small", "--data", str(root), "--no-progress", "data.n_points=128",
-              "model.args.teacher=tiny"]  # (the preset's pretrained teacher file is irrelevant here)
+              "model.args.distill.teacher=tiny"]  # (the preset's pretrained teacher file is irrelevant here)
     first, again, km = tmp_path / "first.pt", tmp_path / "again.pt", tmp_path / "km.pt"
     assert main([*common, "--out", str(first)]) == 0
     assert main([*common, "--out", str(again)]) == 0
@@ -84,24 +84,30 @@ def test_build_dictionary_command_and_dict_init(tiny_synth, tmp_path, capsys):
     ck = dk["modules"]["front_door"]["count"]
     assert dk["meta"]["method"] == "kmeans" and dk["meta"]["frames"] == 3 and int(ck.max()) <= 2
     # the model's dict_init option fills the dictionary at construction
-    m = build_model("cleanpose_small", dict_init=str(first))
+    m = build_model("cleanpose_small", causal={"dict_init": str(first)})
     assert torch.equal(m.front_door.dictionary.bank, b1) and torch.equal(m.front_door.dictionary.count, c1)
     with pytest.raises(ValueError, match="expects"):
-        build_model("cleanpose_small", dict_init=str(first), dict_size=8)
+        build_model("cleanpose_small", causal={"dict_init": str(first), "dict_size": 8})
     # errors name the problem
     assert main([*common, "--out", str(tmp_path / "x.pt"), "--kmeans", "17"]) == 1
     assert "more prototypes than the dictionary" in capsys.readouterr().err
-    assert main([*common, "--out", str(tmp_path / "x.pt"), "model.args.causal=false"]) == 1
+    assert main([*common, "--out", str(tmp_path / "x.pt"), "model.args.causal.enabled=false"]) == 1
     assert "no front-door module" in capsys.readouterr().err
 
 
-def test_load_model_does_not_need_the_dictionary_file(tmp_path):
+@pytest.mark.parametrize("version", [1, 2])
+def test_load_model_does_not_need_the_dictionary_file(tmp_path, version):
+    """The dictionary file is dropped when a checkpoint is loaded: flat ``dict_init`` of a config-version-1
+    checkpoint (upgraded on load) and nested ``causal.dict_init`` of today's."""
     from demopose.engine.checkpoint import load_model, save_checkpoint
 
     path = tmp_path / "dict.pt"
     save_dictionary_file(path, {"front_door": (torch.randn(6, 16, 64), torch.full((6,), 16))})
-    m = build_model("cleanpose_small", dict_init=str(path))
-    config = {"model": {"name": "cleanpose_small", "args": {"dict_init": str(path)}}}
-    save_checkpoint(tmp_path / "m.pt", {"model": m.state_dict(), "config": config})
+    layout = "batchnorm" if version == 1 else "upstream"  # version-1 checkpoints are read as the BN layout
+    m = build_model("cleanpose_small", causal={"dict_init": str(path)}, mlp_layout=layout)
+    args = {"dict_init": str(path)} if version == 1 else {"causal": {"dict_init": str(path)}}
+    config = {"model": {"name": "cleanpose_small", "args": args}}
+    extra = {} if version == 1 else {"config_version": 2}
+    save_checkpoint(tmp_path / "m.pt", {"model": m.state_dict(), "config": config, **extra})
     path.unlink()  # the checkpoint holds the dictionary buffers
     assert torch.equal(load_model(tmp_path / "m.pt").front_door.dictionary.bank, m.front_door.dictionary.bank)

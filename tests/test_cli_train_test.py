@@ -20,7 +20,7 @@ def test_train_resume_and_test(tiny_data, tmp_path, capsys):
             "train.eval_every=0", "train.val_frames=2", "data.n_points=128"]
     assert main([*args, "train.max_steps=4"]) == 0
     assert (run / "last.pt").is_file() and (run / "config.yaml").is_file()
-    assert set(torch.load(run / "model_final.pt", weights_only=False)) == {"model", "config", "step"}
+    assert set(torch.load(run / "model_final.pt", weights_only=False)) == {"model", "config", "step", "config_version"}
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["step"] == 4 and "val/nocs/mean/iou25" in lines[-1]
     # a second run with a larger budget resumes from step 4 instead of starting over

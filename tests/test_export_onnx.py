@@ -17,7 +17,7 @@ pytest.importorskip("onnxscript")
 from demopose.cli import main  # noqa: E402
 from demopose.data.instances import collate_instances, sample_instance  # noqa: E402
 from demopose.data.nocs import NOCSDataset, load_frame  # noqa: E402
-from demopose.engine.checkpoint import load_model, save_checkpoint  # noqa: E402
+from demopose.engine.checkpoint import CONFIG_VERSION, load_model, save_checkpoint  # noqa: E402
 from demopose.engine.inference import gt_instances, run_inference  # noqa: E402
 from demopose.evaluation import NOCSEvaluator  # noqa: E402
 from demopose.export import (  # noqa: E402
@@ -251,7 +251,8 @@ def test_cli_export_errors(gpv_export, tmp_path, capsys):
     torch.manual_seed(0)
     cp = build_model("cleanpose_small")
     ck = tmp_path / "cp.pt"
-    save_checkpoint(ck, {"model": cp.state_dict(), "config": {"model": {"name": "cleanpose_small", "args": {}}}})
+    save_checkpoint(ck, {"model": cp.state_dict(), "config": {"model": {"name": "cleanpose_small", "args": {}}},
+                         "config_version": CONFIG_VERSION})
     assert main(["export", str(ck)]) == 1
     err = capsys.readouterr().err
     assert "farthest point sampling" in err and "PyTorch backend" in err

@@ -15,6 +15,7 @@ from demopose.geometry import (
     box_corners_in_camera,
     canonicalize_y_symmetric,
     depth_to_points,
+    euler_xyz_to_rotation_matrix,
     orthonormalize,
     pose_from_nocs,
     pose_to_nocs,
@@ -23,6 +24,7 @@ from demopose.geometry import (
     random_rotation,
     robust_umeyama,
     rotation_6d_to_matrix,
+    rotation_6d_y_to_matrix,
     rotation_about_axis,
     rotation_angle_deg,
     rotation_matrix_to_6d,
@@ -93,6 +95,45 @@ def test_6d_gradcheck_and_orthonormalize():
     torch.testing.assert_close(torch.det(R), torch.ones(3, dtype=torch.float64))
     noisy = R + 1e-3 * torch.randn(3, 3, 3, dtype=torch.float64, generator=GEN)
     assert rotation_angle_deg(orthonormalize(noisy), R).max() < 0.5
+
+
+@pytest.mark.parametrize("batch", [(), (1,), (5,), (2, 3)])
+def test_6d_y_first_keeps_y_and_is_proper(batch):
+    d6 = torch.randn(*batch, 6, dtype=torch.float64, generator=GEN)
+    R = rotation_6d_y_to_matrix(d6)
+    assert R.shape == (*batch, 3, 3)
+    eye = torch.eye(3, dtype=torch.float64).expand(*batch, 3, 3)
+    torch.testing.assert_close(R.transpose(-1, -2) @ R, eye)
+    torch.testing.assert_close(torch.det(R), torch.ones(batch, dtype=torch.float64))
+    torch.testing.assert_close(R[..., 1], d6[..., 3:] / d6[..., 3:].norm(dim=-1, keepdim=True))
+    # x lies in the plane of a and y, on a's side
+    assert ((R[..., 0] * d6[..., :3]).sum(-1) >= 0).all()
+    torch.testing.assert_close((R[..., 2] * d6[..., :3]).sum(-1), torch.zeros(batch, dtype=torch.float64))
+
+
+def test_6d_y_first_known_value_round_trip_and_gradcheck():
+    R = random_rotation(4, generator=GEN)
+    torch.testing.assert_close(rotation_6d_y_to_matrix(torch.cat([R[..., 0], R[..., 1]], -1)), R)
+    torch.testing.assert_close(rotation_6d_y_to_matrix(torch.tensor([2.0, 0, 0, 0, 3, 0])), torch.eye(3))
+    assert isinstance(rotation_6d_y_to_matrix(np.ones((2, 6))), np.ndarray)
+    x = torch.randn(3, 6, dtype=torch.float64, generator=GEN, requires_grad=True)
+    assert torch.autograd.gradcheck(rotation_6d_y_to_matrix, (x,))
+
+
+def test_euler_xyz_composes_x_then_y_then_z():
+    a = torch.tensor([[0.3, -0.2, 1.1], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    R = euler_xyz_to_rotation_matrix(a)
+    ref = (rotation_about_axis(a[:, 0], "x") @ rotation_about_axis(a[:, 1], "y")
+           @ rotation_about_axis(a[:, 2], "z"))
+    torch.testing.assert_close(R, ref)
+    torch.testing.assert_close(R[1], torch.eye(3, dtype=torch.float64))
+    quarter = euler_xyz_to_rotation_matrix(torch.tensor([0.0, 0.0, math.pi / 2], dtype=torch.float64))
+    torch.testing.assert_close(quarter @ torch.tensor([1.0, 0, 0], dtype=torch.float64),
+                               torch.tensor([0.0, 1, 0], dtype=torch.float64))
+    assert euler_xyz_to_rotation_matrix(torch.zeros(2, 3, 3)).shape == (2, 3, 3, 3)
+    assert euler_xyz_to_rotation_matrix(torch.zeros(3, dtype=torch.float32)).dtype == torch.float32
+    x = torch.randn(2, 3, dtype=torch.float64, generator=GEN, requires_grad=True)
+    assert torch.autograd.gradcheck(euler_xyz_to_rotation_matrix, (x,))
 
 
 def test_rotation_distances():

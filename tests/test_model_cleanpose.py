@@ -11,14 +11,14 @@ import torch
 
 from demopose.geometry.rotation import random_rotation
 from demopose.models import build_model
-from demopose.models.agpose import rotation_from_6d_y
 from demopose.models.dinov2 import DINOv2, load_dinov2_checkpoint
 from demopose.models.pointbert import PointBERT, load_ulip_pointbert
 
 TINY = dict(dim=32, num_kpts=16, pn2_npoints=(64, 16), pn2_radii=((0.02, 0.04), (0.05, 0.1)),
             pn2_nsamples=((8, 8), (8, 8)), pn2_sa_mlps=(((16,), (16,)), ((32,), (32,))),
             pn2_fp_mlps=((32,), (16,)), ffn=32, pe_hidden=(16, 32), head_hidden=64, nocs_bins=16,
-            gafa_k=(8,), iakd_blocks=1, rgb_size=32, dict_size=8, select_num=4, teacher_dim=32)
+            gafa_k=(8,), iakd_blocks=1, rgb_size=32, causal={"dict_size": 8, "select_num": 4},
+            distill={"teacher_dim": 32})
 
 
 def _box_batch(B: int = 4, N: int = 128, seed: int = 0, rgb: int = 32) -> dict[str, torch.Tensor]:
@@ -34,14 +34,6 @@ def _box_batch(B: int = 4, N: int = 128, seed: int = 0, rgb: int = 32) -> dict[s
     return {"points": pts, "class_ids": torch.tensor([3, 5, 3, 5] * (B // 4)), "R": R.float(), "t": t,
             "size": size, "rgb": torch.rand(B, 3, rgb, rgb, generator=g),
             "rgb_pixels": torch.rand(B, N, 2, generator=g) * (rgb - 1), "instance_index": torch.arange(B)}
-
-
-def test_rotation_6d_is_orthonormal_with_y_first():
-    a, b = torch.randn(5, 3), torch.randn(5, 3)
-    R = rotation_from_6d_y(a, b)
-    torch.testing.assert_close(R.transpose(1, 2) @ R, torch.eye(3).expand(5, 3, 3), atol=1e-5, rtol=0)
-    torch.testing.assert_close(torch.linalg.det(R), torch.ones(5), atol=1e-5, rtol=0)
-    torch.testing.assert_close(R[..., 1], torch.nn.functional.normalize(b, dim=-1))
 
 
 @pytest.mark.parametrize("name", ["cleanpose_small", "agpose_small"])
@@ -210,3 +202,87 @@ def test_pointbert_loads_ulip_checkpoint(tmp_path):
         load_ulip_pointbert(PointBERT(width=48, depth=3, heads=3, encoder_dims=64), path)
     with pytest.raises(ValueError, match="no keys"):
         load_ulip_pointbert(m, path, prefix="module.nothing.")
+
+
+def test_agpose_class_names_are_deprecated_aliases():
+    import demopose.models as models
+    from demopose.models.cleanpose import CleanPose, CleanPoseConfig
+
+    with pytest.warns(DeprecationWarning, match="use demopose.models.CleanPose"):
+        assert models.AGPose is CleanPose
+    with pytest.warns(DeprecationWarning, match="CleanPoseConfig"):
+        assert models.AGPoseConfig is CleanPoseConfig
+    with pytest.raises(AttributeError):
+        models.NoSuchModel  # noqa: B018
+
+
+def _lin(a: int, b: int) -> int:
+    return a * b + b
+
+
+def _bn(c: int) -> int:
+    return 2 * c
+
+
+def _params(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_default_mlp_layout_is_agpose_upstream():
+    """The default network has the MLPs of Leeiieeo/AG-Pose model/Net_modules.py: parameter counts of the
+    GAFA block, NOCS predictor MLPs, reconstructor and pose/size estimator as upstream (d = 256, 512 hidden,
+    6 classes, 64 bins, 10 offsets), BatchNorm only in GAFA's fc_in / fuse_mlp and the NOCS predictor's
+    nocs_mlp, and a ReLU after the pose estimator's point encoders."""
+    m = build_model("agpose", rgb_encoder="none")
+    assert m.config.mlp_layout == "upstream"
+    d, h = 256, 512
+    pe = _lin(3, 64) + _lin(64, d) + _lin(d, d)
+    gafa = (_lin(d, d) + _bn(d) + _lin(d, d)  # fc_in
+            + pe + _lin(2 * d, d) + _lin(d, d) + 2 * pe  # fc_delta, fc_delta_1, fc_delta_l, fc_delta_abs
+            + _lin(3 * d, d) + _bn(d) + _lin(d, d) + _bn(d)  # fuse_mlp
+            + _lin(d, d) + _lin(d, d))  # out_mlp
+    assert [_params(b) for b in m.gafa] == [gafa, gafa]
+    nocs_mlp = _lin(d, h) + _bn(h) + _lin(h, h) + _bn(h) + _lin(h, d) + _bn(d)
+    assert _params(m.nocs_head.pre) == nocs_mlp
+    assert _params(m.nocs_head.post) == _lin(d, h) + _lin(h, h) + _lin(h, 6 * 3 * 64)
+    recon = _lin(3, 64) + _lin(64, 128) + _lin(128, d) + 2 * _lin(d, d) + _lin(2 * d, h) + _lin(h, h) + _lin(h, 30)
+    assert _params(m.reconstructor) == recon
+    pose = (2 * (_lin(3, 32) + _lin(32, 64)) + _lin(64 + 64 + d, h) + _lin(h, d) + 2 * _lin(h, h)
+            + sum(_lin(h, h) + _lin(h, d) + _lin(d, o) for o in (6, 3, 3)))
+    assert _params(m.pose_head) == pose
+    heads = (m.gafa, m.nocs_head, m.reconstructor, m.pose_head)
+    n_bn = sum(isinstance(x, torch.nn.BatchNorm1d) for part in heads for x in part.modules())
+    assert n_bn == 2 * 3 + 3
+    enc = m.pose_head.kpt_enc(torch.randn(5, 3))
+    assert (enc >= 0).all()  # ReLU after the last layer, as upstream
+
+
+def test_batchnorm_layout_is_the_version_1_network():
+    """mlp_layout=batchnorm rebuilds the network of version-1 checkpoints: same parameter names and shapes
+    as the shipped cleanpose_synth_small.pt, BatchNorm in every MLP."""
+    from pathlib import Path
+
+    from demopose.engine.checkpoint import load_checkpoint
+
+    ckpt = Path(__file__).resolve().parents[1] / "checkpoints" / "cleanpose_synth_small.pt"
+    shipped = {k: tuple(v.shape) for k, v in load_checkpoint(ckpt)["model"].items()}
+    bn = build_model("cleanpose_small", mlp_layout="batchnorm", causal={"enabled": False},
+                     distill={"enabled": False})
+    assert {k: tuple(v.shape) for k, v in bn.state_dict().items()} == shipped
+    up = build_model("cleanpose_small", causal={"enabled": False}, distill={"enabled": False})
+    assert set(up.state_dict()) != set(shipped)
+    count = [sum(isinstance(x, torch.nn.BatchNorm1d) for x in mm.reconstructor.modules()) for mm in (bn, up)]
+    assert count == [5, 0]  # BN between the layers of pe (3 layers), feat (2) and dec (3)
+    with pytest.raises(ValueError, match="mlp_layout: expected one of"):
+        build_model("agpose_small", mlp_layout="layernorm")
+
+
+@pytest.mark.parametrize("layout", ["upstream", "batchnorm"])
+def test_both_layouts_train(layout):
+    torch.manual_seed(0)
+    m = build_model("agpose_small", **{**TINY, "mlp_layout": layout})
+    b = _box_batch()
+    losses = m.loss(m(b), b)
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert all(p.grad is not None for p in m.reconstructor.parameters())

@@ -23,7 +23,7 @@ def test_resolve_precision(monkeypatch):
 @pytest.mark.parametrize("name", ["gpv_small", "cleanpose_small"])
 def test_bf16_training_step_keeps_geometry_float32(name):
     torch.manual_seed(0)
-    model = build_model(name, **({"teacher": "tiny"} if name.startswith("cleanpose") else {})).train()
+    model = build_model(name, **({"distill": {"teacher": "tiny"}} if name.startswith("cleanpose") else {})).train()
     B, N = 4, 256
     R = torch.linalg.qr(torch.randn(B, 3, 3))[0]
     R = R * torch.linalg.det(R).sign().view(B, 1, 1)

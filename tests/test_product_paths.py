@@ -136,7 +136,7 @@ def test_packaged_configs_train_and_test_outside_the_repository(tiny_synth, tmp_
     assert main(["train", "demopose_synth_small", "--data", str(data), "--out", "runs/demopose",
                  "model.args.mesh_points=64", *short]) == 0
     assert main(["train", "cleanpose_synth_small", "--data", str(data), "--out", "runs/cleanpose",
-                 "model.args.causal=true", *short]) == 0
+                 "model.args.causal.enabled=true", *short]) == 0
     for name, run in (("demopose_synth_small", "demopose"), ("cleanpose_synth_small", "cleanpose")):
         assert (tmp_path / "runs" / run / "model_final.pt").is_file()
         assert main(["test", name, f"runs/{run}/model_final.pt", str(data), "--out", f"runs/{run}/test",

@@ -27,7 +27,7 @@ from demopose.models.point_teacher import (
 SMALL = dict(dim=32, num_kpts=8, pn2_npoints=(32, 8), pn2_radii=((0.02, 0.04), (0.05, 0.1)),
              pn2_nsamples=((8, 8), (8, 8)), pn2_sa_mlps=(((8,), (8,)), ((16,), (16,))), pn2_fp_mlps=((16,), (16,)),
              ffn=32, pe_hidden=(16, 32), head_hidden=32, nocs_bins=8, gafa_k=(4,), iakd_blocks=1, rgb_size=32,
-             dict_size=4, select_num=2, teacher_dim=32, teacher_cache=True)
+             causal={"dict_size": 4, "select_num": 2}, distill={"teacher_dim": 32, "cache": True})
 
 
 def test_teacher_called_once_per_instance_across_two_epochs(tiny_synth, tmp_path):
@@ -102,7 +102,7 @@ def test_pretraining_learns_and_the_checkpoint_loads_as_teacher(tmp_path):
     enc2, meta = load_teacher(path)
     assert meta["record"]["loss"] == rec["loss"]
     # it is the teacher of the small CleanPose
-    m = build_model("cleanpose_small", teacher="pretrained", teacher_checkpoint=str(path))
+    m = build_model("cleanpose_small", distill={"teacher": "pretrained", "teacher_checkpoint": str(path)})
     assert m.distill.teacher.fingerprint() == build_teacher("pretrained", path, dim=64).fingerprint()
     with pytest.raises(ValueError, match="teacher_dim"):
         build_teacher("pretrained", path, dim=768)

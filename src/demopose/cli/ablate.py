@@ -6,11 +6,13 @@ Example (DeMo-Pose's Tables 1–3 on synthetic data)::
     demopose synth data/synth --frames 100 --style real --split test --seed 2 --workers 2
     demopose ablate demopose --data data/synth --out runs/ablation_demopose --steps 3000 --detector-steps 3000
 
-Every variant is a ``demopose train`` + ``demopose test`` pair run in a subprocess, logged to
-``<out>/<variant>/ablation.log``; the tables go to ``<out>/results.md`` and ``<out>/results.json`` (with
-each row's commands). Rerunning the same command skips finished variants and resumes interrupted ones;
-several processes may run one study at once (e.g. one per ``--only`` set, on several machines sharing the
-folder): a variant in progress elsewhere is skipped.
+Every variant is trained from scratch once per seed (3 seeds for the rows the papers' claims rest on, 2 for
+the others, or ``--seeds N`` for all): a ``demopose train`` + ``demopose test`` pair run in a subprocess, logged
+to ``<out>/<variant>/seed<k>/ablation.log``; the tables (mean ± std over the seeds, ``≈`` where a difference is
+within the seed spread) go to ``<out>/results.md`` and ``<out>/results.json`` (per-seed metrics and commands).
+Rerunning the same command skips finished seeds and resumes interrupted ones; several processes may run one
+study at once (e.g. one per ``--only`` set, on several machines sharing the folder): a seed in progress
+elsewhere is skipped.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", help="comma-separated variants to run (default: all)")
     parser.add_argument("--test-frames", type=int, default=0, help="test on at most N frames (0: all)")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS of the runs (default: inherited)")
+    parser.add_argument("--seeds", type=int, help="seeds of every variant (default: 3 for the rows the papers' "
+                                                  "claims rest on, 2 for the others)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides for every variant (train.batch_size=16 ...)")
 
 
@@ -41,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     doc = run_study(args.study, args.data, args.out, args.steps, args.detector_steps, only=only,
                     detector_checkpoint=args.detector_checkpoint, extra=args.overrides,
-                    test_frames=args.test_frames, threads=args.threads)
+                    test_frames=args.test_frames, threads=args.threads, seeds=args.seeds)
     print(format_markdown(STUDIES[args.study], doc))
     print(f"wrote {args.out}/results.md and {args.out}/results.json")
     return 0

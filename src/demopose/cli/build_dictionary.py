@@ -10,12 +10,12 @@ K-means prototypes (``K <= Q``; the remaining slots stay empty for the update ru
 Examples::
 
     demopose build-dictionary cleanpose_synth_small --data DATA --out dicts/synth_small.pt --kmeans 16
-    demopose train cleanpose_synth_small --data DATA model.args.dict_init=dicts/synth_small.pt \\
-        model.args.dict_update=momentum
+    demopose train cleanpose_synth_small --data DATA model.args.causal.dict_init=dicts/synth_small.pt \\
+        model.args.causal.update=momentum
 
 The feature extractor is the model of the config, randomly initialised (``train.seed``) or loaded
 from ``--checkpoint`` (e.g. a short warm-up run). The file is written atomically; training reads it
-through ``model.args.dict_init``.
+through ``model.args.causal.dict_init``.
 """
 
 from __future__ import annotations
@@ -93,11 +93,11 @@ def run(args: argparse.Namespace) -> int:
     modules = front_door_modules(model)
     if not modules:
         raise ValueError(f"model {cfg.model.name!r} of {args.config} has no front-door module "
-                         "(turn its causal option on)")
+                         "(set model.args.causal.enabled=true)")
     for name, m in modules.items():
         if args.kmeans is not None and args.kmeans > m.dictionary.size:
             raise ValueError(f"--kmeans {args.kmeans}: more prototypes than the dictionary of {name or 'the model'!r} "
-                             f"holds per category ({m.dictionary.size}, the model's dict_size)")
+                             f"holds per category ({m.dictionary.size}, the model's causal.dict_size)")
 
     frames = build_frames(cfg, str(cfg.data.train_subset))
     if args.frames:
@@ -124,5 +124,5 @@ def run(args: argparse.Namespace) -> int:
     save_dictionary_file(args.out, banks, method=method, prototypes=args.kmeans, model=str(cfg.model.name),
                          config=str(args.config), checkpoint=args.checkpoint, data=str(cfg.data.root),
                          subset=str(cfg.data.train_subset), frames=len(frames), instances=len(dataset), seed=seed)
-    print(f"wrote {args.out}; train with model.args.dict_init={args.out}")
+    print(f"wrote {args.out}; train with model.args.causal.dict_init={args.out}")
     return 0

@@ -8,7 +8,7 @@ Examples::
     demopose pretrain-teacher --out teacher_ulip2size.pt --arch ulip2 --steps 20000 --device cuda
     demopose pretrain-teacher --out teacher_mine.pt --meshes my_meshes/      # my_meshes/<category>/*.obj
 
-Then distil it: ``model.args.teacher=pretrained model.args.teacher_checkpoint=FILE`` (the ``arch`` must
+Then distil it: ``model.args.distill.teacher=pretrained model.args.distill.teacher_checkpoint=FILE`` (the ``arch`` must
 give the model's ``teacher_dim``: tiny 64, small 256, ulip2 768). The checkpoint is written atomically
 with its training record (loss per step, held-out accuracy, settings, command).
 """
@@ -71,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
     what = "held-out meshes" if rec["val_held_out"] else "new views of the training meshes"
     print(f"category accuracy on {rec['val_meshes']} {what}: {rec['val_acc'][-1][1]:.3f}")
     print(f"{rec['seconds']:.0f} s on {device}; wrote {args.out} ({2 * encoder.norm.normalized_shape[0]}-d feature); "
-          f"use model.args.teacher=pretrained model.args.teacher_checkpoint={args.out}")
+          f"use model.args.distill.teacher=pretrained model.args.distill.teacher_checkpoint={args.out}")
     return 0

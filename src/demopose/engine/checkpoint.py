@@ -11,11 +11,23 @@ through :func:`demopose.io.load_torch_file`): tensors and plain Python values, p
 a training checkpoint's RNG state needs, so that ``last.pt`` resumes and can be tested or used for prediction.
 ``strict=True`` allows tensors and plain values only. A file holding anything else (a ``__reduce__`` payload,
 a pickled class) is refused before any of it runs, naming the file and the type.
+
+Config versions: a checkpoint records the version of the config schema it was written with
+(``state["config_version"]``, :data:`CONFIG_VERSION`; a file without one is version 1). :func:`load_checkpoint`
+upgrades an older stored config to the current schema (:func:`upgrade_config`: each model family says how its
+builder arguments changed, ``register_model(args_upgrades=...)``), so everything that reads a checkpoint's config
+(``load_model``, resuming, ``demopose test``) sees today's keys and rebuilds the network the file was trained as.
+
+- Version 1: the original schema.
+- Version 2: CleanPose's front-door / distillation options nested (``causal: {enabled, ...}``,
+  ``distill: {enabled, ...}``) and its ``mlp_layout`` (default ``upstream``; a version-1 network is
+  ``batchnorm``), :func:`demopose.models.cleanpose.upgrade_args_v1`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import os
@@ -30,11 +42,42 @@ import torch
 
 from demopose.io import TRAINING_STATE_GLOBALS, atomic_path, load_torch_file, write_bytes_atomic
 
-__all__ = ["LOGISTICS_KEYS", "ResumePoint", "capture_rng_state", "check_resume_config", "find_resume_checkpoint",
-           "load_checkpoint", "load_model", "load_training_checkpoint", "load_weights", "remove_partial_checkpoints",
-           "restore_rng_state", "save_checkpoint", "strip_checkpoint", "unwrap_model"]
+__all__ = ["CONFIG_VERSION", "LOGISTICS_KEYS", "ResumePoint", "capture_rng_state", "check_resume_config",
+           "find_resume_checkpoint", "load_checkpoint", "load_model", "load_training_checkpoint", "load_weights",
+           "remove_partial_checkpoints", "restore_rng_state", "save_checkpoint", "strip_checkpoint", "unwrap_model",
+           "upgrade_config"]
 
 log = logging.getLogger(__name__)
+
+CONFIG_VERSION = 2
+"""Version of the config schema this code writes into checkpoints (``state["config_version"]``; module
+docstring for the history)."""
+
+
+def upgrade_config(config: dict[str, Any], version: int) -> dict[str, Any]:
+    """A run config stored under config ``version`` in today's schema (:data:`CONFIG_VERSION`); a copy.
+
+    Only ``config["model"]["args"]`` has changed between versions: the model family's registered
+    ``args_upgrades`` are applied one version after the other.
+
+    Raises:
+        ValueError: ``version`` is newer than this code knows (the checkpoint comes from a newer demopose).
+    """
+    version = int(version)
+    if version > CONFIG_VERSION:
+        raise ValueError(f"config version {version} is newer than this demopose understands ({CONFIG_VERSION}); "
+                         f"update demopose to load this checkpoint")
+    out = copy.deepcopy(config)
+    model = out.get("model") if isinstance(out, dict) else None
+    if not isinstance(model, dict) or not model.get("name"):
+        return out
+    from demopose.models import registry  # importing demopose.models registers every family and its upgrades
+
+    for v in range(version, CONFIG_VERSION):
+        step = registry.args_upgrade(str(model["name"]), v)
+        if step is not None:
+            model["args"] = step(dict(model.get("args") or {}))
+    return out
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -89,7 +132,9 @@ def _previous(path: Path) -> Path:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
                     strict: bool = False) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint`, weights-only (no code of the file runs).
+    """Load a checkpoint written by :func:`save_checkpoint`, weights-only (no code of the file runs); its stored
+    config comes back in today's schema (:func:`upgrade_config`, ``state["config_version"]`` set to
+    :data:`CONFIG_VERSION`).
 
     Args:
         strict: tensors and plain Python values only; by default the NumPy data types of a training checkpoint's
@@ -106,6 +151,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     state = load_torch_file(p, map_location, allow=() if strict else TRAINING_STATE_GLOBALS)
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{p}: not a demopose checkpoint (no 'model' key)")
+    version = int(state.get("config_version", 1))
+    if isinstance(state.get("config"), dict) and version != CONFIG_VERSION:
+        try:
+            state["config"] = upgrade_config(state["config"], version)
+        except ValueError as e:
+            raise ValueError(f"{p}: {e}") from None
+        log.debug("%s: stored config upgraded from version %d to %d", p, version, CONFIG_VERSION)
+    state["config_version"] = CONFIG_VERSION
     return state
 
 
@@ -243,14 +296,16 @@ def strip_checkpoint(src: str | Path, dst: str | Path) -> None:
     """Write a weights-only copy of a training checkpoint (model, config, step; no optimiser or RNG state),
     the form that is shipped and loaded by ``demopose test`` and the predictor."""
     state = load_checkpoint(src)
-    save_checkpoint(dst, {"model": state["model"], "config": state.get("config"), "step": state.get("step")})
+    save_checkpoint(dst, {"model": state["model"], "config": state.get("config"), "step": state.get("step"),
+                          "config_version": state["config_version"]})
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild the model a checkpoint was trained as (from its stored config) and load its weights; eval mode.
 
     Builder arguments that point at other weight files (the model's registered ``pretrained_args``, e.g.
-    DeMo-Pose's ``mono_checkpoint``) are dropped: the checkpoint holds those weights too.
+    DeMo-Pose's ``mono_checkpoint``, CleanPose's ``causal.dict_init``) are dropped: the checkpoint holds those
+    weights too. The stored config is in today's schema (:func:`load_checkpoint` upgrades older ones).
 
     Raises:
         ValueError: the checkpoint has no stored model config, or its weights do not fit the model.
@@ -265,9 +320,14 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> to
         raise ValueError(f"{path}: no stored model config ('config.model.name'); rebuild the model from its "
                          f"training config and load_state_dict(state['model']) instead")
     name = str(model_cfg["name"])
-    args = dict(model_cfg.get("args") or {})
+    args = copy.deepcopy(dict(model_cfg.get("args") or {}))
     for k in pretrained_args(name):
-        args.pop(k, None)
+        *parents, leaf = k.split(".")
+        node = args
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
     model = build_model(name, **args)
     load_weights(model, path, f"model {name!r}", state=state)

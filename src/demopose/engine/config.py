@@ -88,11 +88,19 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: str = "co
         node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
         if not (isinstance(node, DictConfig) and leaf in node.keys()):  # noqa: SIM118 (keys() also lists MISSING values)
             known = sorted(node.keys()) if isinstance(node, DictConfig) else []
+            renamed = _renamed_model_arg(cfg, key)
             raise ValueError(f"{source}: unknown config key {key!r}" +
+                             (f" (renamed: {renamed})" if renamed else "") +
                              (f"; keys under {parent or 'the top level'}: {', '.join(map(str, known))}"
                               if known else ""))
         old = None if OmegaConf.is_missing(node, leaf) else node[leaf]
         new = _parse_value(text)
+        if isinstance(old, DictConfig) and new is not None and not isinstance(new, (dict, DictConfig)):
+            renamed = _renamed_model_arg(cfg, key)
+            raise ValueError(f"{source}: {key} is a group of options ({', '.join(map(str, old.keys()))}), not a "
+                             f"{type(new).__name__}; set one of them, e.g. " +
+                             (renamed if renamed else f"{key}.{next(iter(old.keys()), 'name')}=...") +
+                             (f"={text}" if renamed else ""))
         if old is not None and not isinstance(old, (DictConfig, ListConfig)):
             ok = (type(new) is type(old) or (isinstance(old, float) and isinstance(new, int)
                                              and not isinstance(new, bool)) or new is None)
@@ -103,6 +111,19 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: str = "co
         OmegaConf.update(cfg, key, new, merge=True)
     return cfg
 
+
+
+def _renamed_model_arg(cfg: DictConfig, key: str) -> str | None:
+    """``model.args.<new name>`` when ``key`` is a model argument that its family renamed, else None."""
+    prefix = "model.args."
+    name = OmegaConf.select(cfg, "model.name", default=None)
+    if not key.startswith(prefix) or not isinstance(name, str):
+        return None
+    import demopose.models  # noqa: F401  (registers the families)
+    from demopose.models.registry import renamed_arg
+
+    new = renamed_arg(name, key[len(prefix):])
+    return prefix + new if new else None
 
 
 def load_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from demopose.engine import dist
 from demopose.engine.checkpoint import (
+    CONFIG_VERSION,
     capture_rng_state,
     find_resume_checkpoint,
     load_training_checkpoint,
@@ -176,6 +177,7 @@ class Trainer:
             "rng": capture_rng_state(),
             "hooks": [h.state_dict() for h in self.hooks],
             "config": self.config,
+            "config_version": CONFIG_VERSION,
             "world_size": self.world,
         }
 

@@ -407,9 +407,9 @@ def model_kind(model: nn.Module) -> str:
         DeMoPose = ()  # type: ignore[assignment]  # noqa: N806
     if DeMoPose and isinstance(model, DeMoPose):
         return "demopose"
-    from demopose.models.agpose import AGPose
+    from demopose.models.cleanpose import CleanPose
 
-    if isinstance(model, AGPose):
+    if isinstance(model, CleanPose):
         raise ExportError(f"cleanpose/agpose cannot be exported to ONNX: {CLEANPOSE_REASON}")
     raise ExportError(f"no ONNX export for {type(model).__name__}; exportable: GPVPose (gpv, hs_pose), "
                       f"MonoDetector (mono), DeMoPose (demopose)")

@@ -22,10 +22,12 @@ from demopose.geometry.camera import (
 from demopose.geometry.pose import Pose, PoseSet, pose_from_nocs, pose_to_matrix, pose_to_nocs
 from demopose.geometry.rotation import (
     axis_angle_to_rotation_matrix,
+    euler_xyz_to_rotation_matrix,
     orthonormalize,
     quaternion_to_rotation_matrix,
     random_rotation,
     rotation_6d_to_matrix,
+    rotation_6d_y_to_matrix,
     rotation_about_axis,
     rotation_angle_deg,
     rotation_matrix_to_6d,
@@ -49,6 +51,7 @@ __all__ = [
     "box_corners_in_camera",
     "canonicalize_y_symmetric",
     "depth_to_points",
+    "euler_xyz_to_rotation_matrix",
     "orthonormalize",
     "pose_from_nocs",
     "pose_to_matrix",
@@ -58,6 +61,7 @@ __all__ = [
     "random_rotation",
     "robust_umeyama",
     "rotation_6d_to_matrix",
+    "rotation_6d_y_to_matrix",
     "rotation_about_axis",
     "rotation_angle_deg",
     "rotation_matrix_to_6d",

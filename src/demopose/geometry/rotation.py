@@ -8,20 +8,27 @@ Convention:
     the first two *columns* of the matrix, concatenated: ``(*, 6) = [R[:, 0], R[:, 1]]``.
     Angles returned by distance functions are in degrees.
 
+    :func:`rotation_6d_y_to_matrix` is the y-first 6D variant of AG-Pose / CleanPose, whose primary
+    column is the object's y axis (the symmetry axis of the NOCS categories). Euler angles
+    (:func:`euler_xyz_to_rotation_matrix`) are intrinsic x-y-z: ``R = Rx(a) @ Ry(b) @ Rz(c)``.
+
 Every function takes torch tensors (differentiable, any device) or NumPy arrays (NumPy out).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from demopose.geometry._backend import numpy_compatible
 
 __all__ = [
     "axis_angle_to_rotation_matrix",
+    "euler_xyz_to_rotation_matrix",
     "quaternion_to_rotation_matrix",
     "random_rotation",
     "rotation_6d_to_matrix",
+    "rotation_6d_y_to_matrix",
     "rotation_about_axis",
     "rotation_angle_deg",
     "rotation_matrix_to_6d",
@@ -116,6 +123,36 @@ def rotation_6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
     b2 = b2 / b2.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     b3 = torch.linalg.cross(b1, b2, dim=-1)
     return torch.stack([b1, b2, b3], dim=-1)
+
+
+@numpy_compatible
+def rotation_6d_y_to_matrix(d6: torch.Tensor) -> torch.Tensor:
+    """y-first 6D representation ``(*, 6)`` -> rotation matrix ``(*, 3, 3)`` (AG-Pose / CleanPose).
+
+    ``d6[..., 3:]`` gives the y column (normalised), ``d6[..., :3]`` an approximate x direction:
+    ``z = normalise(a × y)``, ``x = y × z``, ``R = [x y z]``. Unlike :func:`rotation_6d_to_matrix` the
+    predicted y axis is kept exactly, so an error of the (symmetric) y axis never leaks into x.
+    Source: Leeiieeo/AG-Pose ``utils/rotation_utils.py`` (``Ortho6d2Mat``; the normalisation floor there is
+    1e-8, here 1e-12 as in ``F.normalize``).
+
+    Convention: columns are the object's axes in the camera frame (``x_cam = R @ x_obj``).
+    """
+    a, b = d6[..., :3], d6[..., 3:]
+    y = F.normalize(b, dim=-1)
+    z = F.normalize(torch.cross(a, y, dim=-1), dim=-1)
+    x = torch.cross(y, z, dim=-1)
+    return torch.stack([x, y, z], dim=-1)
+
+
+@numpy_compatible
+def euler_xyz_to_rotation_matrix(angles: torch.Tensor) -> torch.Tensor:
+    """Euler angles ``(*, 3)`` in radians (about x, y, z) -> ``Rx @ Ry @ Rz`` ``(*, 3, 3)``.
+
+    The composition of AG-Pose's online rotation augmentation (Leeiieeo/AG-Pose ``utils/data_utils.py``,
+    ``generate_augmentation``).
+    """
+    return (rotation_about_axis(angles[..., 0], "x") @ rotation_about_axis(angles[..., 1], "y")
+            @ rotation_about_axis(angles[..., 2], "z"))
 
 
 @numpy_compatible

@@ -28,13 +28,14 @@ Initial dictionaries on disk (``demopose build-dictionary``): :func:`collect_dic
 model in eval mode and records, for every :class:`FrontDoorModule` in it, the feature it would enqueue;
 :func:`save_dictionary_file` writes the banks (one per module, by module name) atomically and
 :func:`load_dictionary_file` / :func:`init_dictionary` read them back (shape-checked) into a module, which
-is what the models' ``dict_init`` option does.
+is what the models' ``causal.dict_init`` option does.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +50,7 @@ __all__ = [
     "ConfounderDictionary",
     "CrossAttentionBlock",
     "FrontDoorModule",
+    "FrontDoorOptions",
     "SelfAttentionBlock",
     "build_dictionary",
     "collect_dictionary_features",
@@ -63,6 +65,37 @@ DICTIONARY_FORMAT = "demopose-confounder-dictionary"
 """``format`` field of the files written by :func:`save_dictionary_file`."""
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FrontDoorOptions:
+    """Options of a :class:`FrontDoorModule` inside a model (``model.args.causal``: CleanPose's keypoint
+    tokens; DeMo-Pose's fused features use the subclass
+    :class:`~demopose.models.feature_adjust.CausalOptions`).
+
+    Attributes:
+        enabled: build and apply the module.
+        dict_size: entries per class ``Q`` (CleanPose: 80 NOCS, 100 HouseCat6D); select_num: entries drawn
+            per instance in training (12).
+        heads, ffn: attention heads and FFN width; None: those of the network the module sits in.
+        self_blocks, cross_blocks: mediator self-attention (2) and dictionary cross-attention (4) blocks.
+        update: ``fifo`` (released) | ``momentum`` (online K-means); momentum: its ``m`` (0.99).
+        enqueue: ``output`` (released) | ``input`` (the queries' space).
+        dict_init: a file of ``demopose build-dictionary`` filling the dictionary at construction (a
+            checkpoint loaded afterwards overrides it).
+    """
+
+    enabled: bool = False
+    dict_size: int = 80
+    select_num: int = 12
+    heads: int | None = None
+    ffn: int | None = None
+    self_blocks: int = 2
+    cross_blocks: int = 4
+    update: str = "fifo"
+    momentum: float = 0.99
+    enqueue: str = "output"
+    dict_init: str | None = None
 
 
 class SelfAttentionBlock(nn.Module):

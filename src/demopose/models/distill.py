@@ -7,7 +7,7 @@ Lin et al., CleanPose, ICCV 2025 (chrislin0621/CleanPose ``model/Net.py``; notes
     g'  = g + 0.1 * W2 GELU(W1 g)                       # W1 Kaiming, W2 zero-init, no bias
     z_s = g' P                                          # P (d, D) ~ N(0, D^-1/2)
     z_t = teacher(unit-sphere(points))                  # (B, D), frozen, eval, no grad
-    L   = 0.01 * mean_b |z_s - z_t|_2                   # loss in demopose.models.agpose
+    L   = 0.01 * mean_b |z_s - z_t|_2                   # loss in demopose.models.cleanpose
 
 Fixes of the release (notes §3.4): the teacher is always in eval mode (``train()`` is overridden) and
 never receives gradients; its input is unit-sphere normalised as in ULIP pre-training; teacher
@@ -28,15 +28,37 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FrozenTeacher", "ResidualDistillation", "build_teacher", "unit_sphere"]
+__all__ = ["DistillOptions", "FrozenTeacher", "ResidualDistillation", "build_teacher", "unit_sphere"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistillOptions:
+    """Residual distillation options of a model (``model.args.distill``; CleanPose and DeMo-Pose).
+
+    Attributes:
+        enabled: add the KD branch and loss (training only; inference does not run the teacher).
+        teacher: ``pretrained`` (``demopose pretrain-teacher``) | ``pointbert`` (ULIP-2) | ``tiny`` (random).
+        teacher_checkpoint: its file; teacher_dim: its feature width ``D``.
+        cache: cache teacher features per ``instance_index``.
+        alpha: residual adapter scale (0.1); kd_weight: loss weight (CleanPose's 0.01).
+    """
+
+    enabled: bool = False
+    teacher: str = "pretrained"
+    teacher_checkpoint: str | None = None
+    teacher_dim: int = 64
+    cache: bool = True
+    alpha: float = 0.1
+    kd_weight: float = 0.01
 
 
 def unit_sphere(pts: torch.Tensor) -> torch.Tensor:

@@ -28,80 +28,54 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from demopose._checks import check_shape
-from demopose.models.causal import FrontDoorModule, init_dictionary
+from demopose.models.causal import FrontDoorModule, FrontDoorOptions, init_dictionary
+from demopose.models.distill import DistillOptions
 
 __all__ = ["AdjustedFusion", "CausalOptions", "DistillOptions", "FeatureAdjust", "parse_options"]
 
 
 @dataclass(frozen=True)
-class CausalOptions:
-    """Front-door options (``model.args.causal``).
+class CausalOptions(FrontDoorOptions):
+    """Front-door options on fused features (``model.args.causal``): the fields of
+    :class:`~demopose.models.causal.FrontDoorOptions` (here ``heads`` 4 and ``ffn`` 256 by default), plus
 
     Attributes:
-        enabled: apply the module.
         tokens: ``global`` (mean feature) | ``points`` (every point).
         dim: token width ``d`` (the fused features are projected to it).
-        dict_size, select_num, heads, ffn, self_blocks, cross_blocks, update, momentum, enqueue:
-            :class:`~demopose.models.causal.FrontDoorModule` (CleanPose: 80, 12, 4, 256, 2, 4, fifo).
-        dict_init: a file of ``demopose build-dictionary`` filling the dictionary at construction.
     """
 
-    enabled: bool = False
-    tokens: str = "global"
-    dim: int = 128
-    dict_size: int = 80
-    select_num: int = 12
     heads: int = 4
     ffn: int = 256
-    self_blocks: int = 2
-    cross_blocks: int = 4
-    update: str = "fifo"
-    momentum: float = 0.99
-    enqueue: str = "output"
-    dict_init: str | None = None
+    tokens: str = "global"
+    dim: int = 128
 
 
-@dataclass(frozen=True)
-class DistillOptions:
-    """Distillation options (``model.args.distill``).
-
-    Attributes:
-        enabled: add the KD branch and loss (training only; inference does not run the teacher).
-        teacher: ``pretrained`` (``demopose pretrain-teacher``) | ``pointbert`` (ULIP-2) | ``tiny`` (random).
-        teacher_checkpoint: its file; teacher_dim: its feature width.
-        cache: cache teacher features per ``instance_index``.
-        alpha: residual adapter scale (0.1); kd_weight: loss weight (CleanPose's 0.01).
-    """
-
-    enabled: bool = False
-    teacher: str = "pretrained"
-    teacher_checkpoint: str | None = None
-    teacher_dim: int = 64
-    cache: bool = True
-    alpha: float = 0.1
-    kd_weight: float = 0.01
-
-
-def parse_options(cls, value: Any, field_name: str):
-    """``None`` / a mapping / an instance -> ``cls``; unknown keys name the field and the allowed ones."""
+def parse_options(cls, value: Any, field_name: str, base: Any = None):
+    """``None`` / a mapping / an instance -> ``cls``; a mapping overrides the fields of ``base`` (default
+    ``cls()``). Unknown keys name the field and the allowed ones; a bare ``true`` / ``false`` says to write
+    ``<field>.enabled``."""
+    base = cls() if base is None else base
     if value is None:
-        return cls()
+        return base
     if isinstance(value, cls):
         return value
+    if isinstance(value, bool) and "enabled" in {f.name for f in fields(cls)}:
+        raise ValueError(f"{field_name}: expected a mapping of {cls.__name__} fields, got {value!r}; to switch "
+                         f"the module on or off write {field_name}.enabled={str(value).lower()}")
     if not isinstance(value, Mapping):
         raise ValueError(f"{field_name}: expected a mapping of {cls.__name__} fields, got {value!r}")
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(value) - known)
     if unknown:
         raise ValueError(f"{field_name}: unknown option(s) {unknown}; expected some of {sorted(known)}")
-    return cls(**dict(value))
+    return replace(base, **dict(value))
 
 
 class FeatureAdjust(nn.Module):

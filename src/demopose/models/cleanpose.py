@@ -1,11 +1,21 @@
-"""AG-Pose keypoint network and CleanPose on top of it.
+"""CleanPose and its base network AG-Pose: one family (``cleanpose``, ``cleanpose_small``, ``agpose``,
+``agpose_small``).
 
 - AG-Pose: Lin et al., "Instance-Adaptive and Geometric-Aware Keypoint Learning for Category-Level 6D
   Object Pose Estimation", CVPR 2024 (Leeiieeo/AG-Pose).
 - CleanPose: Lin et al., "CleanPose: Category-Level Object Pose Estimation via Causal Learning and
   Knowledge Distillation", ICCV 2025 (chrislin0621/CleanPose): AG-Pose + the front-door module
   (:mod:`demopose.models.causal`) after the aggregator + residual distillation of the point encoder
-  (:mod:`demopose.models.distill`). With ``causal=False, distill=False`` this *is* AG-Pose.
+  (:mod:`demopose.models.distill`). With both modules off (``causal.enabled=false``,
+  ``distill.enabled=false``; the ``agpose`` builders) this *is* AG-Pose.
+
+The options of the two CleanPose modules are nested like DeMo-Pose's (``model.args.causal: {enabled, ...}``,
+``model.args.distill: {enabled, ...}``, :class:`~demopose.models.causal.FrontDoorOptions`,
+:class:`~demopose.models.distill.DistillOptions`). Checkpoints of config version 1 stored them flat
+(``causal: true``, ``fd_self_blocks``, ``teacher_dim``, ``loss.kd`` ...): :func:`upgrade_args_v1` nests them
+when such a checkpoint is loaded (:func:`demopose.engine.checkpoint.upgrade_config`); given to the builder,
+a flat key is an error naming its new place (:data:`LEGACY_ARGS`). docs/cleanpose.md lists what differs
+from the paper and the released code.
 
 Architecture and constants from notes/cleanpose.md §1 (read from the released code). For ``B``
 instances of ``N`` points (metres, camera frame):
@@ -44,21 +54,31 @@ from torch import nn
 
 from demopose._checks import check_shape
 from demopose.categories import CategoryTable, get_table
+from demopose.geometry.rotation import euler_xyz_to_rotation_matrix, rotation_6d_y_to_matrix
 from demopose.geometry.symmetry import canonicalize_y_symmetric
 from demopose.layers.knn import gather_points, knn_indices
 from demopose.layers.mlp import PointMLP
 from demopose.layers.pointnet2 import PointNet2MSG
 from demopose.models.base import PosePrediction
-from demopose.models.causal import CrossAttentionBlock, FrontDoorModule, SelfAttentionBlock, init_dictionary
+from demopose.models.causal import (
+    CrossAttentionBlock,
+    FrontDoorModule,
+    FrontDoorOptions,
+    SelfAttentionBlock,
+    init_dictionary,
+)
+from demopose.models.distill import DistillOptions
+from demopose.models.feature_adjust import parse_options
 from demopose.models.registry import register_model
 from demopose.models.rgb_encoder import build_rgb_encoder, sample_at_pixels
 
-__all__ = ["AGPose", "AGPoseConfig", "AGPoseLossWeights", "agpose_loss", "rotation_from_6d_y"]
+__all__ = ["LEGACY_ARGS", "MLP_LAYOUTS", "CleanPose", "CleanPoseConfig", "CleanPoseLossWeights", "agpose",
+           "agpose_small", "cleanpose", "cleanpose_loss", "cleanpose_small", "upgrade_args_v1"]
 
 
 @dataclass(frozen=True)
-class AGPoseLossWeights:
-    """Released loss weights (notes/cleanpose.md §1.9)."""
+class CleanPoseLossWeights:
+    """Released loss weights (notes/cleanpose.md §1.9); the distillation weight is ``distill.kd_weight``."""
 
     pose: float = 0.3
     cd: float = 2.0
@@ -66,11 +86,10 @@ class AGPoseLossWeights:
     div: float = 10.0
     recon: float = 15.0
     delta: float = 1.0
-    kd: float = 0.01
 
 
 @dataclass(frozen=True)
-class AGPoseConfig:
+class CleanPoseConfig:
     """Architecture; defaults are the released CleanPose (NOCS) settings.
 
     Attributes:
@@ -83,14 +102,17 @@ class AGPoseConfig:
         iakd_blocks, heads, ffn: keypoint detector decoder (4 blocks, 4 heads, FFN 256).
         heat_temperature: 0.1; gafa_k: neighbours per GAFA block (16, 32); local_temperature: 5.
         nocs_bins: 64; recon_offsets: 10 per keypoint.
+        mlp_layout: ``upstream`` (AG-Pose's MLPs: plain Linear/ReLU but for the BatchNorm of GAFA's query and
+            global MLPs and of the NOCS head's first MLP) | ``batchnorm`` (BN + ReLU in every MLP; the layout of
+            checkpoints of config version 1), :data:`MLP_LAYOUTS`.
         online_aug: the training-time SE(3)/scale augmentation inside the model.
-        causal: CleanPose front-door module; dict_size (80), select_num (12), fd_* sizes,
-            dict_update (``fifo``/``momentum``), dict_enqueue (``output``/``input``), dict_init (a
-            file of ``demopose build-dictionary`` filling the dictionary at construction; a checkpoint
-            loaded afterwards overrides it).
-        distill: residual distillation; teacher (``pointbert``, ``tiny``), teacher_checkpoint,
-            teacher_dim (768), teacher_cache.
-        loss: :class:`AGPoseLossWeights`.
+        causal: the front-door module on the keypoint features
+            (:class:`~demopose.models.causal.FrontDoorOptions`; released: on, 80 entries per class, 12
+            drawn, 2 self / 4 cross blocks, FIFO of the outputs; heads and FFN those of the network).
+        distill: residual distillation of the pooled point feature
+            (:class:`~demopose.models.distill.DistillOptions`; released: on, ULIP-2 Point-BERT, 768-d,
+            weight 0.01).
+        loss: :class:`CleanPoseLossWeights`.
     """
 
     category_table: str = "nocs_real"
@@ -115,63 +137,71 @@ class AGPoseConfig:
     head_hidden: int = 512
     nocs_bins: int = 64
     recon_offsets: int = 10
+    mlp_layout: str = "upstream"
     online_aug: bool = True
     aug_angle_deg: float = 20.0
     aug_shift: float = 0.02
     aug_scale: tuple = (0.8, 1.2)
     point_noise: float = 0.001
-    causal: bool = True
-    dict_size: int = 80
-    select_num: int = 12
-    fd_self_blocks: int = 2
-    fd_cross_blocks: int = 4
-    dict_update: str = "fifo"
-    dict_momentum: float = 0.99
-    dict_enqueue: str = "output"
-    dict_init: str | None = None
-    distill: bool = True
-    teacher: str = "pointbert"
-    teacher_checkpoint: str | None = None
-    teacher_dim: int = 768
-    teacher_cache: bool = False
-    loss: AGPoseLossWeights = field(default_factory=AGPoseLossWeights)
+    causal: FrontDoorOptions = field(default_factory=lambda: FrontDoorOptions(enabled=True))
+    distill: DistillOptions = field(default_factory=lambda: DistillOptions(
+        enabled=True, teacher="pointbert", teacher_dim=768, cache=False))
+    loss: CleanPoseLossWeights = field(default_factory=CleanPoseLossWeights)
 
     @classmethod
-    def small(cls, **overrides) -> AGPoseConfig:
-        """A narrow CPU preset (64-wide, 32 keypoints, 3 PointNet++ levels, tiny teacher)."""
+    def small(cls, **overrides) -> CleanPoseConfig:
+        """A narrow CPU preset (64-wide, 32 keypoints, 3 PointNet++ levels, 16-entry dictionary, tiny teacher)."""
         base = cls(dim=64, num_kpts=32, pn2_npoints=(256, 64, 16),
                    pn2_radii=((0.02, 0.04), (0.04, 0.08), (0.08, 0.16)), pn2_nsamples=((8, 16),) * 3,
                    pn2_sa_mlps=(((16, 16), (16, 16)), ((32, 32), (32, 32)), ((64, 64), (64, 64))),
                    pn2_fp_mlps=((64,), (64,), (32,)), rgb_encoder="cnn", rgb_size=64, iakd_blocks=2,
                    ffn=64, gafa_k=(8, 16), pe_hidden=(32, 64), head_hidden=128, nocs_bins=32,
-                   dict_size=16, select_num=4, fd_self_blocks=1, fd_cross_blocks=1, teacher="tiny",
-                   teacher_dim=64)
+                   causal=FrontDoorOptions(enabled=True, dict_size=16, select_num=4, self_blocks=1, cross_blocks=1),
+                   distill=DistillOptions(enabled=True, teacher="tiny", teacher_dim=64, cache=False))
         return replace(base, **overrides)
 
 
-def rotation_from_6d_y(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """CleanPose's 6D rotation with y primary: ``y = b/|b|, z = (a x y)/|.|, x = y x z``, ``R = [x y z]``.
-    ``(B, 3), (B, 3) -> (B, 3, 3)`` (columns = object axes in the camera frame)."""
-    y = F.normalize(b, dim=-1)
-    z = F.normalize(torch.cross(a, y, dim=-1), dim=-1)
-    x = torch.cross(y, z, dim=-1)
-    return torch.stack([x, y, z], dim=-1)
+MLP_LAYOUTS = ("upstream", "batchnorm")
+"""``CleanPoseConfig.mlp_layout`` values: ``upstream`` (the MLPs of Leeiieeo/AG-Pose ``model/Net_modules.py``,
+which CleanPose keeps unchanged) and ``batchnorm`` (BatchNorm + ReLU between the layers of every MLP: this
+project's layout up to config version 1, kept as a named option)."""
 
 
-def _mlp(widths: tuple[int, ...], in_c: int, bn: bool = True) -> nn.Module:
-    """Per-point MLP over ``(..., C)``; BN+ReLU between layers, plain last layer."""
-    return PointMLP(in_c, widths, last_act=False) if bn else nn.Sequential(
-        *[m for a, b in zip((in_c, *widths[:-1]), widths) for m in (nn.Linear(a, b), nn.ReLU())][:-1])
+def _plain(in_c: int, widths: tuple[int, ...], last_act: bool = False) -> nn.Sequential:
+    """``Linear -> ReLU -> ... -> Linear`` over ``(..., C)`` (``last_act``: a ReLU after the last layer too); the
+    upstream 1x1 ``Conv1d`` / ``Linear`` stacks without normalisation. ``(..., in_c) -> (..., widths[-1])``."""
+    layers: list[nn.Module] = []
+    for a, b in zip((in_c, *widths[:-1]), widths):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*(layers if last_act else layers[:-1]))
+
+
+class _ChannelNorm(nn.Module):
+    """BatchNorm1d over the last axis of ``(..., C)`` (statistics over every leading position)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(x.reshape(-1, x.shape[-1])).view(x.shape)
+
+
+def _check_layout(layout: str) -> bool:
+    """True for ``batchnorm``; ValueError for an unknown layout."""
+    if layout not in MLP_LAYOUTS:
+        raise ValueError(f"mlp_layout: expected one of {MLP_LAYOUTS}, got {layout!r}")
+    return layout == "batchnorm"
 
 
 class KeypointDetector(nn.Module):
     """IAKD: queries decode against point features; cosine heat map. ``F (B, N, D), p (B, N, 3) ->
-    heat (B, K, N), kpt (B, K, 3), kfeat (B, K, D)``."""
+    heat (B, K, N), kpt (B, K, 3), kfeat (B, K, D)``. Queries Xavier-normal initialised (as upstream)."""
 
     def __init__(self, dim: int, num_kpts: int, blocks: int, heads: int, ffn: int, temperature: float) -> None:
         super().__init__()
         self.queries = nn.Parameter(torch.empty(num_kpts, dim))
-        nn.init.xavier_uniform_(self.queries)
+        nn.init.xavier_normal_(self.queries)
         self.blocks = nn.ModuleList(CrossAttentionBlock(dim, heads, ffn) for _ in range(blocks))
         self.temperature = temperature
 
@@ -185,19 +215,31 @@ class KeypointDetector(nn.Module):
 
 
 class GAFABlock(nn.Module):
-    """Geometric-aware feature aggregation (AG-Pose): local kNN attention, global mixing, output MLP.
-    ``kpt (B, K, 3), kfeat (B, K, D), pts (B, N, 3), feats (B, N, D) -> (B, K, D)``."""
+    """Geometric-aware feature aggregation (AG-Pose ``GAFA_block``): local kNN attention, global mixing, output
+    MLP. ``kpt (B, K, 3), kfeat (B, K, D), pts (B, N, 3), feats (B, N, D) -> (B, K, D)``.
 
-    def __init__(self, dim: int, k: int, pe_hidden: tuple[int, int], temperature: float) -> None:
+    ``upstream`` layout: the position codes (``pe_local`` = ``fc_delta``, ``pe_abs``, ``pe_rel``), the
+    neighbour fusion (``fc_delta_1``) and ``out_mlp`` are plain ``Linear``/``ReLU``; only the query MLP
+    ``fc_in`` (Linear-BN-ReLU-Linear) and the global ``fuse_mlp`` ((Linear-BN-ReLU) x 2) have BatchNorm.
+    ``batchnorm`` layout: BN + ReLU between the layers of every MLP.
+    """
+
+    def __init__(self, dim: int, k: int, pe_hidden: tuple[int, int], temperature: float,
+                 layout: str = "upstream") -> None:
         super().__init__()
         self.k, self.temperature = k, temperature
         pe = (*pe_hidden, dim)
-        self.pe_local = _mlp(pe, 3)
-        self.fuse = _mlp((dim, dim), 2 * dim)
-        self.fc_in = _mlp((dim, dim), dim)
-        self.pe_abs, self.pe_rel = _mlp(pe, 3), _mlp(pe, 3)
+        if _check_layout(layout):
+            self.pe_local = PointMLP(3, pe, last_act=False)
+            self.fuse = PointMLP(2 * dim, (dim, dim), last_act=False)
+            self.pe_abs, self.pe_rel = PointMLP(3, pe, last_act=False), PointMLP(3, pe, last_act=False)
+            self.out = PointMLP(dim, (dim, dim), last_act=False)
+        else:
+            self.pe_local, self.fuse = _plain(3, pe), _plain(2 * dim, (dim, dim))
+            self.pe_abs, self.pe_rel = _plain(3, pe), _plain(3, pe)
+            self.out = _plain(dim, (dim, dim))
+        self.fc_in = PointMLP(dim, (dim, dim), last_act=False)
         self.global_mlp = PointMLP(3 * dim, (dim, dim))
-        self.out = _mlp((dim, dim), dim)
 
     def forward(self, kpt, kfeat, pts, feats):
         kpt = kpt.detach()
@@ -214,15 +256,24 @@ class GAFABlock(nn.Module):
 
 
 class NocsHead(nn.Module):
-    """Keypoint NOCS by per-class 64-bin classification per axis. ``(B, K, D), cls (B,) -> (B, K, 3)``
-    in [-0.5, 0.5]."""
+    """Keypoint NOCS by per-class 64-bin classification per axis (AG-Pose ``NOCS_Predictor``).
+    ``(B, K, D), cls (B,) -> (B, K, 3)`` in [-0.5, 0.5].
 
-    def __init__(self, dim: int, hidden: int, num_classes: int, bins: int, heads: int, ffn: int) -> None:
+    ``upstream`` layout: ``pre`` (``nocs_mlp``) is (Linear-BN-ReLU) x 2, Linear-BN (a BatchNorm on the output,
+    no ReLU); ``post`` (``atten_mlp``) is plain. ``batchnorm``: BN + ReLU between layers of both, no output BN.
+    """
+
+    def __init__(self, dim: int, hidden: int, num_classes: int, bins: int, heads: int, ffn: int,
+                 layout: str = "upstream") -> None:
         super().__init__()
         self.bins, self.num_classes = bins, num_classes
-        self.pre = _mlp((hidden, hidden, dim), dim)
+        if _check_layout(layout):
+            self.pre = PointMLP(dim, (hidden, hidden, dim), last_act=False)
+            self.post = PointMLP(dim, (hidden, hidden, num_classes * 3 * bins), last_act=False)
+        else:
+            self.pre = nn.Sequential(PointMLP(dim, (hidden, hidden, dim), last_act=False), _ChannelNorm(dim))
+            self.post = _plain(dim, (hidden, hidden, num_classes * 3 * bins))
         self.attn = nn.ModuleList(SelfAttentionBlock(dim, heads, ffn) for _ in range(2))
-        self.post = _mlp((hidden, hidden, num_classes * 3 * bins), dim)
         self.register_buffer("centres", (torch.arange(bins) + 0.5) / bins - 0.5, persistent=False)
 
     def forward(self, x: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
@@ -236,15 +287,17 @@ class NocsHead(nn.Module):
 
 
 class Reconstructor(nn.Module):
-    """Dense reconstruction from keypoints (training signal). ``kpt (B, K, 3), kfeat (B, K, D) ->
-    offsets (B, K, R, 3)``."""
+    """Dense reconstruction from keypoints (training signal; AG-Pose ``Reconstructor``). ``kpt (B, K, 3),
+    kfeat (B, K, D) -> offsets (B, K, R, 3)``. ``upstream``: every MLP plain; ``batchnorm``: BN + ReLU between
+    layers."""
 
-    def __init__(self, dim: int, hidden: int, n_off: int) -> None:
+    def __init__(self, dim: int, hidden: int, n_off: int, layout: str = "upstream") -> None:
         super().__init__()
         self.n_off = n_off
-        self.pe = _mlp((64, 128, dim), 3)
-        self.feat = _mlp((dim, dim), dim)
-        self.dec = _mlp((hidden, hidden, 3 * n_off), 2 * dim)
+        mlp = (lambda i, w: PointMLP(i, w, last_act=False)) if _check_layout(layout) else _plain
+        self.pe = mlp(3, (64, 128, dim))
+        self.feat = mlp(dim, (dim, dim))
+        self.dec = mlp(2 * dim, (hidden, hidden, 3 * n_off))
 
     def forward(self, kpt: torch.Tensor, kfeat: torch.Tensor) -> torch.Tensor:
         f = self.pe(kpt) + self.feat(kfeat)
@@ -253,15 +306,26 @@ class Reconstructor(nn.Module):
 
 
 class PoseHead(nn.Module):
-    """Pose/size regression from keypoints, their NOCS (detached) and features.
-    ``-> r6 (B, 6), t (B, 3), s (B, 3)``."""
+    """Pose/size regression from keypoints, their NOCS (detached) and features (AG-Pose
+    ``PoseSizeEstimator``). ``kpt (B, K, 3), nocs (B, K, 3), kfeat (B, K, D) -> r6 (B, 6), t (B, 3), s (B, 3)``.
 
-    def __init__(self, dim: int, hidden: int) -> None:
+    ``upstream``: every MLP plain, with a ReLU after the last layer of the point encoders (3 -> 32 -> 64) and
+    of the two per-keypoint MLPs, none after the three heads. ``batchnorm``: BN + ReLU between layers (and
+    after the last layer of the two per-keypoint MLPs), no activation after the point encoders.
+    """
+
+    def __init__(self, dim: int, hidden: int, layout: str = "upstream") -> None:
         super().__init__()
-        self.kpt_enc, self.nocs_enc = _mlp((32, 64), 3), _mlp((32, 64), 3)
-        self.mlp1 = PointMLP(dim + 128, (hidden, dim))
-        self.mlp2 = PointMLP(2 * dim, (hidden, hidden))
-        self.heads = nn.ModuleList(_mlp((hidden, dim, o), hidden) for o in (6, 3, 3))
+        if _check_layout(layout):
+            self.kpt_enc, self.nocs_enc = PointMLP(3, (32, 64), last_act=False), PointMLP(3, (32, 64), last_act=False)
+            self.mlp1 = PointMLP(dim + 128, (hidden, dim))
+            self.mlp2 = PointMLP(2 * dim, (hidden, hidden))
+            self.heads = nn.ModuleList(PointMLP(hidden, (hidden, dim, o), last_act=False) for o in (6, 3, 3))
+        else:
+            self.kpt_enc, self.nocs_enc = _plain(3, (32, 64), last_act=True), _plain(3, (32, 64), last_act=True)
+            self.mlp1 = _plain(dim + 128, (hidden, dim), last_act=True)
+            self.mlp2 = _plain(2 * dim, (hidden, hidden), last_act=True)
+            self.heads = nn.ModuleList(_plain(hidden, (hidden, dim, o)) for o in (6, 3, 3))
 
     def forward(self, kpt, nocs, kfeat):
         x = self.mlp1(torch.cat([self.kpt_enc(kpt), self.nocs_enc(nocs.detach()), kfeat], dim=-1))
@@ -270,22 +334,12 @@ class PoseHead(nn.Module):
         return tuple(h(x) for h in self.heads)
 
 
-def _euler_xyz(angles: torch.Tensor) -> torch.Tensor:
-    """``(B, 3)`` radians -> ``Rx @ Ry @ Rz`` ``(B, 3, 3)``."""
-    c, s = angles.cos(), angles.sin()
-    o, z = torch.ones_like(c[:, 0]), torch.zeros_like(c[:, 0])
-    rx = torch.stack([o, z, z, z, c[:, 0], -s[:, 0], z, s[:, 0], c[:, 0]], -1).view(-1, 3, 3)
-    ry = torch.stack([c[:, 1], z, s[:, 1], z, o, z, -s[:, 1], z, c[:, 1]], -1).view(-1, 3, 3)
-    rz = torch.stack([c[:, 2], -s[:, 2], z, s[:, 2], c[:, 2], z, z, z, o], -1).view(-1, 3, 3)
-    return rx @ ry @ rz
+class CleanPose(nn.Module):
+    """CleanPose / AG-Pose (module docstring). ``model.rgb_size`` tells the data pipeline which crop to make."""
 
-
-class AGPose(nn.Module):
-    """AG-Pose / CleanPose (module docstring). ``model.rgb_size`` tells the data pipeline which crop to make."""
-
-    def __init__(self, config: AGPoseConfig | None = None) -> None:
+    def __init__(self, config: CleanPoseConfig | None = None) -> None:
         super().__init__()
-        self.config = cfg = config or AGPoseConfig()
+        self.config = cfg = config or CleanPoseConfig()
         self.table: CategoryTable = get_table(cfg.category_table)
         self.num_classes = nc = len(self.table)
         half = cfg.dim // 2
@@ -301,20 +355,25 @@ class AGPose(nn.Module):
         self.rgb_proj = nn.Linear(self.rgb_encoder.out_channels if self.rgb_encoder is not None else 1, half)
         self.detector = KeypointDetector(cfg.dim, cfg.num_kpts, cfg.iakd_blocks, cfg.heads, cfg.ffn,
                                          cfg.heat_temperature)
-        self.gafa = nn.ModuleList(GAFABlock(cfg.dim, k, cfg.pe_hidden, cfg.local_temperature) for k in cfg.gafa_k)
-        self.front_door = FrontDoorModule(nc, cfg.dim, cfg.dict_size, cfg.select_num, cfg.heads, cfg.ffn,
-                                          cfg.fd_self_blocks, cfg.fd_cross_blocks, cfg.dict_update,
-                                          cfg.dict_momentum, cfg.dict_enqueue) if cfg.causal else None
-        if self.front_door is not None and cfg.dict_init:
-            init_dictionary(self.front_door, cfg.dict_init, name="front_door")
-        self.nocs_head = NocsHead(cfg.dim, cfg.head_hidden, nc, cfg.nocs_bins, cfg.heads, cfg.ffn)
-        self.reconstructor = Reconstructor(cfg.dim, cfg.head_hidden, cfg.recon_offsets)
-        self.pose_head = PoseHead(cfg.dim, cfg.head_hidden)
-        if cfg.distill:
+        layout = cfg.mlp_layout
+        self.gafa = nn.ModuleList(GAFABlock(cfg.dim, k, cfg.pe_hidden, cfg.local_temperature, layout)
+                                  for k in cfg.gafa_k)
+        fd = cfg.causal
+        self.front_door = FrontDoorModule(
+            nc, cfg.dim, fd.dict_size, fd.select_num, cfg.heads if fd.heads is None else fd.heads,
+            cfg.ffn if fd.ffn is None else fd.ffn, fd.self_blocks, fd.cross_blocks, fd.update, fd.momentum,
+            fd.enqueue) if fd.enabled else None
+        if self.front_door is not None and fd.dict_init:
+            init_dictionary(self.front_door, fd.dict_init, name="front_door")
+        self.nocs_head = NocsHead(cfg.dim, cfg.head_hidden, nc, cfg.nocs_bins, cfg.heads, cfg.ffn, layout)
+        self.reconstructor = Reconstructor(cfg.dim, cfg.head_hidden, cfg.recon_offsets, layout)
+        self.pose_head = PoseHead(cfg.dim, cfg.head_hidden, layout)
+        kd = cfg.distill
+        if kd.enabled:
             from demopose.models.distill import ResidualDistillation, build_teacher
 
-            self.distill = ResidualDistillation(half, build_teacher(cfg.teacher, cfg.teacher_checkpoint,
-                                                                    cfg.teacher_dim), cache=cfg.teacher_cache)
+            self.distill = ResidualDistillation(half, build_teacher(kd.teacher, kd.teacher_checkpoint, kd.teacher_dim),
+                                                alpha=kd.alpha, cache=kd.cache)
         else:
             self.distill = None
         sym = [False] + [self.table.is_y_symmetric(c.id, True) for c in self.table]
@@ -333,7 +392,7 @@ class AGPose(nn.Module):
             return torch.rand(*shape, device=dev, dtype=dt, generator=generator) * (hi - lo) + lo
 
         a = math.radians(cfg.aug_angle_deg)
-        dR = _euler_xyz(u(-a, a, B, 3))
+        dR = euler_xyz_to_rotation_matrix(u(-a, a, B, 3))
         dt_ = u(-cfg.aug_shift, cfg.aug_shift, B, 1, 3)
         ds = u(*cfg.aug_scale, B, 1, 1)
         noise = (torch.randn(pts.shape, device=dev, dtype=dt, generator=generator) * cfg.point_noise)
@@ -343,7 +402,7 @@ class AGPose(nn.Module):
     def forward(self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> PosePrediction:
         for key in ("points", "class_ids"):
             if key not in batch:
-                raise KeyError(f"AGPose batch: missing key {key!r} (needs 'points' and 'class_ids')")
+                raise KeyError(f"CleanPose batch: missing key {key!r} (needs 'points' and 'class_ids')")
         points = batch["points"]
         dims = check_shape(points, "B N 3", "batch['points']")
         cls = torch.as_tensor(batch["class_ids"], device=points.device).long().reshape(-1) - 1
@@ -377,7 +436,7 @@ class AGPose(nn.Module):
         delta = delta.float() if delta is not None else None
         geometry = torch.autocast(points.device.type, enabled=False)
         with geometry:
-            R = rotation_from_6d_y(r6[:, :3], r6[:, 3:])
+            R = rotation_6d_y_to_matrix(r6)
         outputs: dict[str, torch.Tensor] = {"heatmap": heat, "kpt_nocs": kpt_nocs}
 
         def to_cam(x):  # (B, M, 3) augmented centred frame -> camera frame
@@ -403,13 +462,15 @@ class AGPose(nn.Module):
         return PosePrediction(R=R, t=t, size=s, score=None, outputs=outputs)
 
     def loss(self, pred: PosePrediction, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """All weighted losses (:func:`agpose_loss`)."""
-        return agpose_loss(pred, batch, self.y_symmetric_table, self.config.loss)
+        """All weighted losses (:func:`cleanpose_loss`)."""
+        return cleanpose_loss(pred, batch, self.y_symmetric_table, self.config.loss, self.config.distill.kd_weight)
 
 
-def agpose_loss(pred: PosePrediction, batch: Mapping[str, torch.Tensor], y_symmetric_table: torch.Tensor,
-                w: AGPoseLossWeights = AGPoseLossWeights()) -> dict[str, torch.Tensor]:
-    """AG-Pose / CleanPose losses with the released weights (notes/cleanpose.md §1.9).
+def cleanpose_loss(pred: PosePrediction, batch: Mapping[str, torch.Tensor], y_symmetric_table: torch.Tensor,
+                   w: CleanPoseLossWeights = CleanPoseLossWeights(), kd_weight: float = 0.01
+                   ) -> dict[str, torch.Tensor]:
+    """AG-Pose / CleanPose losses with the released weights (notes/cleanpose.md §1.9); ``kd`` (weight
+    ``kd_weight``, CleanPose's 0.01) when the prediction holds the distillation pair.
 
     Needs ``R (B, 3, 3)``, ``t (B, 3)``, ``size (B, 3)`` (metric extents) in ``batch``. The rotation
     target of y-symmetric classes (table rule with the handle visible: mug is not symmetric, as
@@ -418,7 +479,7 @@ def agpose_loss(pred: PosePrediction, batch: Mapping[str, torch.Tensor], y_symme
     """
     for key in ("R", "t", "size"):
         if key not in batch:
-            raise KeyError(f"agpose_loss: batch needs the ground truth {key!r}")
+            raise KeyError(f"cleanpose_loss: batch needs the ground truth {key!r}")
     o = pred.outputs
     R_gt, t_gt, s_gt = batch["R"].to(pred.R.dtype), batch["t"].to(pred.t.dtype), batch["size"].to(pred.size.dtype)
     cls = batch["class_ids"].long().reshape(-1)
@@ -445,7 +506,7 @@ def agpose_loss(pred: PosePrediction, batch: Mapping[str, torch.Tensor], y_symme
         losses["recon"] = w.recon * l_rec
         losses["delta"] = w.delta * o["recon_delta"].norm(dim=-1).mean()
     if "kd_student" in o:
-        losses["kd"] = w.kd * (o["kd_student"] - o["kd_teacher"]).norm(dim=-1).mean()
+        losses["kd"] = kd_weight * (o["kd_student"] - o["kd_teacher"]).norm(dim=-1).mean()
     return losses
 
 
@@ -454,42 +515,106 @@ def agpose_loss(pred: PosePrediction, batch: Mapping[str, torch.Tensor], y_symme
 # --------------------------------------------------------------------------------------------------
 
 
-_PRETRAINED_ARGS = ("rgb_checkpoint", "dict_init")
+_PRETRAINED_ARGS = ("rgb_checkpoint", "causal.dict_init")
 """Files read at construction whose contents a trained checkpoint holds (``load_model`` drops them); the
 teacher's file stays: it also gives the teacher's architecture."""
 
+LEGACY_ARGS: dict[str, str] = {
+    "causal": "causal.enabled", "distill": "distill.enabled",
+    "dict_size": "causal.dict_size", "select_num": "causal.select_num",
+    "fd_self_blocks": "causal.self_blocks", "fd_cross_blocks": "causal.cross_blocks",
+    "dict_update": "causal.update", "dict_momentum": "causal.momentum", "dict_enqueue": "causal.enqueue",
+    "dict_init": "causal.dict_init",
+    "teacher": "distill.teacher", "teacher_checkpoint": "distill.teacher_checkpoint",
+    "teacher_dim": "distill.teacher_dim", "teacher_cache": "distill.cache",
+    "loss.kd": "distill.kd_weight",
+}
+"""Builder arguments of config version 1 (flat) -> their place since version 2 (dotted)."""
 
-def _cfg(base: AGPoseConfig, overrides: dict) -> AGPoseConfig:
-    if "loss" in overrides and isinstance(overrides["loss"], Mapping):
-        overrides = {**overrides, "loss": AGPoseLossWeights(**overrides["loss"])}
+
+def upgrade_args_v1(args: Mapping) -> dict:
+    """Builder arguments stored under config version 1 -> version 2: the flat front-door / distillation keys
+    (:data:`LEGACY_ARGS`) nested under ``causal`` / ``distill``; ``mlp_layout: batchnorm`` (every version-1
+    network had BatchNorm + ReLU in every MLP; the default is now the upstream layout). Other keys a
+    version-1 checkpoint did not store stay unset, so the preset's defaults apply as they did then."""
+    out: dict = {k: v for k, v in args.items() if k not in LEGACY_ARGS}
+    nested: dict[str, dict] = {"causal": {}, "distill": {}}
+    for old, new in LEGACY_ARGS.items():
+        group, key = new.split(".")
+        if old == "loss.kd":
+            loss = dict(args.get("loss") or {})
+            if "kd" in loss:
+                nested[group][key] = loss.pop("kd")
+                if loss:
+                    out["loss"] = loss
+                else:
+                    out.pop("loss", None)
+        elif old in args:
+            value = args[old]
+            if old in ("causal", "distill") and isinstance(value, Mapping):  # already nested
+                nested[old] = {**dict(value), **nested[old]}
+            else:
+                nested[group][key] = value
+    for group, opts in nested.items():
+        if opts:
+            out[group] = opts
+    out.setdefault("mlp_layout", "batchnorm")
+    return out
+
+
+def _config(base: CleanPoseConfig, overrides: Mapping) -> CleanPoseConfig:
+    """``base`` with the builder arguments ``overrides`` (nested ``causal`` / ``distill`` / ``loss`` mappings
+    override the preset's fields one by one)."""
+    overrides = dict(overrides)
+    legacy = [k for k in overrides if k in LEGACY_ARGS and k not in ("causal", "distill")]
+    legacy += [k for k in ("causal", "distill") if isinstance(overrides.get(k), bool)]
+    if isinstance(overrides.get("loss"), Mapping) and "kd" in overrides["loss"]:
+        legacy.append("loss.kd")
+    if legacy:
+        moved = ", ".join(f"{k} -> {LEGACY_ARGS[k]}" for k in legacy)
+        raise ValueError(f"CleanPoseConfig: the front-door and distillation options are nested since config "
+                         f"version 2 (model.args.causal.*, model.args.distill.*); renamed: {moved}")
+    unknown = set(overrides) - set(asdict(base))
+    if unknown:
+        raise ValueError(f"CleanPoseConfig: unknown fields {sorted(unknown)}; expected some of {sorted(asdict(base))}")
+    if "causal" in overrides:
+        overrides["causal"] = parse_options(FrontDoorOptions, overrides["causal"], "causal", base.causal)
+    if "distill" in overrides:
+        overrides["distill"] = parse_options(DistillOptions, overrides["distill"], "distill", base.distill)
+    if "loss" in overrides:
+        overrides["loss"] = parse_options(CleanPoseLossWeights, overrides["loss"], "loss", base.loss)
     for k, v in list(overrides.items()):
         if isinstance(v, list):
             overrides[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v)
-    unknown = set(overrides) - set(asdict(base))
-    if unknown:
-        raise ValueError(f"AGPoseConfig: unknown fields {sorted(unknown)}")
     return replace(base, **overrides)
 
 
-@register_model("cleanpose", pretrained_args=_PRETRAINED_ARGS)
-def cleanpose(**overrides) -> AGPose:
-    """CleanPose with the released sizes; ``causal=False, distill=False`` gives AG-Pose."""
-    return AGPose(_cfg(AGPoseConfig(), overrides))
+def _agpose(cfg: CleanPoseConfig) -> CleanPoseConfig:
+    return replace(cfg, causal=replace(cfg.causal, enabled=False), distill=replace(cfg.distill, enabled=False))
 
 
-@register_model("cleanpose_small", pretrained_args=_PRETRAINED_ARGS)
-def cleanpose_small(**overrides) -> AGPose:
-    """Narrow CleanPose for tests and CPU (:meth:`AGPoseConfig.small`)."""
-    return AGPose(_cfg(AGPoseConfig.small(), overrides))
+_REGISTRATION = dict(pretrained_args=_PRETRAINED_ARGS, args_upgrades={1: upgrade_args_v1}, renamed_args=LEGACY_ARGS)
 
 
-@register_model("agpose", pretrained_args=_PRETRAINED_ARGS)
-def agpose(**overrides) -> AGPose:
+@register_model("cleanpose", **_REGISTRATION)
+def cleanpose(**overrides) -> CleanPose:
+    """CleanPose with the released sizes; ``causal={"enabled": False}, distill={"enabled": False}`` gives AG-Pose."""
+    return CleanPose(_config(CleanPoseConfig(), overrides))
+
+
+@register_model("cleanpose_small", **_REGISTRATION)
+def cleanpose_small(**overrides) -> CleanPose:
+    """Narrow CleanPose for tests and CPU (:meth:`CleanPoseConfig.small`)."""
+    return CleanPose(_config(CleanPoseConfig.small(), overrides))
+
+
+@register_model("agpose", **_REGISTRATION)
+def agpose(**overrides) -> CleanPose:
     """AG-Pose: CleanPose without the front-door module and distillation."""
-    return AGPose(_cfg(AGPoseConfig(causal=False, distill=False), overrides))
+    return CleanPose(_config(_agpose(CleanPoseConfig()), overrides))
 
 
-@register_model("agpose_small", pretrained_args=_PRETRAINED_ARGS)
-def agpose_small(**overrides) -> AGPose:
+@register_model("agpose_small", **_REGISTRATION)
+def agpose_small(**overrides) -> CleanPose:
     """Narrow AG-Pose."""
-    return AGPose(_cfg(AGPoseConfig.small(causal=False, distill=False), overrides))
+    return CleanPose(_config(_agpose(CleanPoseConfig.small()), overrides))
