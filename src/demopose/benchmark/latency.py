@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from demopose._cpuinfo import cpuinfo_field
+from demopose._env import thread_defaults
 from demopose.benchmark.rounds import merge_runs
 
 __all__ = ["format_rows", "machine_description", "measure_model", "merge_latency_rounds", "run_benchmark"]
@@ -143,7 +144,7 @@ def run_benchmark(models: list[str], devices: list[str], threads: int, out: Path
             cmd = [sys.executable, "-c",
                    "import json,sys; from demopose.benchmark.latency import measure_model; "
                    f"print(json.dumps(measure_model({name!r}, {dev!r}, {threads}, **{kw!r})))"]
-            env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+            env = {**os.environ, **thread_defaults(), "OMP_NUM_THREADS": str(threads)}
             load = list(os.getloadavg())  # the machine may be shared: record its load with each row
             r = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if r.returncode != 0:
