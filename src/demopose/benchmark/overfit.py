@@ -1,4 +1,4 @@
-"""Overfit checks: can a model family fit a few dozen fixed training instances? (issue #16, item 1)
+"""Overfit checks: can a model family fit a few dozen fixed training instances?
 
 A family that cannot drive its training error to almost nothing on 32 instances seen every step has a bug (a
 wrong target, a broken gradient, a head that cannot express the answer), not a budget problem: DESIGN.md,

@@ -220,8 +220,8 @@ class MonoDetector(nn.Module):
 
     def _folded(self, images: torch.Tensor) -> tuple[nn.Module, nn.Module] | None:
         """Copies of backbone + neck and of the head with every BatchNorm folded into its convolution,
-        computing in NHWC on CPU (:func:`~demopose.layers.bn_folding.fold_conv_bn`: 50.1 -> 28.5 ms for the
-        backbone + neck of ``mono`` at 2 threads, ``benchmarks/detector_inference.py``), made on first use and
+        computing in NHWC on CPU (:func:`~demopose.layers.bn_folding.fold_conv_bn`; the time saved is in
+        BENCHMARKS.md, ``benchmarks/detector_inference.py``), made on first use and
         again whenever a weight changes; None where they do not apply (training, gradients, export, weights
         created in inference mode, whose changes cannot be seen) or cannot be made (a network ``torch.fx``
         cannot trace: then never tried again)."""
