@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                     m.running_var.uniform_(0.5, 2.0)
                     m.weight.uniform_(0.5, 1.5)
                     m.bias.uniform_(-0.2, 0.2)
-            W, H = model.cfg.input_size
+            W, H = model.config.input_size
             image = torch.randn(1, 3, H, W)
             plain, folded = model.feature_map(image), model.inference_feature_map(image)
             diffs[name] = max(float((a - b).abs().max() / a.abs().max()) for a, b in zip(plain, folded))

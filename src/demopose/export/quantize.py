@@ -225,7 +225,7 @@ def calibration_feeds(path: str | Path, data_root: str | Path, subset: str = "re
             raise ValueError(f"{path}: a fusion pose graph; pass the detector graph (mono_path)")
         mono = OrtMonoDetector(mono_path or Path(path).with_name(link["mono"]), threads=1)
     gen = torch.Generator().manual_seed(int(seed))
-    image_size = tuple(mono.cfg.input_size) if mono is not None else None
+    image_size = tuple(mono.config.input_size) if mono is not None else None
     for i in tqdm(idx, desc="calibration frames", unit="frame", disable=not progress):
         frame = ds[int(i)]
         inst = gt_instances(frame)

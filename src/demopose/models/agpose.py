@@ -283,6 +283,12 @@ def _euler_xyz(angles: torch.Tensor) -> torch.Tensor:
 class AGPose(nn.Module):
     """AG-Pose / CleanPose (module docstring). ``model.rgb_size`` tells the data pipeline which crop to make."""
 
+    image_size, mesh_points, own_detector = None, 0, None  # the PoseModel contract (models/base.py)
+
+    @property
+    def categories(self) -> CategoryTable:
+        return self.table
+
     def __init__(self, config: AGPoseConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or AGPoseConfig()

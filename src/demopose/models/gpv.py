@@ -23,6 +23,7 @@ Losses: :mod:`demopose.models.gpv_loss`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
@@ -314,7 +315,8 @@ class FaceReconHead(nn.Module):
 
 
 class GPVPose(nn.Module):
-    """GPV-Pose network (see module docstring).
+    """GPV-Pose network (see module docstring); a :class:`~demopose.models.base.PoseModel` reading points only
+    (``mesh_points`` > 0 asks for the Mesh-Point Loss samples in training).
 
     Args:
         config: architecture; default :class:`GPVConfig()` (paper sizes).
@@ -335,11 +337,15 @@ class GPVPose(nn.Module):
         ``face_normal`` ``(B, N, 6, 3)``, ``face_dist`` ``(B, N, 6)``, ``face_conf`` ``(B, N, 6)``.
     """
 
+    image_size = None  # the PoseModel contract: no whole frame, no instance crop, no detector of its own
+    rgb_size = None
+    own_detector = None
+
     def __init__(self, config: GPVConfig | None = None, mean_sizes: Sequence | torch.Tensor | None = None):
         super().__init__()
         self.config = config = config or GPVConfig()
-        self.table: CategoryTable = get_table(config.category_table)
-        self.num_classes = nc = len(self.table)
+        self.categories: CategoryTable = get_table(config.category_table)
+        self.num_classes = nc = len(self.categories)
         self.backbone = GPVBackbone(config)
         self.fusion = None
         geo_c = self.backbone.out_channels
@@ -363,13 +369,13 @@ class GPVPose(nn.Module):
         self.ts_head = PooledVectorHead(feat_c + 3, 6, **head)
         self.face_recon = FaceReconHead(feat_c, self.backbone.global_channels, config.recon_block,
                                         config.recon_hidden, config.face_hidden, config.vector_eps)
-        table_sizes = torch.as_tensor(self.table.mean_sizes(), dtype=torch.float32)
+        table_sizes = torch.as_tensor(self.categories.mean_sizes(), dtype=torch.float32)
         if mean_sizes is not None:
             ms = torch.as_tensor(mean_sizes, dtype=torch.float32)
             check_shape(ms, f"{nc} 3", "mean_sizes")
             table_sizes[1:] = ms
         self.register_buffer("mean_sizes", table_sizes, persistent=False)
-        sym = [False] + [self.table.is_y_symmetric(c.id, True) for c in self.table]
+        sym = [False] + [self.categories.is_y_symmetric(c.id, True) for c in self.categories]
         self.register_buffer("y_symmetric_table", torch.tensor(sym), persistent=False)
         # Eval runs the pooled heads in the exact split-weight form (demopose.models.gpv_fast); False
         # forces the plain concatenation formulation (reference for tests).
@@ -379,6 +385,12 @@ class GPVPose(nn.Module):
         state = super().__getstate__()
         state.pop("_folded_heads_cache", None)  # derived at inference; rebuilt on first use after unpickling
         return state
+
+    @property
+    def table(self) -> CategoryTable:
+        """Deprecated name of :attr:`categories` (one release)."""
+        warnings.warn("GPVPose.table is deprecated: use GPVPose.categories", DeprecationWarning, stacklevel=2)
+        return self.categories
 
     @property
     def mesh_points(self) -> int:
@@ -396,7 +408,7 @@ class GPVPose(nn.Module):
         check_shape(class_ids, "B", "batch['class_ids']", dims)
         if class_ids.numel() and (int(class_ids.min()) < 1 or int(class_ids.max()) > self.num_classes):
             raise ValueError(f"batch['class_ids']: expected 1-based ids in 1..{self.num_classes} "
-                             f"({self.table.name}), got {class_ids.tolist()}")
+                             f"({self.categories.name}), got {class_ids.tolist()}")
         sym = batch.get("y_symmetric")
         sym = self.y_symmetric_table[class_ids] if sym is None else torch.as_tensor(sym, device=points.device)
         sym = sym.bool().reshape(-1)
@@ -490,7 +502,7 @@ class GPVPose(nn.Module):
         from demopose.models.gpv_loss import gpv_loss, gpv_symmetry_targets
 
         if "sym_info" not in batch:  # derive GPV's symmetry labels from the category table
-            batch = {**batch, **gpv_symmetry_targets(self.table, batch["class_ids"], batch.get("handle_visible"))}
+            batch = {**batch, **gpv_symmetry_targets(self.categories, batch["class_ids"], batch.get("handle_visible"))}
         losses = gpv_loss(pred, batch, weights)
         losses.pop("loss")  # the engine minimises the sum of the terms; no total inside the dict
         if "mesh_points" in pred.outputs:
