@@ -121,6 +121,7 @@ def _build_predictor(args):
     from pathlib import Path
 
     from demopose.engine.checkpoint import load_model
+    from demopose.models.base import Detector
     from demopose.predictor import BUNDLED_CHECKPOINT, BUNDLED_DETECTOR, Predictor
 
     ckpt = args.checkpoint or BUNDLED_CHECKPOINT
@@ -141,7 +142,7 @@ def _build_predictor(args):
         if not Path(detector).is_file():
             raise FileNotFoundError(f"--detector: {detector}: no such file")
         det_model = load_model(detector, map_location=args.device)
-        if not callable(getattr(det_model, "detect_frame", None)):
+        if not isinstance(det_model, Detector):
             raise ValueError(f"--detector: {detector} is a {type(det_model).__name__} checkpoint, not a monocular "
                              f"detector (mono); train one with `demopose train mono_synth_small`")
         try:

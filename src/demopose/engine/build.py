@@ -16,6 +16,7 @@ from demopose.categories import get_table
 from demopose.data.instances import AugmentConfig, InstanceDataset
 from demopose.engine.inference import MaskSource, gt_instances, published_detections
 from demopose.engine.optim import build_optimizer, build_scheduler
+from demopose.models.base import Detector, PoseModel
 
 __all__ = ["build_collate", "build_frames", "build_instance_set", "build_mask_source", "build_model_from_config",
            "build_optim", "build_train_set", "limit_frames", "require_data_root"]
@@ -48,7 +49,7 @@ def build_frames(cfg: DictConfig, subset: str):
     raise ValueError(f"data.format: expected 'nocs' or 'housecat6d', got {fmt!r}")
 
 
-def build_train_set(cfg: DictConfig, model: torch.nn.Module | None = None) -> InstanceDataset:
+def build_train_set(cfg: DictConfig, model: PoseModel | Detector) -> InstanceDataset:
     """``data.sample``: ``instance`` (default; per-instance point clouds) or ``frame`` (whole letterboxed
     images with detection targets, :mod:`demopose.data.detection_samples`; ``data.input_size: [W, H]``).
 
@@ -70,14 +71,14 @@ def build_train_set(cfg: DictConfig, model: torch.nn.Module | None = None) -> In
     return build_instance_set(cfg, frames, model, train=True)
 
 
-def build_instance_set(cfg: DictConfig, frames, model: torch.nn.Module | None = None,
-                       train: bool = True) -> InstanceDataset:
-    """Per-instance samples of ``frames`` with what ``model`` reads (see :func:`build_train_set`); ``train``:
+def build_instance_set(cfg: DictConfig, frames, model: PoseModel, train: bool = True) -> InstanceDataset:
+    """Per-instance samples of ``frames`` with what ``model`` reads (its ``rgb_size``, ``image_size`` and, in
+    training, ``mesh_points``: :class:`~demopose.models.base.PoseModel`; see :func:`build_train_set`); ``train``:
     augmentations, mask noise and the Mesh-Point Loss targets."""
     aug = AugmentConfig(**OmegaConf.to_container(cfg.data.get("augment", {}), resolve=True))
-    rgb = getattr(model, "rgb_size", None) or cfg.data.get("rgb_size")  # RGB-crop models (CleanPose)
-    image_size = getattr(model, "image_size", None)  # models reading the whole frame (DeMo-Pose)
-    n_mesh = int(getattr(model, "mesh_points", 0) or 0) if train else 0  # MPL targets (GPV-Pose, DeMo-Pose)
+    rgb = model.rgb_size or cfg.data.get("rgb_size")  # RGB-crop models (CleanPose)
+    image_size = model.image_size  # models reading the whole frame (DeMo-Pose)
+    n_mesh = int(model.mesh_points) if train else 0  # MPL targets (GPV-Pose, DeMo-Pose)
     model_points = None
     if n_mesh > 0:
         from demopose.data.mesh_points import MeshPointSource
