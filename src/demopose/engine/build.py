@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from demopose.categories import get_table
 from demopose.data.instances import AugmentConfig, InstanceDataset
+from demopose.data.registry import get_reader
 from demopose.engine.inference import MaskSource, gt_instances, published_detections
 from demopose.engine.optim import build_optimizer, build_scheduler
 from demopose.models.base import Detector, PoseModel
@@ -33,20 +34,17 @@ def require_data_root(cfg: DictConfig) -> Path:
 
 
 def build_frames(cfg: DictConfig, subset: str):
-    """The frame dataset of ``subset`` (``data.format``: ``nocs`` or ``housecat6d``)."""
+    """The frame dataset of ``subset``, opened by the reader registered as ``data.format`` (default ``nocs``;
+    :mod:`demopose.data.registry`) with the category table ``data.categories`` and the reader's options from
+    ``data`` (NOCS: ``data.depth``)."""
     root = require_data_root(cfg)
     table = get_table(cfg.data.categories)
-    fmt = cfg.data.get("format", "nocs")
-    if fmt == "nocs":
-        from demopose.data.nocs import NOCSDataset
-
-        return NOCSDataset(root, subset, depth=cfg.data.get("depth", "auto"), categories=table,
-                           load_nocs=False)
-    if fmt == "housecat6d":
-        from demopose.data.housecat6d import HouseCat6DDataset
-
-        return HouseCat6DDataset(root, subset)
-    raise ValueError(f"data.format: expected 'nocs' or 'housecat6d', got {fmt!r}")
+    fmt = str(cfg.data.get("format", "nocs"))
+    try:
+        reader = get_reader(fmt)
+    except ValueError as e:
+        raise ValueError(f"data.format: {e}") from None
+    return reader.split(root, subset, table, **{k: cfg.data.get(k) for k in reader.options})
 
 
 def build_train_set(cfg: DictConfig, model: PoseModel | Detector) -> InstanceDataset:
