@@ -117,8 +117,24 @@ class PosePrediction:
         )
 
 
+class _Module(Protocol):
+    """What the engine and the predictor do with any model: mode switches and device moves (a torch module's; the
+    onnxruntime backends accept them and change nothing)."""
+
+    training: bool
+
+    def eval(self) -> Any:
+        ...
+
+    def train(self, mode: bool = True) -> Any:
+        ...
+
+    def to(self, *args: Any, **kwargs: Any) -> Any:
+        ...
+
+
 @runtime_checkable
-class Detector(Protocol):
+class Detector(_Module, Protocol):
     """A model that finds the objects of a whole RGB frame (``mono``, the onnxruntime mono graph).
 
     Attributes:
@@ -142,7 +158,7 @@ class Detector(Protocol):
 
 
 @runtime_checkable
-class PoseModel(Protocol):
+class PoseModel(_Module, Protocol):
     """A model that estimates the 9-DoF poses of object instances given as point samples.
 
     Attributes:
