@@ -73,3 +73,11 @@ def test_small_preset_runs_on_a_tiny_input(name):
         b = model(batch, generator=torch.Generator().manual_seed(3))
     check_pose_prediction(a, 2)
     assert torch.equal(a.R, b.R) and torch.equal(a.t, b.t) and torch.equal(a.size, b.size)  # seeded: reproducible
+
+
+@pytest.mark.parametrize(("name", "old", "new"), [("mono_small", "cfg", "config"), ("demopose_small", "cfg", "config"),
+                                                  ("gpv_small", "table", "categories")])
+def test_renamed_attributes_keep_a_deprecated_alias(name, old, new):
+    model = build_model(name)
+    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated: use .*{new}"):
+        assert getattr(model, old) is getattr(model, new)
