@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     deviation = _int8_script()._deviation
     torch.set_num_threads(args.threads)
     model = load_model(args.checkpoint)
-    table = model.categories if hasattr(model, "categories") else model.table  # DeMo-Pose | GPV-family
+    table = model.categories
     frames = NOCSDataset(args.data, args.subset, categories=get_table(table.name), load_nocs=False)
     idx = limit_frames(len(frames), args.frames)
     load = os.getloadavg()

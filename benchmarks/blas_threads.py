@@ -10,7 +10,7 @@ torch's threads need next. Each setting runs in a fresh process (OpenBLAS reads 
 numpy loads) on synthetic 640×480 REAL-style frames (``demopose.synth``, generated once into ``--data-dir``),
 and times the network stage alone (``run_batch``: the pose network on the frame's instances, the detector's
 feature maps reused), median over ``--frames`` frames after 2 warm-up frames. torch runs ``--threads`` threads
-in every setting. ``demopose/__init__.py`` picks its default from this file. Writes
+in every setting. ``demopose/_env.py`` picks its default from this file. Writes
 ``benchmarks/results/blas_threads.json``.
 """
 
@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _CHILD = """
 import json, statistics, time
 import demopose
+demopose.set_thread_defaults()  # GOMP_SPINCOUNT; OPENBLAS_NUM_THREADS is the parent's setting
 import torch
 from demopose.data.nocs import NOCSDataset
 from demopose.engine.inference import frame_batch, run_batch

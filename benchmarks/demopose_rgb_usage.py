@@ -39,9 +39,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     model = load_model(args.checkpoint)
-    if model.cfg.fusion != "concat":
+    if model.config.fusion != "concat":
         raise SystemExit("this diagnostic reads the concatenation layout; the checkpoint fuses by "
-                         f"{model.cfg.fusion!r}")
+                         f"{model.config.fusion!r}")
     c2, c1 = model.warm_start_insert()
     shares = {}
     for name, p in model.pose.named_parameters():

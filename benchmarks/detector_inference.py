@@ -19,10 +19,11 @@ import json
 import os
 from pathlib import Path
 
-import demopose  # noqa: F401  (before torch: its OpenMP / BLAS thread defaults)
+from demopose import set_thread_defaults
 
-# isort: split
-import torch
+set_thread_defaults()  # before torch: demopose's OpenMP / BLAS thread defaults
+
+import torch  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "detector_inference.json"
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                     m.running_var.uniform_(0.5, 2.0)
                     m.weight.uniform_(0.5, 1.5)
                     m.bias.uniform_(-0.2, 0.2)
-            W, H = model.cfg.input_size
+            W, H = model.config.input_size
             image = torch.randn(1, 3, H, W)
             plain, folded = model.feature_map(image), model.inference_feature_map(image)
             diffs[name] = max(float((a - b).abs().max() / a.abs().max()) for a, b in zip(plain, folded))

@@ -42,14 +42,15 @@ import types
 from pathlib import Path
 from typing import Any
 
-import demopose  # noqa: F401  (before torch: its OpenMP / BLAS thread defaults apply to both networks)
+from demopose import set_thread_defaults
 
-# isort: split
-import torch
+set_thread_defaults()  # before torch: demopose's OpenMP / BLAS thread defaults apply to both networks
 
-from demopose.benchmark.latency import machine_description
-from demopose.io import write_json_atomic
-from demopose.models import build_model
+import torch  # noqa: E402
+
+from demopose.benchmark.latency import machine_description  # noqa: E402
+from demopose.io import write_json_atomic  # noqa: E402
+from demopose.models import build_model  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "gpv_reference_speed.json"
 

@@ -18,10 +18,11 @@ import json
 import os
 from pathlib import Path
 
-import demopose  # noqa: F401  (before torch: its OpenMP / BLAS thread defaults)
+from demopose import set_thread_defaults
 
-# isort: split
-import torch
+set_thread_defaults()  # before torch: demopose's OpenMP / BLAS thread defaults
+
+import torch  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "knn_native.json"
 

@@ -15,7 +15,7 @@ processes spin on the CPU ("busy": what a shared or loaded machine looks like to
 - ``active``: ``OMP_WAIT_POLICY=ACTIVE`` (waiting threads never sleep).
 
 The figure is the median wall-clock ms per instance; the load average before each phase is recorded.
-``demopose/__init__.py`` picks its default from this file. Writes
+``demopose/_env.py`` picks its default from this file. Writes
 ``benchmarks/results/omp_wait_policy.json``.
 """
 
@@ -40,7 +40,7 @@ SETTINGS: dict[str, dict[str, str]] = {
     "active": {"OMP_WAIT_POLICY": "ACTIVE"},
 }
 
-# run in the child: torch is imported before demopose, so demopose's own default does not apply
+# run in the child: the setting under test is its whole environment (nothing sets demopose's defaults here)
 _CHILD = """
 import json, statistics, sys, time
 import torch

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     command = "OMP_NUM_THREADS=1 python benchmarks/onnx_int8_accuracy.py " + shlex.join(argv or sys.argv[1:])
     model = load_model(args.checkpoint)
-    table = model.table
+    table = model.categories
     frames = NOCSDataset(args.data, args.subset, categories=get_table(table.name), load_nocs=False)
     idx = limit_frames(len(frames), args.frames)
     load = os.getloadavg()[0]

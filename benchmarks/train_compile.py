@@ -35,9 +35,10 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     sys.path.insert(0, str(REPO / "src"))
-    import demopose  # noqa: F401
+    from demopose import set_thread_defaults
 
-    # isort: split
+    set_thread_defaults()  # before torch
+
     import torch
 
     from demopose.benchmark.latency import machine_description

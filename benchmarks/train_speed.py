@@ -62,9 +62,7 @@ STAGES = ("data", "forward", "loss", "backward", "optimizer")
 
 
 def child(args: argparse.Namespace) -> None:
-    import demopose  # noqa: F401  (thread defaults before torch)
-
-    # isort: split
+    # the thread defaults come in the environment from the parent (the child may run an older tree)
     import torch
 
     from demopose.engine import load_config
@@ -163,6 +161,7 @@ def _worktree(rev: str) -> Path:
 
 def steps(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO / "src"))
+    from demopose._env import thread_defaults
     from demopose.benchmark.latency import machine_description
     from demopose.io import write_json_atomic
 
@@ -176,7 +175,7 @@ def steps(args: argparse.Namespace) -> None:
     for r in range(args.rounds):
         for model in models:
             for label, precision, tree in variants:
-                env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+                env = {**os.environ, **thread_defaults(), "PYTHONPATH": str(tree / "src")}
                 cmd = [sys.executable, str(Path(__file__).resolve()), "child", "--model", model, "--precision",
                        precision, "--data", str(args.data), "--steps", str(args.steps), "--warmup", str(args.warmup),
                        "--batch", str(args.batch), "--threads", str(args.threads), "--workers", str(args.workers)]
@@ -224,9 +223,10 @@ def steps(args: argparse.Namespace) -> None:
 
 def network(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO / "src"))
-    import demopose  # noqa: F401
+    from demopose import set_thread_defaults
 
-    # isort: split
+    set_thread_defaults()  # before torch
+
     import torch
 
     from demopose.benchmark.latency import machine_description

@@ -3,9 +3,13 @@
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
+from demopose import set_thread_defaults
 
-from demopose.synth.generate import SynthConfig, generate
+set_thread_defaults()  # the test session is a program: the thread defaults before torch loads
+
+import pytest  # noqa: E402
+
+from demopose.synth.generate import SynthConfig, generate  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,14 @@ def test_bench_image_and_rgb_models(tmp_path):
     assert clean["ms_per_instance"] > 0 and clean["n_points"] == 256
 
 
+def test_latency_of_a_model_reading_the_whole_frame():
+    """DeMo-Pose reads its instances' points and the letterboxed frame (``image_size``): measured in process."""
+    from demopose.benchmark.latency import measure_model
+
+    row = measure_model("demopose_small", threads=1, n_points=128, instances_per_frame=2, warmup=0, repeats=1)
+    assert row["ms_per_instance"] > 0 and row["ms_per_frame"] > 0 and "input_size" not in row
+
+
 def test_bench_unknown_model(tmp_path, capsys):
     assert main(["bench", "--models", "nope", "--out", str(tmp_path / "x.json")]) == 1
     assert "unknown ['nope']" in capsys.readouterr().err

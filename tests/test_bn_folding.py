@@ -86,7 +86,7 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> None:
 def test_detector_folded_path_matches_and_is_cached():
     torch.manual_seed(1)
     det = randomise_batchnorm(build_model("mono_small")).eval()
-    W, H = det.cfg.input_size
+    W, H = det.config.input_size
     x = torch.randn(1, 3, H, W)
     with torch.no_grad():
         plain_feats = det.feature_map(x)
@@ -111,7 +111,7 @@ def test_detector_folded_path_matches_and_is_cached():
 
 def test_detector_training_and_gradients_use_the_modules():
     det = build_model("mono_small")
-    x = torch.randn(1, 3, *det.cfg.input_size[::-1])
+    x = torch.randn(1, 3, *det.config.input_size[::-1])
     assert det._folded(x) is None  # training mode
     det.eval()
     assert det._folded(x) is None  # gradients enabled

@@ -21,7 +21,7 @@ def _model(**kw):
 
 def _batch(model, B=3, N=64, F=2, seed=0):
     g = torch.Generator().manual_seed(seed)
-    W, H = tuple(model.mono.cfg.input_size)
+    W, H = tuple(model.mono.config.input_size)
     return {"points": torch.randn(B, N, 3, generator=g) * 0.05 + torch.tensor([0.0, 0.0, 0.7]),
             "class_ids": torch.tensor([1, 2, 6][:B]),
             "image": torch.randn(F, 3, H, W, generator=g),
@@ -34,7 +34,7 @@ def test_detector_frozen_and_mpl_head_training_only():
     assert all(not p.requires_grad for p in m.mono.parameters())
     m.train()
     assert not m.mono.training, "the frozen detector keeps its BN statistics in training"
-    assert m.pose.fusion is not None and m.pose.config.rgb_channels == m.mono.cfg.neck_channels
+    assert m.pose.fusion is not None and m.pose.config.rgb_channels == m.mono.config.neck_channels
     b = _batch(m)
     out = m(b)
     assert out.outputs["mesh_points"].shape == (3, 32, 3)

@@ -14,6 +14,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
+from contract_checks import check_detector, check_pose_model, check_pose_prediction, pose_batch  # noqa: E402
 from demopose.cli import main  # noqa: E402
 from demopose.data.instances import collate_instances, sample_instance  # noqa: E402
 from demopose.data.nocs import NOCSDataset, load_frame  # noqa: E402
@@ -85,6 +86,14 @@ def gpv_export(tmp_path_factory, tiny_synth):
             "data": data, "checkpoint": ck}
 
 
+def test_ort_pose_model_keeps_the_contract(gpv_export):
+    model, ortm = gpv_export["model"], OrtPoseModel(gpv_export["fp32"], threads=1)
+    check_pose_model(ortm)
+    assert ortm.config == model.config and ortm.categories is model.categories
+    assert (ortm.image_size, ortm.rgb_size, ortm.mesh_points, ortm.own_detector) == (None, None, 0, None)
+    check_pose_prediction(ortm(pose_batch(ortm, N=1028), generator=torch.Generator().manual_seed(0)), 2)
+
+
 def test_pose_graph_interface_and_no_training_heads(gpv_export):
     model, path = gpv_export["model"], gpv_export["fp32"]
     assert any(k.startswith("face_recon.") for k in model.state_dict())  # training-only voting / recon heads
@@ -133,7 +142,7 @@ def test_run_inference_runs_the_ort_backend_unchanged(gpv_export):
     assert isinstance(ortm, OrtPoseModel) and ortm.eval() is ortm and not ortm.training
     out = {}
     for name, m in (("torch", model), ("ort", ortm)):
-        ev = NOCSEvaluator(model.table, iou_mode="nocs")
+        ev = NOCSEvaluator(model.categories, iou_mode="nocs")
         with exact_distances():
             out[name] = run_inference(m, frames, gt_instances, ev, results_dir=gpv_export["dir"] / name,
                                       progress=False)
@@ -279,20 +288,20 @@ def test_mono_graph_outputs_match_torch(mono_export, frame):
 
     model, path = mono_export
     ortm = OrtMonoDetector(path, threads=1)
-    image, _ = letterbox_frame(frame, model.cfg.input_size)
+    image, _ = letterbox_frame(frame, model.config.input_size)
     x = torch.from_numpy(image)[None]
     for B in (1, 5):
         xb = x.repeat(B, 1, 1, 1) + 0.05 * torch.arange(B).view(B, 1, 1, 1)  # 5 different images
         with torch.no_grad():
-            pred = model({"image": xb})
+            pred = model({"image": xb}).head()
             fmap = model.feature_map(xb)[0]
         out = ortm.run(xb)
         for k in ("cls", "reg", "kpt", "size"):
-            assert out[k].shape == pred.outputs[k].shape
-            assert float((out[k] - pred.outputs[k]).abs().max()) < TOL, k
+            assert out[k].shape == pred[k].shape
+            assert float((out[k] - pred[k]).abs().max()) < TOL, k
         assert float((out["feature_map"] - fmap).abs().max()) < TOL
     meta = read_metadata(path)
-    assert meta["graph"] == "mono" and meta["input_size"] == list(model.cfg.input_size)
+    assert meta["graph"] == "mono" and meta["input_size"] == list(model.config.input_size)
 
 
 def test_dynamic_int8_leaves_convolutions_float(mono_export, tmp_path):
@@ -310,6 +319,8 @@ def test_mono_detections_and_poses_match_torch(mono_export, frame):
     model, path = mono_export
     ortm = load_ort_model(path, threads=1)
     assert isinstance(ortm, OrtMonoDetector)
+    check_detector(ortm)  # the Detector contract, with the torch model's config, categories and image size
+    assert ortm.config == model.config and ortm.categories is model.categories and ortm.image_size == model.image_size
     a, b = model.detect_frame(frame), ortm.detect_frame(frame)
     assert len(a) == len(b) > 0
     np.testing.assert_array_equal(a.class_ids, b.class_ids)
@@ -319,8 +330,8 @@ def test_mono_detections_and_poses_match_torch(mono_export, frame):
     np.testing.assert_allclose(pa.t, pb.t, atol=1e-3)
     # both keep the PAN maps of their detection run, for DeMo-Pose's fusion (stride-8 level 0 in each)
     assert sorted(b.features) == list(ortm.feature_levels) and 0 in a.features
-    W, H = model.cfg.input_size
-    assert tuple(b.features[0].shape) == tuple(a.features[0].shape) == (1, model.cfg.neck_channels, H // 8, W // 8)
+    W, H = model.config.input_size
+    assert tuple(b.features[0].shape) == tuple(a.features[0].shape) == (1, model.config.neck_channels, H // 8, W // 8)
     assert float((b.features[0] - a.features[0]).abs().max()) < TOL
 
 
@@ -356,6 +367,13 @@ def test_demopose_two_graph_parity(tmp_path, frame):
     assert not [i.name for i in pose_proto.graph.initializer if "mesh_head" in i.name]  # ... not in the graph
     ortm = load_ort_model(tmp_path / "dp.onnx", threads=1)
     assert isinstance(ortm, OrtDeMoPose) and ortm.image_size == (64, 64)
+    check_pose_model(ortm)
+    assert ortm.own_detector is ortm.mono and ortm.categories is model.categories
+    rebuilt = build_model(ortm.config.pose_model, **{**ortm.config.pose_args, "fusion": ortm.config.fusion,
+                                                     "rgb_channels": model.pose.config.rgb_channels,
+                                                     "mesh_points": ortm.config.mesh_points,
+                                                     "mpl_weight": ortm.config.mpl_weight})
+    assert rebuilt.config == model.pose.config  # the config describes the exported pose network exactly
     assert isinstance(load_ort_model(paths["pose"]), OrtDeMoPose)  # either file finds its sibling
     for B in (1, 5):
         batch = _fixture_batch(frame, B, image_size=(64, 64))

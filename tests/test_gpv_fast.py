@@ -13,10 +13,11 @@ import torch
 from torch import nn
 
 from bn_statistics import randomise_batchnorm
+from demopose.geometry.rotation import rectify_vectors, rotation_from_vectors
 from demopose.layers.gcn3d import RandomPool
 from demopose.layers.knn import gather_points, knn_indices
 from demopose.models import build_model
-from demopose.models.gpv import GPVConfig, GPVPose, _bn_points, rectify_vectors, rotation_from_vectors
+from demopose.models.gpv import GPVConfig, GPVPose, _bn_points
 from demopose.models.gpv_fast import fold_linear_bn, pooled_heads_forward, pooled_heads_supported
 
 SMALL = dict(widths=(16, 16, 32, 32, 64), head_point_channels=(64, 32), head_fc_channels=32,

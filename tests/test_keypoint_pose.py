@@ -6,7 +6,8 @@ import pytest
 from demopose.categories import NOCS_REAL
 from demopose.geometry import box_corners_in_camera, project_points, rotation_angle_deg
 from demopose.geometry.camera import REAL_INTRINSICS
-from demopose.models.keypoint_pose import cuboid_depth, poses_from_keypoints, solve_cuboid_pnp
+from demopose.geometry.pnp import cuboid_depth, scale_from_depth, solve_cuboid_pnp
+from demopose.models.keypoint_pose import poses_from_keypoints
 
 K = REAL_INTRINSICS.K
 
@@ -67,3 +68,15 @@ def test_cuboid_depth_front_face():
     R, t, size = np.eye(3), np.array([0.0, 0.0, 1.0]), np.array([0.2, 0.2, 0.4])
     z = cuboid_depth(np.array([[K[0, 2], K[1, 2]], [0.0, 0.0]]), R, t, size, K)
     assert z[0] == pytest.approx(0.8) and np.isnan(z[1])
+
+
+def test_scale_from_depth_known_scale_and_no_pixels():
+    R, t, size, kp = _scene(7)
+    s = np.linalg.norm(size)
+    depth = _render_depth(R, t, size)
+    box = np.concatenate([kp.min(0), kp.max(0)])
+    lam = scale_from_depth(depth, box, R, t / s, size / s, K)
+    assert lam == pytest.approx(s, rel=1e-9)
+    # a box outside the image, or no valid depth inside it: no scale
+    assert scale_from_depth(depth, np.array([700.0, 500.0, 720.0, 520.0]), R, t / s, size / s, K) is None
+    assert scale_from_depth(np.zeros_like(depth), box, R, t / s, size / s, K) is None

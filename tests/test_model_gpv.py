@@ -8,15 +8,16 @@ import pytest
 import torch
 
 from demopose.categories import NOCS_REAL
-from demopose.geometry.rotation import random_rotation, rotation_angle_deg, y_axis_angle_deg
-from demopose.models import PosePrediction, build_model, list_models
-from demopose.models.gpv import (
-    GPVConfig,
-    GPVPose,
+from demopose.geometry.rotation import (
+    random_rotation,
     rectify_vectors,
+    rotation_angle_deg,
     rotation_from_vectors,
     vectors_to_rotation,
+    y_axis_angle_deg,
 )
+from demopose.models import PosePrediction, build_model, list_models
+from demopose.models.gpv import GPVConfig, GPVPose
 from demopose.models.gpv_loss import GPVLossWeights, gpv_loss, gpv_symmetry_targets
 
 CAMERA, CAN, LAPTOP, MUG, BOTTLE = 3, 4, 5, 6, 1

@@ -97,12 +97,13 @@ def test_feature_and_head_shapes_per_level(name, levels):
     m = build_model(name)
     x = torch.randn(1, 3, 128, 96)
     feats = m.feature_map(x)
-    C = m.cfg.neck_channels
+    C = m.config.neck_channels
     assert [tuple(f.shape) for f in feats] == [(1, C, math.ceil(128 / s), math.ceil(96 / s)) for s in levels]
-    out = m(dict(image=x)).outputs
+    out = m(dict(image=x))
     P = sum(math.ceil(128 / s) * math.ceil(96 / s) for s in levels)
-    assert out["cls"].shape == (1, P, 6) and out["reg"].shape == (1, P, 32)
-    assert out["kpt"].shape == (1, P, 18) and out["size"].shape == (1, P, 3) and out["priors"].shape == (P, 2)
+    assert out.cls.shape == (1, P, 6) and out.reg.shape == (1, P, 32)
+    assert out.kpt.shape == (1, P, 18) and out.size.shape == (1, P, 3) and out.priors.shape == (P, 2)
+    assert out.level_sizes.tolist() == [math.ceil(128 / s) * math.ceil(96 / s) for s in levels]
 
 
 def test_priors_follow_the_grid_sample_convention():

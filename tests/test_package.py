@@ -1,4 +1,5 @@
-"""Package-level behaviour of ``import demopose``."""
+"""Package-level behaviour: ``import demopose`` stays light and leaves the environment alone; the programs
+(the command, the predictor) set the thread defaults (:mod:`demopose._env`)."""
 
 from __future__ import annotations
 
@@ -8,28 +9,44 @@ import sys
 
 import pytest
 
-_PRINT_ENV = "import os, demopose; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
+_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_NUM_THREADS")
+_PRINT = "import os; print(*(os.environ.get(k) for k in ('GOMP_SPINCOUNT', 'OMP_WAIT_POLICY', 'OPENBLAS_NUM_THREADS')))"
+
+
+def _run(code: str, given: dict[str, str]) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in _VARS}
+    out = subprocess.run([sys.executable, "-c", code], env={**env, **given}, capture_output=True, text=True,
+                         check=False)
+    assert out.returncode in (0, 2), out.stderr
+    return out.stdout.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize(("given", "expected"), [
-    ({}, "10000 None"),  # the default: a short spin, then sleep (benchmarks/omp_wait_policy.py)
-    ({"OMP_WAIT_POLICY": "ACTIVE"}, "None ACTIVE"),  # an explicit policy is left alone
-    ({"GOMP_SPINCOUNT": "5"}, "5 None"),
+    ({}, {"GOMP_SPINCOUNT": "10000", "OPENBLAS_NUM_THREADS": "1"}),  # a short spin, then sleep; one BLAS thread
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, {"OPENBLAS_NUM_THREADS": "1"}),  # an explicit policy is left alone
+    ({"GOMP_SPINCOUNT": "5", "OPENBLAS_NUM_THREADS": "4"}, {}),  # your values win
 ])
-def test_openmp_wait_default(given: dict[str, str], expected: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    out = subprocess.run([sys.executable, "-c", _PRINT_ENV], env={**env, **given}, capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == expected
+def test_thread_defaults(given: dict[str, str], expected: dict[str, str]) -> None:
+    from demopose import set_thread_defaults
+
+    env = dict(given)
+    assert set_thread_defaults(env) == expected
+    assert env == {**given, **expected}
 
 
-def test_blas_threads_default() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    code = "import os, demopose; print(os.environ['OPENBLAS_NUM_THREADS'])"
-    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip() == "1"
-    assert subprocess.run([sys.executable, "-c", code], env={**env, "OPENBLAS_NUM_THREADS": "4"}, capture_output=True,
-                          text=True, check=True).stdout.strip() == "4"
+def test_import_sets_no_environment() -> None:
+    """``import demopose`` leaves the process alone: the defaults belong to the programs that start."""
+    assert _run("import demopose; " + _PRINT, {}) == "None None None"
+
+
+@pytest.mark.parametrize("start", [
+    "from demopose import Predictor",  # the product API, before it loads torch
+    "from demopose.cli import main; main([])",  # the demopose command (prints its help, exit code 2)
+])
+def test_programs_set_the_defaults_before_torch(start: str) -> None:
+    code = f"{start}; import sys; assert 'torch' in sys.modules; " + _PRINT
+    assert _run(code, {}) == "10000 None 1"
+    assert _run(code, {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "2"}) == "None PASSIVE 2"
 
 
 def test_import_is_light() -> None:

@@ -45,6 +45,7 @@ from demopose.engine.precision import autocast
 from demopose.geometry.camera import Intrinsics
 from demopose.geometry.pose import PoseSet
 from demopose.io import cache_dir, write_json_atomic
+from demopose.models.base import Detector, PoseModel
 
 __all__ = ["BUNDLED_CHECKPOINT", "BUNDLED_DETECTOR", "ObjectPose", "Predictor", "validate_inputs"]
 
@@ -222,20 +223,23 @@ class Predictor:
     """Estimate the 9-DoF poses of the objects in RGB-D frames.
 
     Args:
-        model: a DeMo-Pose, GPV-family, CleanPose or monocular model (eval mode is set here).
+        model: a :class:`~demopose.models.base.PoseModel` (DeMo-Pose, GPV family, CleanPose) or a
+            :class:`~demopose.models.base.Detector` (the monocular model), torch or onnxruntime (eval mode is set
+            here).
         device: torch device.
         score_threshold: detections below it are dropped (detector-driven masks only).
         n_points: points sampled per instance (the model's training value; :meth:`from_checkpoint` reads it).
         seed: point-sampling seed (results are deterministic for a given seed).
-        detector: a monocular detector giving the objects and masks (default: the model's own, if any); for a
-            DeMo-Pose model another detector gives only the masks (the fusion then runs the model's own).
+        detector: a :class:`~demopose.models.base.Detector` giving the objects and masks (default: the model's
+            own, if any); for a DeMo-Pose model another detector gives only the masks (the fusion then runs the
+            model's own).
         precision: ``fp32`` (default: the same input gives the same poses on every machine) or ``bf16``
             (matrix products under bfloat16 autocast, faster on CPUs with AMX; poses differ slightly, see
             ``benchmarks/results/bf16_inference_accuracy.md``).
     """
 
-    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", score_threshold: float = 0.3,
-                 n_points: int = N_POINTS, seed: int = 0, detector: torch.nn.Module | None = None,
+    def __init__(self, model: PoseModel | Detector, device: str | torch.device = "cpu", score_threshold: float = 0.3,
+                 n_points: int = N_POINTS, seed: int = 0, detector: Detector | None = None,
                  precision: str = "fp32") -> None:
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision: expected 'fp32' or 'bf16', got {precision!r}")
@@ -245,14 +249,17 @@ class Predictor:
         self.score_threshold = float(score_threshold)
         self.n_points = int(n_points)
         self.seed = int(seed)
-        self.categories: CategoryTable = self._categories()
+        if not isinstance(model, (PoseModel, Detector)):
+            raise TypeError(f"Predictor: a {type(model).__name__} is neither a pose model nor a detector "
+                            f"(demopose.models.base.PoseModel / Detector)")
+        self.categories: CategoryTable = self.model.categories
         self._own_detector = find_detector(self.model)
         self._detector = self._own_detector
         if detector is not None:
             self.set_detector(detector)
 
-    def set_detector(self, detector: torch.nn.Module) -> None:
-        """Take the objects and masks from ``detector`` (a monocular model, ``detect_frame``) from now on.
+    def set_detector(self, detector: Detector) -> None:
+        """Take the objects and masks from ``detector`` (a :class:`~demopose.models.base.Detector`) from now on.
 
         Raises:
             ValueError: the model is itself a monocular detector, ``detector`` is none, or its categories differ.
@@ -260,11 +267,11 @@ class Predictor:
         if self._own_detector is self.model:
             raise ValueError(f"{type(self.model).__name__} is a monocular detector: it finds its objects itself "
                              f"and takes no other detector")
-        if not callable(getattr(detector, "detect_frame", None)):
-            raise ValueError(f"{type(detector).__name__} is not a monocular detector (no detect_frame)")
-        table = getattr(detector, "categories", None)
-        if isinstance(table, CategoryTable) and table.name != self.categories.name:
-            raise ValueError(f"the detector's categories ({table.name}) differ from the pose model's "
+        if not isinstance(detector, Detector):
+            raise ValueError(f"{type(detector).__name__} is not a monocular detector (not a "
+                             f"demopose.models.base.Detector: no detect_frame)")
+        if detector.categories.name != self.categories.name:
+            raise ValueError(f"the detector's categories ({detector.categories.name}) differ from the pose model's "
                              f"({self.categories.name})")
         self._detector = detector.to(self.device).eval()
 
@@ -317,19 +324,8 @@ class Predictor:
             p = _exported(p)
         return cls(load_ort_model(p, threads=threads), **kwargs)
 
-    def _categories(self) -> CategoryTable:
-        m = self.model
-        for attr in ("categories", "table"):
-            t = getattr(m, attr, None)
-            if isinstance(t, CategoryTable):
-                return t
-        pose = getattr(m, "pose", None)
-        if pose is not None and isinstance(getattr(pose, "table", None), CategoryTable):
-            return pose.table
-        raise TypeError(f"Predictor: cannot tell the categories of a {type(m).__name__}")
-
     @property
-    def detector(self):
+    def detector(self) -> Detector | None:
         """The monocular detector giving the objects: the one passed in, else the model's own (the model itself
         for ``mono``), or None."""
         return self._detector

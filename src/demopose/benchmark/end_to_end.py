@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from demopose._env import thread_defaults
 from demopose.benchmark.rounds import merge_runs
 
 __all__ = ["BACKENDS", "STAGES", "format_table", "measure_backend", "merge_rounds", "prepare_frames",
@@ -432,7 +433,7 @@ def _run_child(spec: dict[str, Any], tmp: Path, threads: int) -> dict[str, Any]:
     spec_path.write_text(json.dumps(spec))
     cmd = [sys.executable, "-c", "import sys; from demopose.benchmark.end_to_end import _child_main; "
                                  "_child_main(sys.argv[1])", str(spec_path)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, **thread_defaults(), "OMP_NUM_THREADS": str(threads)}
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         if spec["backend"] != "torch":  # optional backends: a failure is a recorded result, not a crash

@@ -1,8 +1,9 @@
 """Network latency and peak memory of registered pose models.
 
 Each model is measured in a fresh subprocess so that its peak resident memory (``VmHWM``) is its own.
-Point models get random instances of ``n_points`` points (plus an RGB crop when they ask for one);
-image models (``model.config.input_size``, e.g. ``mono``) get one random image per frame.
+Pose models (:class:`~demopose.models.base.PoseModel`) get random instances of ``n_points`` points, plus what they
+ask for: an RGB crop (``rgb_size``) or one letterboxed frame per batch and the points' pixels in it
+(``image_size``); detectors (:class:`~demopose.models.base.Detector`, ``mono``) get one random image per frame.
 Timings are medians over ``repeats`` runs after ``warmup`` runs; CUDA timings synchronise before
 reading the clock. Per-instance latency uses a batch of one instance; per-frame latency a batch of
 ``instances_per_frame`` instances (a REAL275 frame has about five objects).
@@ -23,7 +24,9 @@ from typing import Any
 import torch
 
 from demopose._cpuinfo import cpuinfo_field
+from demopose._env import thread_defaults
 from demopose.benchmark.rounds import merge_runs
+from demopose.models.base import Detector
 
 __all__ = ["format_rows", "machine_description", "measure_model", "merge_latency_rounds", "run_benchmark"]
 
@@ -93,19 +96,26 @@ def measure_model(name: str, device: str = "cpu", threads: int = 2, n_points: in
     params = sum(p.numel() for p in model.parameters())
     g = torch.Generator().manual_seed(0)
 
-    model_cfg = getattr(model, "config", None) or getattr(model, "cfg", None)
-    input_size = getattr(model_cfg, "input_size", None)  # image models (mono)
-    rgb_size = getattr(model, "rgb_size", None)  # point models with an RGB crop (cleanpose)
+    detector = isinstance(model, Detector)
+    input_size = model.image_size if detector else None  # a detector reads images only
+    rgb_size = None if detector else model.rgb_size  # pose models with an RGB crop (cleanpose)
+    frame_size = None if detector else model.image_size  # pose models reading the whole frame (demopose)
+    n_classes = len(model.categories)
 
     def batch(b: int) -> dict[str, torch.Tensor]:
         if input_size is not None:
             w, h = input_size
             return {"image": torch.rand(b, 3, int(h), int(w), generator=g).to(dev)}
         pts = torch.randn(b, n_points, 3, generator=g) * 0.05 + torch.tensor([0.0, 0.0, 0.8])
-        out = {"points": pts.to(dev), "class_ids": torch.arange(b).remainder(6).add(1).to(dev)}
+        out = {"points": pts.to(dev), "class_ids": torch.arange(b).remainder(n_classes).add(1).to(dev)}
         if rgb_size:
             out["rgb"] = torch.rand(b, 3, rgb_size, rgb_size, generator=g).to(dev)
             out["rgb_pixels"] = (torch.rand(b, n_points, 2, generator=g) * (rgb_size - 1)).to(dev)
+        if frame_size:  # the instances of one frame share its letterboxed image
+            w, h = frame_size
+            out["image"] = torch.rand(1, 3, int(h), int(w), generator=g).to(dev)
+            out["image_index"] = torch.zeros(b, dtype=torch.int64, device=dev)
+            out["image_pixels"] = (torch.rand(b, n_points, 2, generator=g) * torch.tensor([w - 1.0, h - 1.0])).to(dev)
         return out
 
     out: dict[str, Any] = {"model": name, "device": device, "threads": threads, "parameters": params}
@@ -143,7 +153,7 @@ def run_benchmark(models: list[str], devices: list[str], threads: int, out: Path
             cmd = [sys.executable, "-c",
                    "import json,sys; from demopose.benchmark.latency import measure_model; "
                    f"print(json.dumps(measure_model({name!r}, {dev!r}, {threads}, **{kw!r})))"]
-            env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+            env = {**os.environ, **thread_defaults(), "OMP_NUM_THREADS": str(threads)}
             load = list(os.getloadavg())  # the machine may be shared: record its load with each row
             r = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if r.returncode != 0:

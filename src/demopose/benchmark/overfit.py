@@ -1,4 +1,4 @@
-"""Overfit checks: can a model family fit a few dozen fixed training instances? (issue #16, item 1)
+"""Overfit checks: can a model family fit a few dozen fixed training instances?
 
 A family that cannot drive its training error to almost nothing on 32 instances seen every step has a bug (a
 wrong target, a broken gradient, a head that cannot express the answer), not a budget problem: DESIGN.md,
@@ -69,11 +69,11 @@ def _fixed_instances(cfg, model, n: int):
 
     frames = build_frames(cfg, cfg.data.train_subset)
     frames = FrameSubset(frames, range(min(len(frames), max(4, n))))
-    rgb = getattr(model, "rgb_size", None) or cfg.data.get("rgb_size")
-    n_mesh = int(getattr(model, "mesh_points", 0) or 0)
+    rgb = model.rgb_size or cfg.data.get("rgb_size")  # the PoseModel contract (demopose.models.base)
+    n_mesh = int(model.mesh_points)
     still = AugmentConfig(p_scale=0.0, p_rt=0.0, p_cage=0.0, p_noise=0.0, p_mask_noise=0.0)
     ds = InstanceDataset(frames, n_points=int(cfg.data.n_points), train=True, augment=still,
-                         rgb_size=int(rgb) if rgb else None, image_size=getattr(model, "image_size", None),
+                         rgb_size=int(rgb) if rgb else None, image_size=model.image_size,
                          model_points=MeshPointSource(n_mesh, cache_dir=cfg.data.get("mesh_cache")) if n_mesh else None,
                          cache=True)
     if len(ds) < n:

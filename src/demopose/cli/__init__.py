@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    from demopose._env import set_thread_defaults
+
+    set_thread_defaults()  # the program starts here: before any command imports torch or numpy
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # Dotted overrides (key.sub=value) may come after options; argparse leaves those to us.

@@ -8,8 +8,8 @@ Examples::
     demopose predict my_frames/ --checkpoint runs/gpv/model_final.pt          # + the bundled detector
     demopose predict my_frames/ --checkpoint runs/gpv/model_final.pt --detector runs/mono/model_final.pt
 
-INPUT is a NOCS frame (its prefix ``.../0000`` or any of its files), a folder of NOCS frames, or a
-folder of your own colour + depth PNGs with a ``camera.json`` (intrinsics in pixels and
+INPUT is a NOCS frame (its prefix ``.../0000`` or any of its files), a folder of NOCS frames, a HouseCat6D
+scene or root, or a folder of your own colour + depth PNGs with a ``camera.json`` (intrinsics in pixels and
 ``depth_scale`` in metres per depth unit; see :mod:`demopose.data.user_frames`). Depth units and
 intrinsics are checked; a frame with implausible values is skipped with the file and field named, the
 other frames are processed, the skipped ones listed at the end, and the exit code is 1.
@@ -37,7 +37,8 @@ HELP = "estimate object poses in RGB-D frames (NOCS frames or colour/depth PNGs 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="NOCS frame (prefix or file), NOCS folder, or folder with camera.json")
+    parser.add_argument("input", help="NOCS frame (prefix or file), NOCS folder, HouseCat6D scene or root, or "
+                                      "folder with camera.json")
     parser.add_argument("--checkpoint", help="model checkpoint (default: the bundled DeMo-Pose)")
     parser.add_argument("--detector", help="monocular detector checkpoint giving the objects and masks of a pose "
                                            "checkpoint (default: the checkpoint's own detector, else the bundled "
@@ -58,34 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _sources(path, max_frames: int):
-    """``[(name, source, loader)]``: loader() -> (rgb, depth, K, frame-or-None); source names the files."""
-    from pathlib import Path
+    """The frames of ``path`` (:class:`~demopose.data.registry.FrameRef`: ``name``, ``source`` naming the files,
+    ``load()``), found by its dataset reader (:mod:`demopose.data.registry`)."""
+    from demopose.data.registry import detect
 
-    from demopose.data.nocs import list_frames, load_frame, parse_frame_path
-    from demopose.data.user_frames import list_user_frames, read_camera_json, read_user_frame
-
-    p = Path(path)
-    if p.is_dir() and (p / "camera.json").is_file():
-        cam = read_camera_json(p / "camera.json")
-        items = []
-        for uf in list_user_frames(p):
-            items.append((uf.name, f"{uf.depth} (depth_scale from {p / 'camera.json'})",
-                          lambda uf=uf: (*read_user_frame(uf, cam), None)))
-    elif p.is_dir():
-        prefixes = list_frames(p)
-        if not prefixes:
-            raise FileNotFoundError(f"{p}: neither a camera.json folder nor a folder of NOCS frames "
-                                    f"(see demopose predict --help)")
-        items = [(parse_frame_path(q).frame_id.replace("/", "_"), str(q), lambda q=q: _nocs(load_frame(q)))
-                 for q in prefixes]
-    else:
-        fp = parse_frame_path(p)  # raises with the expected names
-        items = [(fp.frame_id.replace("/", "_"), str(fp.prefix), lambda: _nocs(load_frame(fp.prefix)))]
-    return items[:max_frames] if max_frames > 0 else items
-
-
-def _nocs(frame):
-    return frame.rgb, frame.depth, frame.K, frame
+    reader, layout = detect(path)
+    refs = reader.frames(path, layout)
+    return refs[:max_frames] if max_frames > 0 else refs
 
 
 FOUND_WITHIN_CM = 10.0
@@ -123,6 +103,7 @@ def _build_predictor(args):
     from pathlib import Path
 
     from demopose.engine.checkpoint import load_model
+    from demopose.models.base import Detector
     from demopose.predictor import BUNDLED_CHECKPOINT, BUNDLED_DETECTOR, Predictor
 
     ckpt = args.checkpoint or BUNDLED_CHECKPOINT
@@ -143,7 +124,7 @@ def _build_predictor(args):
         if not Path(detector).is_file():
             raise FileNotFoundError(f"--detector: {detector}: no such file")
         det_model = load_model(detector, map_location=args.device)
-        if not callable(getattr(det_model, "detect_frame", None)):
+        if not isinstance(det_model, Detector):
             raise ValueError(f"--detector: {detector} is a {type(det_model).__name__} checkpoint, not a monocular "
                              f"detector (mono); train one with `demopose train mono_synth_small`")
         try:
@@ -178,16 +159,17 @@ def run(args: argparse.Namespace) -> int:
     empty: list[str] = []
     n_missed = 0
     tally = ObjectTally(predictor.categories)  # frames with ground truth: objects within 5°/2 cm … 10°/10 cm
-    for i, (name, source, load) in enumerate(tqdm(sources, desc="predict", unit="frame",
-                                                  disable=args.no_progress or len(sources) < 2)):
+    for i, ref in enumerate(tqdm(sources, desc="predict", unit="frame", disable=args.no_progress or len(sources) < 2)):
+        name = ref.name
         try:  # a bad frame (unreadable, implausible camera data) is reported and skipped; the run goes on
-            rgb, depth, K, frame = load()
-            f = predictor.make_frame(rgb, depth, K, source=source)
-            has_gt = frame is not None and frame.poses is not None
+            frame = ref.load()
+            rgb, depth, K = frame.rgb, frame.depth, frame.K
+            f = predictor.make_frame(rgb, depth, K, source=ref.source)
+            has_gt = frame.poses is not None
             inst = None
             if args.masks == "gt":
                 if not has_gt:
-                    raise ValueError(f"--masks gt: {source} has no ground truth (it needs NOCS frames with their "
+                    raise ValueError(f"--masks gt: {ref.source} has no ground truth (it needs NOCS frames with their "
                                      f"annotations); leave out --masks gt to use the detector")
                 inst = gt_instances(frame)
             # frame i with seed eval.seed + i: the point sampling of `demopose test` on the same frames

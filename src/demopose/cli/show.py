@@ -1,7 +1,8 @@
 """Draw ground-truth 3D boxes and axes of a frame, or a contact sheet of a folder's first frames.
 
 FRAME_OR_FOLDER is a NOCS frame (prefix like .../scene_1/0000 or its _color.png), a NOCS scene,
-split or dataset folder, or a HouseCat6D scene/root folder. For a folder, the first N frames
+split or dataset folder, a HouseCat6D scene/root folder, or a folder of your own colour + depth PNGs with a
+camera.json (no annotations: the frames only). For a folder, the first N frames
 (--max-frames, default 9) are tiled into one PNG with their frame ids as captions.
 """
 
@@ -24,21 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_frames(path: Path, max_frames: int, depth: str) -> list:
-    from demopose.data.check import detect_layout
-    from demopose.data.housecat6d import HouseCat6DDataset
-    from demopose.data.nocs import list_frames, load_frame
+    """The first ``max_frames`` frames of ``path``, read by its dataset reader (:mod:`demopose.data.registry`)."""
+    from demopose.data.registry import detect
 
-    layout = detect_layout(path)
-    if layout == "nocs_frame":
-        return [load_frame(path, depth=depth)]
-    if layout.startswith("housecat6d"):
-        ds = HouseCat6DDataset(path)
-        return [ds[i] for i in range(min(max_frames, len(ds)))]
-    if layout == "nocs_root":
-        prefixes = [f for top in ("Real", "CAMERA") if (path / top).is_dir() for f in list_frames(path / top)]
-    else:
-        prefixes = list_frames(path)
-    return [load_frame(p, depth=depth) for p in prefixes[:max_frames]]
+    reader, layout = detect(path)
+    return [ref.load() for ref in reader.frames(path, layout, depth=depth)[:max_frames]]
 
 
 def run(args: argparse.Namespace) -> int:

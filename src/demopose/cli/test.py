@@ -137,6 +137,7 @@ def _detector_masks(model, args, device):
     """eval.masks=detector: the mask source of ``demopose predict`` (--detector, the model's own, the bundled)."""
     from demopose.engine.checkpoint import load_model
     from demopose.engine.inference import detector_instances, find_detector
+    from demopose.models.base import Detector
     from demopose.predictor import BUNDLED_DETECTOR
 
     own = find_detector(model)
@@ -145,7 +146,7 @@ def _detector_masks(model, args, device):
     if args.detector or own is None:
         path = args.detector or BUNDLED_DETECTOR
         det = load_model(path, map_location=device)
-        if not callable(getattr(det, "detect_frame", None)):
+        if not isinstance(det, Detector):
             raise ValueError(f"--detector: {path} is a {type(det).__name__} checkpoint, not a monocular detector")
         return detector_instances(det, args.score_threshold, device=device)
     return detector_instances(own, args.score_threshold, device=device, keep_features=True)

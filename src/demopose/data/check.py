@@ -1,7 +1,8 @@
 """Validate a dataset folder and list every problem with the file it is in.
 
-Layouts recognised (:func:`detect_layout`): a NOCS frame (prefix or any of its files), a NOCS scene or
-split folder, a NOCS dataset root (``Real/``, ``CAMERA/``, ...), a HouseCat6D scene or root. Each frame
+Layouts recognised (:func:`detect_layout`, through the dataset registry :mod:`demopose.data.registry`): a NOCS
+frame (prefix or any of its files), a NOCS scene or split folder, a NOCS dataset root (``Real/``, ``CAMERA/``,
+...), a HouseCat6D scene or root, a folder of your own colour + depth PNGs with a ``camera.json``. Each NOCS frame
 is checked for missing companion files, unreadable or truncated PNGs, wrong depth encoding / dtype /
 size (640×480 for NOCS), meta lines with unknown class ids, meta ids absent from the mask and mask ids
 absent from the meta, annotated instances with (almost) no valid depth, and inconsistent ground-truth
@@ -41,8 +42,8 @@ from demopose.data.nocs_files import (
 from demopose.data.obj_models import camera_model_dir, real_model_file
 from demopose.geometry.camera import CAMERA_INTRINSICS, REAL_INTRINSICS, project_points
 
-__all__ = ["CheckReport", "Problem", "check_dataset", "check_housecat6d_frame", "check_nocs_frame",
-           "detect_layout"]
+__all__ = ["CheckJob", "CheckReport", "Problem", "check_dataset", "check_housecat6d_frame", "check_nocs_frame",
+           "detect_layout", "plan_housecat6d_checks", "plan_nocs_checks", "plan_user_frames_checks"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,10 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.severity.upper():7s} {self.path}: {self.message}"
+
+
+CheckJob = tuple[Callable[[], list[Problem]], str]
+"""One frame's check: ``(run() -> its problems, the frame's name)``."""
 
 
 @dataclass
@@ -331,28 +336,15 @@ def check_housecat6d_frame(scene_dir: str | os.PathLike, image_id: str,
 
 
 def detect_layout(path: str | os.PathLike) -> str:
-    """Which layout ``path`` is: ``nocs_frame``, ``nocs_folder`` (scene or split), ``nocs_root``,
-    ``housecat6d_scene`` or ``housecat6d_root``.
+    """Which layout ``path`` is, as its reader names it (:func:`demopose.data.registry.detect`): ``nocs_frame``,
+    ``nocs_folder`` (scene or split), ``nocs_root``, ``housecat6d_scene``, ``housecat6d_root`` or ``user_frames``.
 
     Raises:
         FileNotFoundError: nothing at ``path``. ValueError: no known layout.
     """
-    p = Path(path)
-    if not p.is_dir():
-        if p.exists() or any(p.parent.glob(f"{p.name}_*")):
-            parse_frame_path(p)
-            return "nocs_frame"
-        raise FileNotFoundError(f"{p}: no such file, folder or frame prefix")
-    if is_housecat6d_scene(p):
-        return "housecat6d_scene"
-    if any(is_housecat6d_scene(c) for c in p.iterdir() if c.is_dir()):
-        return "housecat6d_root"
-    if any((p / d).is_dir() for d in ("Real", "CAMERA")):
-        return "nocs_root"
-    if next(p.rglob("*_color.png"), None) is not None:
-        return "nocs_folder"
-    raise ValueError(f"{p}: no known dataset layout (no NOCS *_color.png frames, no HouseCat6D scene with "
-                     "rgb/ and intrinsics.txt)")
+    from demopose.data.registry import detect
+
+    return detect(path)[1]
 
 
 def _nocs_root_frames(root: Path, sink: _Sink) -> list[Path]:
@@ -431,55 +423,105 @@ def _generated_size(prefix: Path) -> tuple[int, int] | None:
         return None
 
 
+def plan_nocs_checks(path: Path, layout: str, categories: CategoryTable | None = None
+                     ) -> tuple[list[Problem], list[CheckJob]]:
+    """The NOCS reader's ``check`` (:class:`~demopose.data.registry.DatasetReader`): split-list problems of a
+    dataset root, and one :func:`check_nocs_frame` job per frame (image size from the generator's record, else
+    640×480)."""
+    table = categories or NOCS_REAL
+    sink = _Sink()
+    if layout == "nocs_frame":
+        frames = [parse_frame_path(path).prefix]
+    elif layout == "nocs_root":
+        frames = _nocs_root_frames(path, sink)
+    else:
+        frames = list_frames(path)
+    jobs: list[CheckJob] = []
+    for fr in frames:
+        size = _generated_size(Path(fr)) or NOCS_SIZE
+        jobs.append((lambda fr=fr, size=size: check_nocs_frame(fr, table, size=size), str(fr)))
+    return sink.problems, jobs
+
+
+def plan_housecat6d_checks(path: Path, layout: str, categories: CategoryTable | None = None
+                           ) -> tuple[list[Problem], list[CheckJob]]:
+    """The HouseCat6D reader's ``check``: each scene's ``intrinsics.txt`` against its first image, and one
+    :func:`check_housecat6d_frame` job per frame."""
+    table = categories or HOUSECAT6D
+    sink = _Sink()
+    scenes = [path] if layout == "housecat6d_scene" else sorted(
+        c for c in path.iterdir() if c.is_dir() and is_housecat6d_scene(c))
+    jobs: list[CheckJob] = []
+    for s in scenes:
+        rgb = sorted((s / "rgb").glob("*.png"))
+        if rgb:
+            try:
+                img = read_png(rgb[0])
+                read_housecat6d_intrinsics(s / "intrinsics.txt", img.shape[1], img.shape[0])
+            except (ValueError, FileNotFoundError) as e:
+                sink.error(s / "intrinsics.txt", str(e).removeprefix(f"{s / 'intrinsics.txt'}: "))
+        for i in list_housecat6d_frames(s):
+            jobs.append((lambda s=s, i=i: check_housecat6d_frame(s, i, table), f"{s.name}/{i}"))
+    return sink.problems, jobs
+
+
+def plan_user_frames_checks(path: Path, layout: str, categories: CategoryTable | None = None
+                            ) -> tuple[list[Problem], list[CheckJob]]:
+    """The user-frames reader's ``check``: ``camera.json`` (intrinsics, depth scale), the colour/depth pairs, and
+    one job per pair reading it as ``demopose predict`` does (sizes, depth encoding; no annotations to check)."""
+    from demopose.data.user_frames import list_user_frames, read_camera_json, read_user_frame
+
+    sink = _Sink()
+    cam_path = path / "camera.json"
+    try:
+        cam = read_camera_json(cam_path)
+    except (ValueError, FileNotFoundError) as e:
+        sink.error(cam_path, str(e).removeprefix(f"{cam_path}: "))
+        return sink.problems, []
+    try:
+        pairs = list_user_frames(path)
+    except FileNotFoundError as e:
+        sink.error(path, str(e).removeprefix(f"{path}: "))
+        return sink.problems, []
+
+    def job(uf) -> list[Problem]:
+        try:
+            read_user_frame(uf, cam)
+        except (ValueError, FileNotFoundError) as e:
+            msg = str(e)
+            file = next((f for f in (uf.depth, uf.color) if msg.startswith(f"{f}: ")), uf.color)
+            return [Problem("error", Path(file), msg.removeprefix(f"{file}: "))]
+        return []
+
+    return sink.problems, [(lambda uf=uf: job(uf), uf.name) for uf in pairs]
+
+
 def check_dataset(path: str | os.PathLike, categories: CategoryTable | None = None,
                   progress: bool = True, max_frames: int | None = None,
                   on_problem: Callable[[Problem], None] | None = None) -> CheckReport:
-    """Check every frame of a dataset folder (any layout of :func:`detect_layout`).
+    """Check every frame of a dataset folder (any layout a registered reader recognises,
+    :func:`demopose.data.registry.detect`; the reader's ``check`` lists the jobs).
 
     Args:
-        categories: the category table (default by layout: NOCS_REAL / HOUSECAT6D).
+        categories: the category table (default: the reader's).
         progress: show a tqdm progress bar (on stderr) for more than 20 frames.
         max_frames: check only the first N frames.
         on_problem: called with each problem as soon as it is found.
     """
     from tqdm import tqdm
 
+    from demopose.data.registry import detect
+
     p = Path(path)
-    layout = detect_layout(p)
+    reader, layout = detect(p)
     report = CheckReport(p, layout)
-    sink = _Sink()
-    jobs: list[tuple[Callable[[], list[Problem]], str]] = []
-    if layout.startswith("housecat6d"):
-        table = categories or HOUSECAT6D
-        scenes = [p] if layout == "housecat6d_scene" else sorted(
-            c for c in p.iterdir() if c.is_dir() and is_housecat6d_scene(c))
-        for s in scenes:
-            rgb = sorted((s / "rgb").glob("*.png"))
-            if rgb:
-                try:
-                    img = read_png(rgb[0])
-                    read_housecat6d_intrinsics(s / "intrinsics.txt", img.shape[1], img.shape[0])
-                except (ValueError, FileNotFoundError) as e:
-                    sink.error(s / "intrinsics.txt", str(e).removeprefix(f"{s / 'intrinsics.txt'}: "))
-            for i in list_housecat6d_frames(s):
-                jobs.append((lambda s=s, i=i: check_housecat6d_frame(s, i, table), f"{s.name}/{i}"))
-    else:
-        table = categories or NOCS_REAL
-        if layout == "nocs_frame":
-            frames = [parse_frame_path(p).prefix]
-        elif layout == "nocs_root":
-            frames = _nocs_root_frames(p, sink)
-        else:
-            frames = list_frames(p)
-        for fr in frames:
-            size = _generated_size(Path(fr)) or NOCS_SIZE
-            jobs.append((lambda fr=fr, size=size: check_nocs_frame(fr, table, size=size), str(fr)))
+    found_first, jobs = reader.check(p, layout, categories)
     if max_frames is not None:
         jobs = jobs[:max_frames]
-    for pr in sink.problems:
+    for pr in found_first:
         if on_problem:
             on_problem(pr)
-    report.problems.extend(sink.problems)
+    report.problems.extend(found_first)
     bar = tqdm(jobs, desc="check-data", unit="frame", disable=not progress or len(jobs) <= 20, leave=False)
     for job, _name in bar:
         found = job()

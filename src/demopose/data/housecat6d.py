@@ -15,6 +15,7 @@ Frames use the :data:`~demopose.categories.HOUSECAT6D` table. Mask value 255 (an
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -23,11 +24,13 @@ import numpy as np
 from demopose.categories import HOUSECAT6D, CategoryTable
 from demopose.data.frame import Frame
 from demopose.data.nocs_files import read_color, read_pickle, read_png
+from demopose.data.registry import DatasetReader, FrameRef, register_reader
 from demopose.geometry.camera import Intrinsics
 from demopose.geometry.pose import Pose
 
 __all__ = [
     "HouseCat6DDataset",
+    "detect_housecat6d_layout",
     "is_housecat6d_scene",
     "list_housecat6d_frames",
     "load_housecat6d_frame",
@@ -189,3 +192,43 @@ class HouseCat6DDataset:
             raise IndexError(f"HouseCat6DDataset index {index} out of range (0..{len(self) - 1})")
         scene, image_id = self.frames[index]
         return load_housecat6d_frame(scene, image_id, self.categories)
+
+
+# --------------------------------------------------------------------------------------------------
+# the dataset registry entry (demopose.data.registry)
+# --------------------------------------------------------------------------------------------------
+
+
+def detect_housecat6d_layout(path: Path) -> str | None:
+    """``housecat6d_scene`` (``rgb/`` and ``intrinsics.txt``), ``housecat6d_root`` (a folder of such scenes), or
+    None."""
+    if not path.is_dir():
+        return None
+    if is_housecat6d_scene(path):
+        return "housecat6d_scene"
+    if any(is_housecat6d_scene(c) for c in path.iterdir() if c.is_dir()):
+        return "housecat6d_root"
+    return None
+
+
+def _list_housecat6d(path: Path, layout: str) -> list[FrameRef]:
+    """Every frame of the scene, or of every scene of the root."""
+    frames = HouseCat6DDataset(path).frames
+    return [FrameRef(f"{s.name}_{i}", str(s / "rgb" / f"{i}.png"), functools.partial(load_housecat6d_frame, s, i))
+            for s, i in frames]
+
+
+def _check_housecat6d(path: Path, layout: str, categories: CategoryTable | None):
+    from demopose.data.check import plan_housecat6d_checks
+
+    return plan_housecat6d_checks(path, layout, categories)
+
+
+def _open_housecat6d_split(root: Path, subset: str, categories: CategoryTable | None) -> HouseCat6DDataset:
+    return HouseCat6DDataset(root, subset, categories)
+
+
+register_reader(DatasetReader(
+    name="housecat6d", description="HouseCat6D scene folders with rgb/ and intrinsics.txt, or their root",
+    categories="housecat6d", detect=detect_housecat6d_layout, list_frames=_list_housecat6d,
+    check=_check_housecat6d, open_split=_open_housecat6d_split, priority=10))

@@ -44,6 +44,7 @@ from demopose.data.nocs_files import (
     read_pickle,
 )
 from demopose.data.obj_models import camera_model_dir, read_bbox_txt, read_extents_txt, real_model_file
+from demopose.data.registry import DatasetReader, FrameRef, register_reader
 from demopose.geometry.align import robust_umeyama
 from demopose.geometry.camera import CAMERA_INTRINSICS, REAL_INTRINSICS, depth_to_points
 from demopose.geometry.pose import Pose, pose_from_nocs
@@ -53,6 +54,7 @@ __all__ = [
     "NOCSFramePath",
     "SUBSETS",
     "annotated_instances",
+    "detect_nocs_layout",
     "list_frames",
     "load_frame",
     "parse_frame_path",
@@ -507,3 +509,66 @@ class NOCSDataset:
 
     def __repr__(self) -> str:
         return f"NOCSDataset(root={str(self.root)!r}, subset={self.subset!r}, frames={len(self)})"
+
+
+# --------------------------------------------------------------------------------------------------
+# the dataset registry entry (demopose.data.registry)
+# --------------------------------------------------------------------------------------------------
+
+
+def detect_nocs_layout(path: Path) -> str | None:
+    """``nocs_frame`` (a frame prefix or any of its files), ``nocs_root`` (a folder with ``Real/`` or ``CAMERA/``),
+    ``nocs_folder`` (a folder holding ``*_color.png`` frames: a scene or a split), or None.
+
+    Raises:
+        ValueError / FileNotFoundError: a file that is not a NOCS frame file (:func:`parse_frame_path`).
+    """
+    if not path.is_dir():
+        if path.exists() or any(path.parent.glob(f"{path.name}_*")):
+            parse_frame_path(path)
+            return "nocs_frame"
+        return None
+    if any((path / d).is_dir() for d in ("Real", "CAMERA")):
+        return "nocs_root"
+    if next(path.rglob("*_color.png"), None) is not None:
+        return "nocs_folder"
+    return None
+
+
+def _frame_name(prefix: Path) -> str:
+    """``Real_test_scene_1_0000``: the frame id as a file name (the last three path parts when the layout is not
+    recognisable; loading that frame then names the problem)."""
+    try:
+        return parse_frame_path(prefix).frame_id.replace("/", "_")
+    except (ValueError, FileNotFoundError):
+        return "_".join(prefix.parts[-3:])
+
+
+def _list_nocs(path: Path, layout: str, depth: str = "auto") -> list[FrameRef]:
+    """The frames of a NOCS layout (a dataset root: those of ``Real/`` then ``CAMERA/``), read by
+    :func:`load_frame` with the CAMERA ``depth`` source."""
+    if layout == "nocs_frame":
+        prefixes = [parse_frame_path(path).prefix]
+    elif layout == "nocs_root":
+        prefixes = [f for top in ("Real", "CAMERA") if (path / top).is_dir() for f in list_frames(path / top)]
+    else:
+        prefixes = list_frames(path)
+    return [FrameRef(_frame_name(q), str(q), functools.partial(load_frame, q, depth=depth)) for q in prefixes]
+
+
+def _check_nocs(path: Path, layout: str, categories: CategoryTable | None):
+    from demopose.data.check import plan_nocs_checks
+
+    return plan_nocs_checks(path, layout, categories)
+
+
+def _open_nocs_split(root: Path, subset: str, categories: CategoryTable | None, depth: str = "auto") -> NOCSDataset:
+    # training and testing read depth, masks and poses: the NOCS maps are not decoded
+    return NOCSDataset(root, subset, depth=depth, categories=categories, load_nocs=False)
+
+
+register_reader(DatasetReader(
+    name="nocs", description="NOCS *_color.png frames, a scene or split folder of them, or a root with Real/ or "
+                             "CAMERA/ (also the synthetic generator's output)",
+    categories="nocs_real", detect=detect_nocs_layout, list_frames=_list_nocs, check=_check_nocs,
+    open_split=_open_nocs_split, options=("depth",), priority=20))

@@ -14,14 +14,22 @@ images the intrinsics belong to (checked against the images).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["CameraFile", "UserFrame", "list_user_frames", "read_camera_json", "read_user_frame"]
+from demopose.data.registry import DatasetReader, FrameRef, register_reader
+
+if TYPE_CHECKING:
+    from demopose.data.frame import Frame
+
+__all__ = ["CameraFile", "UserFrame", "detect_user_frames_layout", "list_user_frames", "load_user_frame",
+           "read_camera_json", "read_user_frame"]
 
 
 @dataclass(frozen=True)
@@ -141,3 +149,47 @@ def read_user_frame(frame: UserFrame, camera: CameraFile) -> tuple[np.ndarray, n
                          f"{camera.width}x{camera.height}")
     depth = np.multiply(raw, np.float32(camera.depth_scale), dtype=np.float32)  # one pass: convert and scale
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth, camera.K
+
+
+# --------------------------------------------------------------------------------------------------
+# the dataset registry entry (demopose.data.registry)
+# --------------------------------------------------------------------------------------------------
+
+
+def detect_user_frames_layout(path: Path) -> str | None:
+    """``user_frames`` for a folder with a ``camera.json``, else None."""
+    return "user_frames" if path.is_dir() and (path / "camera.json").is_file() else None
+
+
+def load_user_frame(frame: UserFrame, camera: CameraFile) -> Frame:
+    """A pair as a :class:`~demopose.data.frame.Frame` without annotations (depth in metres, :func:`read_user_frame`;
+    ``meta["depth_scale"]`` the camera's)."""
+    from demopose.categories import NOCS_REAL
+    from demopose.data.frame import Frame
+    from demopose.geometry.camera import Intrinsics
+
+    rgb, depth, K = read_user_frame(frame, camera)
+    H, W = depth.shape
+    return Frame(rgb=rgb, depth=depth, intrinsics=Intrinsics.from_matrix(K, W, H),
+                 instance_map=np.zeros((H, W), np.int32), instance_ids=np.zeros(0, np.int64),
+                 class_ids=np.zeros(0, np.int64), categories=NOCS_REAL, frame_id=frame.name, source=frame.color,
+                 meta={"kind": "user_frames", "depth_scale": camera.depth_scale})
+
+
+def _list_user_frames(path: Path, layout: str) -> list[FrameRef]:
+    """Every colour/depth pair, with the folder's ``camera.json`` (read once, here)."""
+    cam_file = path / "camera.json"
+    cam = read_camera_json(cam_file)
+    return [FrameRef(uf.name, f"{uf.depth} (depth_scale from {cam_file})", functools.partial(load_user_frame, uf, cam))
+            for uf in list_user_frames(path)]
+
+
+def _check_user_frames(path: Path, layout: str, categories):
+    from demopose.data.check import plan_user_frames_checks
+
+    return plan_user_frames_checks(path, layout, categories)
+
+
+register_reader(DatasetReader(
+    name="user_frames", description="a folder of colour + depth PNGs with a camera.json", categories=None,
+    detect=detect_user_frames_layout, list_frames=_list_user_frames, check=_check_user_frames, priority=0))

@@ -14,8 +14,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from demopose.categories import get_table
 from demopose.data.instances import AugmentConfig, InstanceDataset
+from demopose.data.registry import get_reader
 from demopose.engine.inference import MaskSource, gt_instances, published_detections
 from demopose.engine.optim import build_optimizer, build_scheduler
+from demopose.models.base import Detector, PoseModel
 
 __all__ = ["build_collate", "build_frames", "build_instance_set", "build_mask_source", "build_model_from_config",
            "build_optim", "build_train_set", "limit_frames", "require_data_root"]
@@ -32,23 +34,20 @@ def require_data_root(cfg: DictConfig) -> Path:
 
 
 def build_frames(cfg: DictConfig, subset: str):
-    """The frame dataset of ``subset`` (``data.format``: ``nocs`` or ``housecat6d``)."""
+    """The frame dataset of ``subset``, opened by the reader registered as ``data.format`` (default ``nocs``;
+    :mod:`demopose.data.registry`) with the category table ``data.categories`` and the reader's options from
+    ``data`` (NOCS: ``data.depth``)."""
     root = require_data_root(cfg)
     table = get_table(cfg.data.categories)
-    fmt = cfg.data.get("format", "nocs")
-    if fmt == "nocs":
-        from demopose.data.nocs import NOCSDataset
-
-        return NOCSDataset(root, subset, depth=cfg.data.get("depth", "auto"), categories=table,
-                           load_nocs=False)
-    if fmt == "housecat6d":
-        from demopose.data.housecat6d import HouseCat6DDataset
-
-        return HouseCat6DDataset(root, subset)
-    raise ValueError(f"data.format: expected 'nocs' or 'housecat6d', got {fmt!r}")
+    fmt = str(cfg.data.get("format", "nocs"))
+    try:
+        reader = get_reader(fmt)
+    except ValueError as e:
+        raise ValueError(f"data.format: {e}") from None
+    return reader.split(root, subset, table, **{k: cfg.data.get(k) for k in reader.options})
 
 
-def build_train_set(cfg: DictConfig, model: torch.nn.Module | None = None) -> InstanceDataset:
+def build_train_set(cfg: DictConfig, model: PoseModel | Detector) -> InstanceDataset:
     """``data.sample``: ``instance`` (default; per-instance point clouds) or ``frame`` (whole letterboxed
     images with detection targets, :mod:`demopose.data.detection_samples`; ``data.input_size: [W, H]``).
 
@@ -70,14 +69,14 @@ def build_train_set(cfg: DictConfig, model: torch.nn.Module | None = None) -> In
     return build_instance_set(cfg, frames, model, train=True)
 
 
-def build_instance_set(cfg: DictConfig, frames, model: torch.nn.Module | None = None,
-                       train: bool = True) -> InstanceDataset:
-    """Per-instance samples of ``frames`` with what ``model`` reads (see :func:`build_train_set`); ``train``:
+def build_instance_set(cfg: DictConfig, frames, model: PoseModel, train: bool = True) -> InstanceDataset:
+    """Per-instance samples of ``frames`` with what ``model`` reads (its ``rgb_size``, ``image_size`` and, in
+    training, ``mesh_points``: :class:`~demopose.models.base.PoseModel`; see :func:`build_train_set`); ``train``:
     augmentations, mask noise and the Mesh-Point Loss targets."""
     aug = AugmentConfig(**OmegaConf.to_container(cfg.data.get("augment", {}), resolve=True))
-    rgb = getattr(model, "rgb_size", None) or cfg.data.get("rgb_size")  # RGB-crop models (CleanPose)
-    image_size = getattr(model, "image_size", None)  # models reading the whole frame (DeMo-Pose)
-    n_mesh = int(getattr(model, "mesh_points", 0) or 0) if train else 0  # MPL targets (GPV-Pose, DeMo-Pose)
+    rgb = model.rgb_size or cfg.data.get("rgb_size")  # RGB-crop models (CleanPose)
+    image_size = model.image_size  # models reading the whole frame (DeMo-Pose)
+    n_mesh = int(model.mesh_points) if train else 0  # MPL targets (GPV-Pose, DeMo-Pose)
     model_points = None
     if n_mesh > 0:
         from demopose.data.mesh_points import MeshPointSource

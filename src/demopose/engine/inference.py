@@ -20,6 +20,7 @@ from demopose.data.instances import N_POINTS, collate_instances, sample_instance
 from demopose.engine import dist
 from demopose.engine.trainer import move_to_device
 from demopose.geometry.pose import PoseSet
+from demopose.models.base import Detector, PoseModel, PosePrediction
 
 __all__ = ["MIN_SIZE", "FrameInstances", "MaskSource", "detection_instances", "detector_instances", "find_detector",
            "frame_batch", "gt_instances", "inference_settings", "instances_from_detections", "poses_from_prediction",
@@ -81,13 +82,11 @@ def published_detections(root: str | Path, source: str = "dualposenet") -> MaskS
     return fn
 
 
-def find_detector(model: torch.nn.Module) -> torch.nn.Module | None:
-    """The monocular detector of ``model``: the model itself (``mono``), a DeMo-Pose model's frozen ``mono``, or
-    None (``gpv``, ``cleanpose``: pose networks that need instance masks)."""
-    if callable(getattr(model, "detect_frame", None)):
-        return model
-    mono = getattr(model, "mono", None)
-    return mono if callable(getattr(mono, "detect_frame", None)) else None
+def find_detector(model: PoseModel | Detector) -> Detector | None:
+    """The detector of ``model``: the model itself when it is a :class:`~demopose.models.base.Detector` (``mono``),
+    else its ``own_detector`` (DeMo-Pose's frozen ``mono``; None for ``gpv``, ``cleanpose``: pose networks that need
+    instance masks)."""
+    return model if isinstance(model, Detector) else model.own_detector
 
 
 def score_filtered(det, score_threshold: float):
@@ -114,17 +113,16 @@ def detection_instances(frame: Frame, det, categories, min_pixels: int = 50,
                           det.features if keep_features else None)
 
 
-def detector_instances(detector: torch.nn.Module, score_threshold: float = 0.3, min_pixels: int = 50,
+def detector_instances(detector: Detector, score_threshold: float = 0.3, min_pixels: int = 50,
                        device: torch.device | str | None = None, keep_features: bool = False) -> MaskSource:
     """A mask source from a monocular detector: its objects with score >= ``score_threshold``
     (:func:`score_filtered`) and their depth masks (:func:`detection_instances`). The detector masks of
     ``demopose test ... eval.masks=detector``; :class:`~demopose.Predictor` and ``demopose predict`` run the same
     two steps."""
-    table = getattr(detector, "categories", None)
 
     def fn(frame: Frame) -> FrameInstances:
         det = score_filtered(detector.detect_frame(frame, device=device), score_threshold)
-        return detection_instances(frame, det, table or frame.categories, min_pixels, keep_features)
+        return detection_instances(frame, det, detector.categories, min_pixels, keep_features)
 
     return fn
 
@@ -138,7 +136,7 @@ def inference_settings(config: dict | None) -> dict[str, int]:
     return {"n_points": int(data.get("n_points") or N_POINTS), "seed": int(ev.get("seed") or 0)}
 
 
-def frame_batch(model: torch.nn.Module, frame: Frame, instances: FrameInstances, n_points: int = N_POINTS,
+def frame_batch(model: PoseModel, frame: Frame, instances: FrameInstances, n_points: int = N_POINTS,
                 seed: int = 0, image_features: dict[int, torch.Tensor] | None = None) -> tuple[dict | None, np.ndarray]:
     """Sample the points of every instance of a frame and collate them into the model's batch (CPU tensors).
 
@@ -153,8 +151,8 @@ def frame_batch(model: torch.nn.Module, frame: Frame, instances: FrameInstances,
     """
     rng = np.random.default_rng(int(seed))
     samples, kept = [], []
-    rgb_size = getattr(model, "rgb_size", None)  # models with an RGB branch ask for the instance crop
-    image_size = getattr(model, "image_size", None)  # models reading the whole frame (DeMo-Pose)
+    rgb_size = model.rgb_size  # models with an RGB branch ask for the instance crop (CleanPose)
+    image_size = model.image_size  # models reading the whole frame (DeMo-Pose)
     for j in range(len(instances.class_ids)):
         s = sample_instance(frame, instances.masks[j], int(instances.class_ids[j]), rng, n_points,
                             rgb_size=rgb_size, image_size=image_size)
@@ -177,14 +175,11 @@ def frame_batch(model: torch.nn.Module, frame: Frame, instances: FrameInstances,
 
 
 @torch.no_grad()
-def run_batch(model: torch.nn.Module, batch: dict, seed: int = 0, device: torch.device | str = "cpu"):
+def run_batch(model: PoseModel, batch: dict, seed: int = 0, device: torch.device | str = "cpu") -> PosePrediction:
     """The model's prediction for a :func:`frame_batch` batch, moved to ``device``; random pooling is seeded."""
     batch = move_to_device(batch, torch.device(device))
     gen = torch.Generator(device=batch["points"].device).manual_seed(int(seed))
-    try:
-        return model(batch, generator=gen)
-    except TypeError:  # models without seeded randomness
-        return model(batch)
+    return model(batch, generator=gen)
 
 
 def poses_from_prediction(pred, instances: FrameInstances, kept: np.ndarray) -> PoseSet:
@@ -202,7 +197,7 @@ def poses_from_prediction(pred, instances: FrameInstances, kept: np.ndarray) -> 
 
 
 @torch.no_grad()
-def predict_frame(model: torch.nn.Module, frame: Frame, instances: FrameInstances, n_points: int = N_POINTS,
+def predict_frame(model: PoseModel, frame: Frame, instances: FrameInstances, n_points: int = N_POINTS,
                   seed: int = 0, device: torch.device | str = "cpu",
                   image_features: dict[int, torch.Tensor] | None = None) -> tuple[PoseSet, np.ndarray]:
     """Estimate the pose of every instance of a frame (:func:`frame_batch`, :func:`run_batch`,
@@ -218,7 +213,7 @@ def predict_frame(model: torch.nn.Module, frame: Frame, instances: FrameInstance
     return poses_from_prediction(run_batch(model, batch, seed, device), instances, kept), kept
 
 
-def run_inference(model: torch.nn.Module, frames: Sequence[Frame] | Iterable[Frame],
+def run_inference(model: PoseModel | Detector, frames: Sequence[Frame] | Iterable[Frame],
                   mask_source: MaskSource = gt_instances, evaluator=None, results_dir: str | Path | None = None,
                   n_points: int = N_POINTS, seed: int = 0, device: torch.device | str = "cpu",
                   progress: bool = True, indices: Sequence[int] | None = None) -> dict[str, float]:
@@ -243,11 +238,11 @@ def run_inference(model: torch.nn.Module, frames: Sequence[Frame] | Iterable[Fra
     model.eval()
     if evaluator is not None:
         evaluator.reset()
-    # models that detect by themselves (e.g. the monocular detector) ignore ``mask_source``; with
-    # ``detect_frame`` they also get 2D box AP@0.5 and keypoint pixel error (keys ``det2d/...``)
-    detects = callable(getattr(model, "detect_frame", None)) or callable(getattr(model, "predict_frame", None))
+    # a detector (the monocular model) finds its objects itself and ignores ``mask_source``; it also gets 2D box
+    # AP@0.5 and keypoint pixel error (keys ``det2d/...``)
+    detects = isinstance(model, Detector)
     det_ev = None
-    if callable(getattr(model, "detect_frame", None)) and evaluator is not None:
+    if detects and evaluator is not None:
         from demopose.evaluation.detection2d import Detection2DEvaluator
 
         det_ev = Detection2DEvaluator(evaluator.categories)
@@ -281,10 +276,8 @@ def run_inference(model: torch.nn.Module, frames: Sequence[Frame] | Iterable[Fra
     return metrics
 
 
-def _self_detected(model: torch.nn.Module, frame: Frame, device, det_ev) -> PoseSet:
-    """Poses from a model that detects by itself; feeds the 2D detection evaluator when given."""
-    if not callable(getattr(model, "detect_frame", None)):
-        return model.predict_frame(frame, device=device)
+def _self_detected(model: Detector, frame: Frame, device, det_ev) -> PoseSet:
+    """Poses from a detector; feeds the 2D detection evaluator when given."""
     det = model.detect_frame(frame, device=device)
     if det_ev is not None and frame.poses is not None:
         from demopose.data.detection_samples import frame_targets

@@ -350,7 +350,7 @@ def export_mono_graph(model: nn.Module, path: str | Path, name: str | None = Non
                       feature_levels: Sequence[int] = (0,), opset: int = OPSET,
                       extra_metadata: Mapping[str, Any] | None = None) -> Path:
     """Export backbone + PAN + heads of a :class:`~demopose.models.mono.MonoDetector` (module docstring) at its
-    ``cfg.input_size``; ``feature_levels`` are the PAN levels returned as ``feature_map`` (level 0) /
+    ``config.input_size``; ``feature_levels`` are the PAN levels returned as ``feature_map`` (level 0) /
     ``feature_map_<level>``."""
     from demopose.models.mono import MonoDetector
 
@@ -362,7 +362,7 @@ def export_mono_graph(model: nn.Module, path: str | Path, name: str | None = Non
         if not 0 <= lv < len(model.strides):
             raise ExportError(f"feature_levels: level {lv} out of range 0..{len(model.strides) - 1}")
     device = next(model.parameters()).device
-    W, H = (int(v) for v in model.cfg.input_size)
+    W, H = (int(v) for v in model.config.input_size)
     images = torch.randn(2, 3, H, W, generator=torch.Generator().manual_seed(0)).to(device)
     with torch.no_grad():
         feats = model.feature_map(images)
@@ -374,7 +374,7 @@ def export_mono_graph(model: nn.Module, path: str | Path, name: str | None = Non
     proto = _to_proto(graph, (images,), ["images"], outputs, dyn, opset)
     _verify(proto, graph, (images,), ["images"], f"export of {name or type(model).__name__}")
     meta = {
-        "graph": "mono", "model": name, "config": model.cfg, "category_table": model.cfg.category_table,
+        "graph": "mono", "model": name, "config": model.config, "category_table": model.config.category_table,
         "input_size": [W, H], "strides": list(model.strides), "level_shapes": level_shapes,
         "feature_levels": list(levels), "feature_outputs": fmap_names, "class_ids": model.class_ids.tolist(),
         "num_keypoints": int(model.head.num_keypoints), "inputs": ["images"], "outputs": outputs,
@@ -426,8 +426,8 @@ def export_model(model: nn.Module, path: str | Path, name: str | None = None,
         export_mono_graph(model, paths["mono"], name, opset=opset)
     else:
         common = {"demopose": {"model": name, "mono": paths["mono"].name, "pose": paths["pose"].name,
-                               "feature_levels": list(model.levels), "fusion": model.cfg.fusion}}
-        if model.cfg.fusion is None:
+                               "feature_levels": list(model.levels), "fusion": model.config.fusion}}
+        if model.config.fusion is None:
             raise ExportError("DeMoPose without fusion is GPV-Pose + MPL: export its pose network "
                               "(model.pose) as a gpv graph")
         export_mono_graph(model.mono, paths["mono"], name, feature_levels=model.levels, opset=opset,

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from demopose._checks import check_shape
-from demopose.categories import get_table
+from demopose.categories import CategoryTable, get_table
 from demopose.export.onnx_export import graph_paths, read_metadata
 from demopose.layers.feature_sampling import check_frame_inputs, sample_point_features
 from demopose.models.base import PosePrediction
@@ -73,6 +73,12 @@ def create_session(path: str | Path, providers: Sequence[str] | None = None, thr
     return ort.InferenceSession(str(p), sess_options=opts, providers=list(providers))
 
 
+def _tuples(config: Mapping[str, Any], cls: type) -> dict[str, Any]:
+    """A config dict read from JSON metadata with its list values as tuples and only ``cls``'s dataclass fields."""
+    fields = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in fields}
+
+
 def _np(x: Any, dtype) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
@@ -95,7 +101,9 @@ class _OrtModule:
 
 
 class OrtPoseModel(_OrtModule):
-    """An exported pose graph (``gpv`` / ``hs_pose`` / DeMo-Pose's depth branch) run by onnxruntime.
+    """An exported pose graph (``gpv`` / ``hs_pose`` / DeMo-Pose's depth branch) run by onnxruntime; a
+    :class:`~demopose.models.base.PoseModel` (``config``: the exported network's
+    :class:`~demopose.models.gpv.GPVConfig`).
 
     Args:
         path: ``.onnx`` file written by :func:`demopose.export.export_pose_graph` (fp32 or int8).
@@ -108,17 +116,23 @@ class OrtPoseModel(_OrtModule):
     :class:`PosePrediction` on the device of ``points`` with ``outputs`` ``mean_size``, ``y_symmetric``.
     """
 
+    image_size = None  # the PoseModel contract: points only (a fusion graph's features come from OrtDeMoPose)
     rgb_size = None
+    mesh_points = 0
+    own_detector = None
 
     def __init__(self, path: str | Path, providers: Sequence[str] | None = None, threads: int | None = None) -> None:
+        from demopose.models.gpv import GPVConfig
+
         self.path = Path(path)
         self.meta = read_metadata(self.path)
         if self.meta.get("graph") != "pose":
             raise ValueError(f"{self.path}: a {self.meta.get('graph')!r} graph, expected a pose graph")
         self.session = create_session(self.path, providers, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
-        self.table = get_table(self.meta["category_table"])
-        self.num_classes = len(self.table)
+        self.config = GPVConfig(**_tuples(self.meta["config"], GPVConfig))
+        self.categories = get_table(self.meta["category_table"])
+        self.num_classes = len(self.categories)
         self.n_points = int(self.meta["n_points"])
         self.pool_sizes = tuple(int(v) for v in self.meta["pool_sizes"])
         self.mean_sizes = torch.tensor(self.meta["mean_sizes"], dtype=torch.float32)
@@ -161,7 +175,7 @@ class OrtPoseModel(_OrtModule):
         check_shape(class_ids, "B", "batch['class_ids']", dims)
         if class_ids.numel() and (int(class_ids.min()) < 1 or int(class_ids.max()) > self.num_classes):
             raise ValueError(f"batch['class_ids']: expected 1-based ids in 1..{self.num_classes} "
-                             f"({self.table.name}), got {class_ids.tolist()}")
+                             f"({self.categories.name}), got {class_ids.tolist()}")
         sym = batch.get("y_symmetric")
         sym = self.y_symmetric_table[class_ids] if sym is None else torch.as_tensor(sym).bool().reshape(-1).cpu()
         check_shape(sym, "B", "batch['y_symmetric']", dims)
@@ -185,7 +199,8 @@ class OrtPoseModel(_OrtModule):
 
 
 class OrtMonoDetector(_OrtModule):
-    """An exported mono graph with the inference API of :class:`~demopose.models.mono.MonoDetector`.
+    """An exported mono graph with the inference API of :class:`~demopose.models.mono.MonoDetector`; a
+    :class:`~demopose.models.base.Detector`.
 
     Args:
         path: ``.onnx`` file written by :func:`demopose.export.export_mono_graph`.
@@ -205,7 +220,7 @@ class OrtMonoDetector(_OrtModule):
         c["input_size"] = tuple(int(v) for v in c["input_size"])
         c["loss_weights"] = LossWeights(**c.get("loss_weights", {}))
         fields = set(MonoConfig.__dataclass_fields__)
-        self.cfg = MonoConfig(**{k: v for k, v in c.items() if k in fields})
+        self.config = MonoConfig(**{k: v for k, v in c.items() if k in fields})
         self.categories = get_table(self.meta["category_table"])
         self.class_ids = np.asarray(self.meta["class_ids"], dtype=np.int64)
         self.strides = tuple(int(s) for s in self.meta["strides"])
@@ -218,10 +233,15 @@ class OrtMonoDetector(_OrtModule):
     def __repr__(self) -> str:
         return f"OrtMonoDetector({str(self.path)!r}, model={self.name!r}, providers={self.session.get_providers()})"
 
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(W_in, H_in)`` of the letterboxed frame the graph reads."""
+        return tuple(self.config.input_size)  # type: ignore[return-value]
+
     def run(self, images: torch.Tensor | np.ndarray) -> dict[str, torch.Tensor]:
         """Raw graph outputs by name (``cls``, ``reg``, ``kpt``, ``size``, feature maps) for ``images (B, 3, H_in,
         W_in)``, as CPU tensors."""
-        W, H = self.cfg.input_size
+        W, H = self.config.input_size
         check_shape(images, f"B 3 {H} {W}", f"images ({self.path.name} was exported for {W}x{H} inputs)")
         outs = self.session.run(None, {"images": _np(images, np.float32)})
         names = [o.name for o in self.session.get_outputs()]
@@ -245,7 +265,7 @@ class OrtMonoDetector(_OrtModule):
 
         out = self.run(images)
         head = {k: out[k] for k in ("cls", "reg", "kpt", "size")}
-        res = postprocess_detections(head, self.priors, self.prior_strides, tuple(images.shape[-2:]), self.cfg,
+        res = postprocess_detections(head, self.priors, self.prior_strides, tuple(images.shape[-2:]), self.config,
                                      self.num_keypoints)
         dev = images.device if isinstance(images, torch.Tensor) else "cpu"
         feats = {lv: out[n].to(dev) for lv, n in zip(self.feature_levels, self.feature_outputs)}
@@ -256,7 +276,7 @@ class OrtMonoDetector(_OrtModule):
         API parity; onnxruntime picks its own)."""
         from demopose.models.mono import detections_to_frame, letterbox_frame
 
-        image, M = letterbox_frame(frame, self.cfg.input_size)
+        image, M = letterbox_frame(frame, self.config.input_size)
         dets, feats = self._detect(torch.from_numpy(image)[None])
         det = detections_to_frame(dets[0], M, self.class_ids)
         det.features = feats
@@ -277,7 +297,9 @@ class OrtMonoDetector(_OrtModule):
 
 class OrtDeMoPose(_OrtModule):
     """An exported DeMo-Pose model (mono graph + pose graph) with the batch API of
-    :class:`~demopose.models.demopose.DeMoPose`.
+    :class:`~demopose.models.demopose.DeMoPose`; a :class:`~demopose.models.base.PoseModel` whose ``own_detector``
+    is the mono graph (``config``: a :class:`~demopose.models.demopose.DeMoPoseConfig` holding the two exported
+    networks' full configs as ``pose_args`` / ``mono_args``).
 
     Args:
         path: the export base path (``x.onnx`` for ``x.mono.onnx`` + ``x.pose.onnx``) or either of the two files
@@ -285,9 +307,14 @@ class OrtDeMoPose(_OrtModule):
         providers, threads: see :func:`create_session`.
     """
 
-    rgb_size = None
+    rgb_size = None  # the PoseModel contract: the colour comes from the whole frame (image_size)
+    mesh_points = 0
 
     def __init__(self, path: str | Path, providers: Sequence[str] | None = None, threads: int | None = None) -> None:
+        from dataclasses import asdict
+
+        from demopose.models.demopose import DeMoPoseConfig
+
         p = Path(path)
         if p.is_file():
             link = read_metadata(p).get("demopose")
@@ -304,6 +331,11 @@ class OrtDeMoPose(_OrtModule):
             raise ValueError(f"{paths['mono']}: exports feature levels {self.mono.feature_levels}, the pose graph "
                              f"{paths['pose']} reads {self.levels}")
         self.name = self.pose.name
+        pc = self.pose.config
+        fused = ("fusion", "rgb_channels", "mesh_points", "mpl_weight")  # DeMoPoseConfig's own fields
+        self.config = DeMoPoseConfig(pose_args={k: v for k, v in pc.to_dict().items() if k not in fused},
+                                     mono_args=asdict(self.mono.config), fusion=pc.fusion, feature_levels=self.levels,
+                                     mesh_points=pc.mesh_points, mpl_weight=pc.mpl_weight)
 
     def __repr__(self) -> str:
         return f"OrtDeMoPose({str(self.mono.path)!r}, {str(self.pose.path)!r}, model={self.name!r})"
@@ -311,11 +343,16 @@ class OrtDeMoPose(_OrtModule):
     @property
     def image_size(self) -> tuple[int, int]:
         """``(W_in, H_in)`` of the letterboxed frame the fusion reads."""
-        return tuple(self.mono.cfg.input_size)  # type: ignore[return-value]
+        return self.mono.image_size
 
     @property
-    def categories(self):
-        return self.pose.table
+    def categories(self) -> CategoryTable:
+        return self.pose.categories
+
+    @property
+    def own_detector(self) -> OrtMonoDetector:
+        """The mono graph: it finds the objects, and the fusion reuses the feature maps of its detections."""
+        return self.mono
 
     @torch.no_grad()
     def point_features(self, images: torch.Tensor | None, image_pixels: torch.Tensor,

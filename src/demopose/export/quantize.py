@@ -5,9 +5,9 @@ sampled from the frames of a dataset (ground-truth masks, the inference point sa
 letterboxed frames for a mono graph — and writes a QDQ model: int8 weights (per output channel) and uint8
 activations around the quantised operators (the u8 x s8 product is the one x86 CPUs run fast). Dynamic
 quantisation (the fallback, no data needed) stores int8 weights and quantises activations on the fly; it leaves
-convolutions float32 (:data:`DYNAMIC_OPS`), because onnxruntime's dynamic ``ConvInteger`` ran the paper-size
-detector in 107 ms against 23 ms in float32 (``benchmarks/results/end_to_end_cpu_demopose.json`` of c44141b), so
-a detector graph stays float32 in dynamic mode.
+convolutions float32 (:data:`DYNAMIC_OPS`), because onnxruntime's dynamic ``ConvInteger`` runs the detector
+several times slower than float32 (BENCHMARKS.md, "End to end"), so a detector graph stays float32 in dynamic
+mode.
 
 Only the *weight-bearing* operators are quantised: ``Conv``, ``Gemm`` and ``MatMul`` nodes whose weight is a
 constant of the graph and whose products sum at least :data:`MIN_INNER` terms. Everything geometric stays
@@ -19,7 +19,7 @@ onnxruntime's QDQ quantiser puts the quantise / dequantise pair of an activation
 dequantised copy to every node that reads it, quantised or not. The exporter merges equal subexpressions, so a
 quantised layer can share its input with geometry: gpv's translation-head ``xyz`` product read the same
 ``(B·N, 3)`` reshape of the centred points as the 3D-GC neighbour gather, whose directions then came from int8
-coordinates (0.24 m of translation error on a REAL275 fixture instance; that 3-term product is now left float32
+coordinates (0.24 m of translation error on a REAL275 fixture instance; that 3-term product stays float32
 by :data:`MIN_INNER`, but other graphs can share inputs the same way). For static mode,
 :func:`isolate_quantized_inputs` therefore gives the quantised nodes their own copy (an ``Identity``, removed
 again by onnxruntime's graph optimiser when the session is built) of any input that another node also reads; the
@@ -225,7 +225,7 @@ def calibration_feeds(path: str | Path, data_root: str | Path, subset: str = "re
             raise ValueError(f"{path}: a fusion pose graph; pass the detector graph (mono_path)")
         mono = OrtMonoDetector(mono_path or Path(path).with_name(link["mono"]), threads=1)
     gen = torch.Generator().manual_seed(int(seed))
-    image_size = tuple(mono.cfg.input_size) if mono is not None else None
+    image_size = tuple(mono.config.input_size) if mono is not None else None
     for i in tqdm(idx, desc="calibration frames", unit="frame", disable=not progress):
         frame = ds[int(i)]
         inst = gt_instances(frame)

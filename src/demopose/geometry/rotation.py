@@ -5,7 +5,9 @@ Convention:
     ``(*, 3, 3)``. Quaternions are ``(w, x, y, z)`` with ``w >= 0`` after conversion from a matrix.
     Axis-angle vectors are ``(*, 3)``: unit axis times angle in radians. The 6D representation
     (Zhou et al., "On the Continuity of Rotation Representations in Neural Networks", CVPR 2019) is
-    the first two *columns* of the matrix, concatenated: ``(*, 6) = [R[:, 0], R[:, 1]]``.
+    the first two *columns* of the matrix, concatenated: ``(*, 6) = [R[:, 0], R[:, 1]]``. The two-vector
+    form of GPV-Pose is the object's y ("green") and x ("red") axes in the camera frame, ``(B, 3)`` each,
+    with ``(B,)`` confidences (:func:`vectors_to_rotation`; torch only).
     Angles returned by distance functions are in degrees.
 
     :func:`rotation_6d_y_to_matrix` is the y-first 6D variant of AG-Pose / CleanPose, whose primary
@@ -17,6 +19,8 @@ Every function takes torch tensors (differentiable, any device) or NumPy arrays 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -27,13 +31,16 @@ __all__ = [
     "euler_xyz_to_rotation_matrix",
     "quaternion_to_rotation_matrix",
     "random_rotation",
+    "rectify_vectors",
     "rotation_6d_to_matrix",
     "rotation_6d_y_to_matrix",
     "rotation_about_axis",
     "rotation_angle_deg",
+    "rotation_from_vectors",
     "rotation_matrix_to_6d",
     "rotation_matrix_to_axis_angle",
     "rotation_matrix_to_quaternion",
+    "vectors_to_rotation",
     "y_axis_angle_deg",
     "orthonormalize",
 ]
@@ -225,3 +232,70 @@ def y_axis_angle_deg(R1: torch.Tensor, R2: torch.Tensor, clip: bool = True) -> t
         cos = cos.clamp(-1.0, 1.0)
     return torch.rad2deg(torch.arccos(cos))
 
+
+def rectify_vectors(
+    green: torch.Tensor,
+    red: torch.Tensor,
+    green_conf: torch.Tensor,
+    red_conf: torch.Tensor,
+    y_symmetric: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Make the green (y) and red (x) vectors orthogonal, weighted by their confidences.
+
+    With ``φ`` the angle between the unit vectors, both are rotated in their common plane toward
+    (``φ > 90°``) or away from each other: green by ``c_r / (c_g + c_r) · (φ − π/2)``, red by
+    ``c_g / (c_g + c_r) · (φ − π/2)``, so the gap closes exactly and the more confident vector moves
+    less (GPV-Pose tools/rot_utils.py ``get_vertical_rot_vec``; the cosine is clamped to
+    ±(1 − 1e-6) as in HS-Pose's batched version, and gradients flow through the angles). For
+    ``y_symmetric`` rows ``c_r`` is 0: green is kept and red only orthogonalised
+    (GPV-Pose tools/geom_utils.py ``generate_RT``).
+
+    Args:
+        green, red: ``(B, 3)`` vectors (normalised here).
+        green_conf, red_conf: ``(B,)`` non-negative confidences.
+        y_symmetric: ``(B,)`` bool, or None (no symmetric rows).
+
+    Returns:
+        ``(green', red')``, each ``(B, 3)`` unit, mutually orthogonal.
+    """
+    g = F.normalize(green, dim=-1)
+    r = F.normalize(red, dim=-1)
+    if y_symmetric is not None:
+        red_conf = torch.where(y_symmetric.bool(), torch.zeros_like(red_conf), red_conf)
+    cos = (g * r).sum(-1, keepdim=True).clamp(-1 + 1e-6, 1 - 1e-6)
+    gap = torch.acos(cos) - math.pi / 2  # (B, 1)
+    total = (green_conf + red_conf).clamp_min(1e-12).unsqueeze(-1)
+    theta_g = red_conf.unsqueeze(-1) / total * gap
+    theta_r = green_conf.unsqueeze(-1) / total * gap
+    # In-plane unit directions: from g toward r and from r toward g (Rodrigues about g x r).
+    g_to_r = F.normalize(r - cos * g, dim=-1)
+    r_to_g = F.normalize(g - cos * r, dim=-1)
+    g_new = torch.cos(theta_g) * g + torch.sin(theta_g) * g_to_r
+    r_new = torch.cos(theta_r) * r + torch.sin(theta_r) * r_to_g
+    return g_new, r_new
+
+
+def rotation_from_vectors(y_axis: torch.Tensor, x_axis: torch.Tensor) -> torch.Tensor:
+    """Rotation ``(B, 3, 3)`` with columns ``[x | y | z]`` from a y and an approximate x axis, y first.
+
+    ``y = normalize(y)``, ``z = normalize(x × y)``, ``x = y × z`` (GPV-Pose ``get_rot_mat_y_first``).
+    """
+    y = F.normalize(y_axis, dim=-1)
+    z = F.normalize(torch.cross(x_axis, y, dim=-1), dim=-1)
+    x = torch.cross(y, z, dim=-1)
+    return torch.stack((x, y, z), dim=-1)
+
+
+def vectors_to_rotation(
+    green: torch.Tensor,
+    red: torch.Tensor,
+    green_conf: torch.Tensor,
+    red_conf: torch.Tensor,
+    y_symmetric: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """GPV-Pose rotation recovery: :func:`rectify_vectors` then :func:`rotation_from_vectors`.
+
+    Shapes: ``(B, 3)``, ``(B, 3)``, ``(B,)``, ``(B,)``, ``(B,)`` -> ``(B, 3, 3)``.
+    """
+    g, r = rectify_vectors(green, red, green_conf, red_conf, y_symmetric)
+    return rotation_from_vectors(g, r)

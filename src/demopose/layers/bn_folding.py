@@ -10,8 +10,8 @@ per output channel of a kernel)::
 used by nothing else, and returns a ``GraphModule`` in which the pair is one convolution; the original module
 is not touched (its state dict, training and export are unchanged). With ``channels_last`` the copy also keeps
 its activations in NHWC, the layout oneDNN's CPU convolutions compute in (an NCHW network pays a reorder
-before and after every convolution). GhostNet + PAN of the monocular detector at 416², 2 threads of the
-development machine: 50.1 ms before, 28.5 ms after (``benchmarks/results/detector_inference.json``).
+before and after every convolution). The time saved on the monocular detector is in BENCHMARKS.md ("Compiled
+CPU kernels and the folded detector", ``benchmarks/detector_inference.py``).
 """
 
 from __future__ import annotations

@@ -337,6 +337,12 @@ class PoseHead(nn.Module):
 class CleanPose(nn.Module):
     """CleanPose / AG-Pose (module docstring). ``model.rgb_size`` tells the data pipeline which crop to make."""
 
+    image_size, mesh_points, own_detector = None, 0, None  # the PoseModel contract (models/base.py)
+
+    @property
+    def categories(self) -> CategoryTable:
+        return self.table
+
     def __init__(self, config: CleanPoseConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or CleanPoseConfig()

@@ -28,6 +28,7 @@ The frozen detector stays a submodule, so a DeMo-Pose checkpoint is self-contain
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from demopose.categories import CategoryTable
 from demopose.layers.feature_sampling import check_frame_inputs, sample_point_features
 from demopose.models.base import PosePrediction
 from demopose.models.feature_adjust import (
@@ -85,12 +87,15 @@ class DeMoPoseConfig:
 
 
 class DeMoPose(nn.Module):
-    """The DeMo-Pose network (module docstring). ``model.image_size = (W_in, H_in)`` tells the data
-    pipeline which letterboxed image to provide."""
+    """The DeMo-Pose network (module docstring); a :class:`~demopose.models.base.PoseModel` whose
+    ``own_detector`` is the frozen ``mono``. ``model.image_size = (W_in, H_in)`` tells the data pipeline which
+    letterboxed image to provide."""
 
-    def __init__(self, cfg: DeMoPoseConfig | None = None) -> None:
+    rgb_size = None  # no instance crop: the colour comes from the whole frame (image_size)
+
+    def __init__(self, config: DeMoPoseConfig | None = None) -> None:
         super().__init__()
-        self.cfg = cfg = cfg or DeMoPoseConfig()
+        self.config = cfg = config or DeMoPoseConfig()
         mono = build_model(cfg.mono_model, **dict(cfg.mono_args))
         if not isinstance(mono, MonoDetector):
             raise ValueError(f"DeMoPoseConfig.mono_model: {cfg.mono_model!r} is not a monocular detector")
@@ -105,12 +110,12 @@ class DeMoPose(nn.Module):
             if not 0 <= int(lv) < n_levels:
                 raise ValueError(f"DeMoPoseConfig.feature_levels: level {lv} out of range 0..{n_levels - 1}")
         self.levels = tuple(int(lv) for lv in cfg.feature_levels)
-        rgb_c = mono.cfg.neck_channels * len(self.levels) if cfg.fusion else 0
+        rgb_c = mono.config.neck_channels * len(self.levels) if cfg.fusion else 0
         pose_args = dict(cfg.pose_args) | {"fusion": cfg.fusion, "rgb_channels": rgb_c,
                                            "mesh_points": int(cfg.mesh_points), "mpl_weight": float(cfg.mpl_weight)}
         self.pose = build_model(cfg.pose_model, **pose_args)
-        if mono.cfg.category_table != self.pose.config.category_table:
-            raise ValueError(f"DeMoPose: the detector's categories ({mono.cfg.category_table}) differ from the pose "
+        if mono.config.category_table != self.pose.config.category_table:
+            raise ValueError(f"DeMoPose: the detector's categories ({mono.config.category_table}) differ from the pose "
                              f"network's ({self.pose.config.category_table})")
         causal = parse_options(CausalOptions, cfg.causal, "DeMoPoseConfig.causal")
         distill = parse_options(DistillOptions, cfg.distill, "DeMoPoseConfig.distill")
@@ -124,20 +129,34 @@ class DeMoPose(nn.Module):
     @property
     def image_size(self) -> tuple[int, int] | None:
         """``(W_in, H_in)`` of the letterboxed frame the fusion reads (None without fusion)."""
-        return tuple(self.mono.cfg.input_size) if self.cfg.fusion else None  # type: ignore[return-value]
+        return tuple(self.mono.config.input_size) if self.config.fusion else None  # type: ignore[return-value]
 
     @property
     def mesh_points(self) -> int:
-        return int(self.cfg.mesh_points)
+        """Mesh samples per training instance of the Mesh-Point Loss (0: no MPL)."""
+        return int(self.config.mesh_points)
 
     @property
-    def categories(self):
-        return self.pose.table
+    def categories(self) -> CategoryTable:
+        """The category table (the pose network's, which the detector's equals)."""
+        return self.pose.categories
+
+    @property
+    def own_detector(self) -> MonoDetector:
+        """The frozen monocular detector (:attr:`mono`): it finds the objects, and the fusion reuses the feature
+        maps of its detections."""
+        return self.mono
+
+    @property
+    def cfg(self) -> DeMoPoseConfig:
+        """Deprecated name of :attr:`config` (one release)."""
+        warnings.warn("DeMoPose.cfg is deprecated: use DeMoPose.config", DeprecationWarning, stacklevel=2)
+        return self.config
 
     def warm_start_insert(self) -> tuple[int, int] | tuple[None, None]:
         """Where concatenation inserts the RGB channels into the heads' inputs: ``(C2, C1)``
         (:func:`demopose.engine.warm_start.warm_start` starts the fused heads as the source GPV-Pose)."""
-        if self.cfg.fusion != "concat":
+        if self.config.fusion != "concat":
             return None, None
         return int(self.pose.backbone.out_channels), int(self.pose.config.rgb_channels)
 
@@ -159,17 +178,17 @@ class DeMoPose(nn.Module):
             features: the detector's PAN levels of those frames, ``{level: (F, C_neck, h, w)}``
                 (``FrameDetections.features``), so that a detection pass is not run twice.
         """
-        check_frame_inputs(images, image_pixels, image_index, features, self.levels, self.mono.cfg.input_size,
+        check_frame_inputs(images, image_pixels, image_index, features, self.levels, self.mono.config.input_size,
                            self.mono.strides)
         if features is None:
             features = dict(enumerate(self.mono.inference_feature_map(images)))
-        W, H = self.mono.cfg.input_size
+        W, H = self.mono.config.input_size
         return sample_point_features([features[lv] for lv in self.levels], image_pixels, image_index, (H, W))
 
     def forward(self, batch: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> PosePrediction:
         """The pose of every instance; fused models read ``image_pixels`` and ``image`` (or the detector's
         ``image_features``, see :meth:`point_features`)."""
-        if self.cfg.fusion is None:
+        if self.config.fusion is None:
             return self.pose(batch, generator)
         if "image_pixels" not in batch or ("image" not in batch and "image_features" not in batch):
             raise KeyError("DeMoPose batch: needs 'image_pixels' and 'image' (or the detector's 'image_features'); "

@@ -9,9 +9,10 @@ Key layout (the published file, no prefix): ``cls_token (1, 1, D)``, ``pos_embed
 ``mask_token (1, D)``, ``patch_embed.proj.{weight, bias}`` (Conv2d 3 -> D, 14x14, stride 14),
 ``blocks.{i}.norm1``, ``blocks.{i}.attn.qkv`` (D -> 3D, bias), ``blocks.{i}.attn.proj``,
 ``blocks.{i}.ls1.gamma (D,)``, ``blocks.{i}.norm2``, ``blocks.{i}.mlp.fc1`` (D -> 4D), ``blocks.{i}.mlp.fc2``,
-``blocks.{i}.ls2.gamma``, ``norm``. The position embedding is resized bicubically to the input's
-patch grid. Weights load from a local file only (:func:`load_dinov2_checkpoint`); random init by
-default. Input: RGB in [0, 1], ImageNet-normalised inside.
+``blocks.{i}.ls2.gamma``, ``norm``. The blocks are :class:`demopose.layers.vit.ViTBlock` (LayerScale,
+LayerNorm eps 1e-6). The position embedding is resized bicubically to the input's patch grid. Weights load
+from a local file only (:func:`load_dinov2_checkpoint`); random init by default. Input: RGB in [0, 1],
+ImageNet-normalised inside.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from demopose.layers.vit import ViTBlock
 
 __all__ = ["DINOv2", "load_dinov2_checkpoint"]
 
@@ -32,47 +35,6 @@ class _PatchEmbed(nn.Module):
     def __init__(self, patch: int, dim: int) -> None:
         super().__init__()
         self.proj = nn.Conv2d(3, dim, patch, patch)
-
-
-class _LayerScale(nn.Module):
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.gamma = nn.Parameter(torch.full((dim,), 1e-5))
-
-
-class _Attention(nn.Module):
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, D = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, D))
-
-
-class _Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
-class _Block(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
-        super().__init__()
-        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
-        self.attn = _Attention(dim, heads)
-        self.mlp = _Mlp(dim, int(dim * mlp_ratio))
-        self.ls1, self.ls2 = _LayerScale(dim), _LayerScale(dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.ls1.gamma * self.attn(self.norm1(x))
-        return x + self.ls2.gamma * self.mlp(self.norm2(x))
 
 
 class DINOv2(nn.Module):
@@ -95,7 +57,8 @@ class DINOv2(nn.Module):
         self.pos_embed = nn.Parameter(torch.randn(1, 1 + grid * grid, dim) * 0.02)
         self.mask_token = nn.Parameter(torch.zeros(1, dim))
         self.patch_embed = _PatchEmbed(patch, dim)
-        self.blocks = nn.ModuleList(_Block(dim, heads, mlp_ratio) for _ in range(depth))
+        self.blocks = nn.ModuleList(ViTBlock(dim, heads, mlp_ratio, qkv_bias=True, layer_scale=1e-5, eps=1e-6)
+                                    for _ in range(depth))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)

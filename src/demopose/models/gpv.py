@@ -12,7 +12,7 @@ Pipeline for ``B`` instances of ``N`` object points (metres, camera frame):
    per-point feature = [fm_0 .. fm_4, one-hot category] (1286 channels for 6 categories);
 2. green (object y) and red (object x) heads: unit vector + sigmoid confidence each;
 3. rotation: the two vectors are made orthogonal by rotating each toward/away from the other in
-   their common plane, the less confident one moving more (:func:`rectify_vectors`); for
+   their common plane, the less confident one moving more (:func:`demopose.geometry.rotation.rectify_vectors`); for
    y-symmetric instances only the green vector counts; ``R = [x | y | z]`` with y first;
 4. translation = residual + centroid; size = residual + category mean size;
 5. training only: per-point bounding-box face normals / distances / confidences (6 faces, order
@@ -23,7 +23,7 @@ Losses: :mod:`demopose.models.gpv_loss`.
 
 from __future__ import annotations
 
-import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
@@ -34,6 +34,7 @@ from torch import nn
 
 from demopose._checks import check_shape
 from demopose.categories import CategoryTable, get_table
+from demopose.geometry.rotation import rectify_vectors, rotation_from_vectors
 from demopose.layers.gcn3d import GraphConv, RandomPool, SurfaceConv
 from demopose.layers.hs_layer import HSLayer, HSSurfaceLayer
 from demopose.layers.knn import gather_points, knn_indices, nearest_indices
@@ -59,9 +60,6 @@ __all__ = [
     "gpv_small",
     "hs_pose",
     "hs_pose_small",
-    "rectify_vectors",
-    "rotation_from_vectors",
-    "vectors_to_rotation",
 ]
 
 FACE_AXES = (1, 0, 2, 0, 2, 1)
@@ -140,79 +138,6 @@ class GPVConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-# --------------------------------------------------------------------------------------------------
-# rotation from the two vectors
-# --------------------------------------------------------------------------------------------------
-
-
-def rectify_vectors(
-    green: torch.Tensor,
-    red: torch.Tensor,
-    green_conf: torch.Tensor,
-    red_conf: torch.Tensor,
-    y_symmetric: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Make the green (y) and red (x) vectors orthogonal, weighted by their confidences.
-
-    With ``φ`` the angle between the unit vectors, both are rotated in their common plane toward
-    (``φ > 90°``) or away from each other: green by ``c_r / (c_g + c_r) · (φ − π/2)``, red by
-    ``c_g / (c_g + c_r) · (φ − π/2)``, so the gap closes exactly and the more confident vector moves
-    less (GPV-Pose tools/rot_utils.py ``get_vertical_rot_vec``; the cosine is clamped to
-    ±(1 − 1e-6) as in HS-Pose's batched version, and gradients flow through the angles). For
-    ``y_symmetric`` rows ``c_r`` is 0: green is kept and red only orthogonalised
-    (GPV-Pose tools/geom_utils.py ``generate_RT``).
-
-    Args:
-        green, red: ``(B, 3)`` vectors (normalised here).
-        green_conf, red_conf: ``(B,)`` non-negative confidences.
-        y_symmetric: ``(B,)`` bool, or None (no symmetric rows).
-
-    Returns:
-        ``(green', red')``, each ``(B, 3)`` unit, mutually orthogonal.
-    """
-    g = F.normalize(green, dim=-1)
-    r = F.normalize(red, dim=-1)
-    if y_symmetric is not None:
-        red_conf = torch.where(y_symmetric.bool(), torch.zeros_like(red_conf), red_conf)
-    cos = (g * r).sum(-1, keepdim=True).clamp(-1 + 1e-6, 1 - 1e-6)
-    gap = torch.acos(cos) - math.pi / 2  # (B, 1)
-    total = (green_conf + red_conf).clamp_min(1e-12).unsqueeze(-1)
-    theta_g = red_conf.unsqueeze(-1) / total * gap
-    theta_r = green_conf.unsqueeze(-1) / total * gap
-    # In-plane unit directions: from g toward r and from r toward g (Rodrigues about g x r).
-    g_to_r = F.normalize(r - cos * g, dim=-1)
-    r_to_g = F.normalize(g - cos * r, dim=-1)
-    g_new = torch.cos(theta_g) * g + torch.sin(theta_g) * g_to_r
-    r_new = torch.cos(theta_r) * r + torch.sin(theta_r) * r_to_g
-    return g_new, r_new
-
-
-def rotation_from_vectors(y_axis: torch.Tensor, x_axis: torch.Tensor) -> torch.Tensor:
-    """Rotation ``(B, 3, 3)`` with columns ``[x | y | z]`` from a y and an approximate x axis, y first.
-
-    ``y = normalize(y)``, ``z = normalize(x × y)``, ``x = y × z`` (GPV-Pose ``get_rot_mat_y_first``).
-    """
-    y = F.normalize(y_axis, dim=-1)
-    z = F.normalize(torch.cross(x_axis, y, dim=-1), dim=-1)
-    x = torch.cross(y, z, dim=-1)
-    return torch.stack((x, y, z), dim=-1)
-
-
-def vectors_to_rotation(
-    green: torch.Tensor,
-    red: torch.Tensor,
-    green_conf: torch.Tensor,
-    red_conf: torch.Tensor,
-    y_symmetric: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """GPV-Pose rotation recovery: :func:`rectify_vectors` then :func:`rotation_from_vectors`.
-
-    Shapes: ``(B, 3)``, ``(B, 3)``, ``(B,)``, ``(B,)``, ``(B,)`` -> ``(B, 3, 3)``.
-    """
-    g, r = rectify_vectors(green, red, green_conf, red_conf, y_symmetric)
-    return rotation_from_vectors(g, r)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -390,7 +315,8 @@ class FaceReconHead(nn.Module):
 
 
 class GPVPose(nn.Module):
-    """GPV-Pose network (see module docstring).
+    """GPV-Pose network (see module docstring); a :class:`~demopose.models.base.PoseModel` reading points only
+    (``mesh_points`` > 0 asks for the Mesh-Point Loss samples in training).
 
     Args:
         config: architecture; default :class:`GPVConfig()` (paper sizes).
@@ -411,11 +337,15 @@ class GPVPose(nn.Module):
         ``face_normal`` ``(B, N, 6, 3)``, ``face_dist`` ``(B, N, 6)``, ``face_conf`` ``(B, N, 6)``.
     """
 
+    image_size = None  # the PoseModel contract: no whole frame, no instance crop, no detector of its own
+    rgb_size = None
+    own_detector = None
+
     def __init__(self, config: GPVConfig | None = None, mean_sizes: Sequence | torch.Tensor | None = None):
         super().__init__()
         self.config = config = config or GPVConfig()
-        self.table: CategoryTable = get_table(config.category_table)
-        self.num_classes = nc = len(self.table)
+        self.categories: CategoryTable = get_table(config.category_table)
+        self.num_classes = nc = len(self.categories)
         self.backbone = GPVBackbone(config)
         self.fusion = None
         geo_c = self.backbone.out_channels
@@ -439,13 +369,13 @@ class GPVPose(nn.Module):
         self.ts_head = PooledVectorHead(feat_c + 3, 6, **head)
         self.face_recon = FaceReconHead(feat_c, self.backbone.global_channels, config.recon_block,
                                         config.recon_hidden, config.face_hidden, config.vector_eps)
-        table_sizes = torch.as_tensor(self.table.mean_sizes(), dtype=torch.float32)
+        table_sizes = torch.as_tensor(self.categories.mean_sizes(), dtype=torch.float32)
         if mean_sizes is not None:
             ms = torch.as_tensor(mean_sizes, dtype=torch.float32)
             check_shape(ms, f"{nc} 3", "mean_sizes")
             table_sizes[1:] = ms
         self.register_buffer("mean_sizes", table_sizes, persistent=False)
-        sym = [False] + [self.table.is_y_symmetric(c.id, True) for c in self.table]
+        sym = [False] + [self.categories.is_y_symmetric(c.id, True) for c in self.categories]
         self.register_buffer("y_symmetric_table", torch.tensor(sym), persistent=False)
         # Eval runs the pooled heads in the exact split-weight form (demopose.models.gpv_fast); False
         # forces the plain concatenation formulation (reference for tests).
@@ -455,6 +385,12 @@ class GPVPose(nn.Module):
         state = super().__getstate__()
         state.pop("_folded_heads_cache", None)  # derived at inference; rebuilt on first use after unpickling
         return state
+
+    @property
+    def table(self) -> CategoryTable:
+        """Deprecated name of :attr:`categories` (one release)."""
+        warnings.warn("GPVPose.table is deprecated: use GPVPose.categories", DeprecationWarning, stacklevel=2)
+        return self.categories
 
     @property
     def mesh_points(self) -> int:
@@ -472,7 +408,7 @@ class GPVPose(nn.Module):
         check_shape(class_ids, "B", "batch['class_ids']", dims)
         if class_ids.numel() and (int(class_ids.min()) < 1 or int(class_ids.max()) > self.num_classes):
             raise ValueError(f"batch['class_ids']: expected 1-based ids in 1..{self.num_classes} "
-                             f"({self.table.name}), got {class_ids.tolist()}")
+                             f"({self.categories.name}), got {class_ids.tolist()}")
         sym = batch.get("y_symmetric")
         sym = self.y_symmetric_table[class_ids] if sym is None else torch.as_tensor(sym, device=points.device)
         sym = sym.bool().reshape(-1)
@@ -566,7 +502,7 @@ class GPVPose(nn.Module):
         from demopose.models.gpv_loss import gpv_loss, gpv_symmetry_targets
 
         if "sym_info" not in batch:  # derive GPV's symmetry labels from the category table
-            batch = {**batch, **gpv_symmetry_targets(self.table, batch["class_ids"], batch.get("handle_visible"))}
+            batch = {**batch, **gpv_symmetry_targets(self.categories, batch["class_ids"], batch.get("handle_visible"))}
         losses = gpv_loss(pred, batch, weights)
         losses.pop("loss")  # the engine minimises the sum of the terms; no total inside the dict
         if "mesh_points" in pred.outputs:

@@ -47,8 +47,9 @@ import torch.nn.functional as F
 
 from demopose._checks import check_shape
 from demopose.categories import CategoryTable
+from demopose.geometry.rotation import rectify_vectors, rotation_from_vectors
 from demopose.models.base import PosePrediction
-from demopose.models.gpv import FACE_AXES, FACE_SIGNS, rectify_vectors, rotation_from_vectors
+from demopose.models.gpv import FACE_AXES, FACE_SIGNS
 
 __all__ = ["GPVLossWeights", "gpv_loss", "gpv_symmetry_targets"]
 

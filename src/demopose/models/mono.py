@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,15 +35,15 @@ from demopose.geometry.pose import PoseSet
 from demopose.layers.bn_folding import fold_conv_bn
 from demopose.layers.nms import multiclass_nms
 from demopose.models.assigners import build_assigner
-from demopose.models.base import PosePrediction, weights_key
+from demopose.models.base import weights_key
 from demopose.models.gfl_head import GFLHead, LossWeights, decode_outputs
 from demopose.models.ghostnet import GhostNet, load_pretrained
 from demopose.models.keypoint_pose import poses_from_keypoints
 from demopose.models.pan import build_neck
 from demopose.models.registry import register_model
 
-__all__ = ["FrameDetections", "MonoConfig", "MonoDetector", "detections_to_frame", "frame_to_input_pixels",
-           "letterbox_frame", "mono", "mono_small", "postprocess_detections"]
+__all__ = ["DetectionHeadOutputs", "FrameDetections", "MonoConfig", "MonoDetector", "detections_to_frame",
+           "frame_to_input_pixels", "letterbox_frame", "mono", "mono_small", "postprocess_detections"]
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,30 @@ class MonoConfig:
 
 
 @dataclass
+class DetectionHeadOutputs:
+    """The dense outputs of :meth:`MonoDetector.forward` for ``B`` images of ``P`` priors over ``L`` levels, before
+    decoding and NMS (:func:`postprocess_detections` turns them into detections).
+
+    Attributes:
+        cls: ``(B, P, C)`` class logits. reg: ``(B, P, 4(n+1))`` box side distributions (``n`` = ``reg_max``).
+        kpt: ``(B, P, 2K)`` keypoint offsets (``K`` = 9). size: ``(B, P, 3)`` relative size.
+        priors: ``(P, 2)`` prior centres in input pixels. strides: ``(P,)``. level_sizes: ``(L,)`` priors per level.
+    """
+
+    cls: torch.Tensor
+    reg: torch.Tensor
+    kpt: torch.Tensor
+    size: torch.Tensor
+    priors: torch.Tensor
+    strides: torch.Tensor
+    level_sizes: torch.Tensor
+
+    def head(self) -> dict[str, torch.Tensor]:
+        """``{"cls", "reg", "kpt", "size"}``: the raw head tensors by name (:func:`postprocess_detections`)."""
+        return {"cls": self.cls, "reg": self.reg, "kpt": self.kpt, "size": self.size}
+
+
+@dataclass
 class FrameDetections:
     """Detections of one frame in original-image pixels.
 
@@ -163,18 +188,18 @@ class FrameDetections:
 
 
 class MonoDetector(nn.Module):
-    """GhostNet–PAN–GFL detector of projected cuboids (module docstring).
+    """GhostNet–PAN–GFL detector of projected cuboids (module docstring); a
+    :class:`~demopose.models.base.Detector`.
 
-    ``forward(batch)`` takes ``batch["image"] (B, 3, H_in, W_in)`` and returns a :class:`PosePrediction`
-    whose ``R``, ``t``, ``size`` are empty ``(0, ...)`` (poses come from :meth:`predict_frame`) and whose
-    ``outputs`` hold ``cls (B, P, C)``, ``reg (B, P, 4(n+1))``, ``kpt (B, P, 18)``, ``size (B, P, 3)``,
-    ``priors (P, 2)``, ``strides (P,)`` and ``level_sizes (L,)``. ``loss(pred, batch)`` needs the targets
-    of :func:`~demopose.data.detection_samples.collate_detection`.
+    Inference: :meth:`detect_frame` (a :class:`FrameDetections`), :meth:`poses_from_detections`,
+    :meth:`predict_frame`. Training: ``forward(batch)`` takes ``batch["image"] (B, 3, H_in, W_in)`` and returns the
+    dense :class:`DetectionHeadOutputs` of every prior; ``loss(pred, batch)`` needs the targets of
+    :func:`~demopose.data.detection_samples.collate_detection`.
     """
 
-    def __init__(self, cfg: MonoConfig | None = None) -> None:
+    def __init__(self, config: MonoConfig | None = None) -> None:
         super().__init__()
-        self.cfg = cfg = cfg or MonoConfig()
+        self.config = cfg = config or MonoConfig()
         self.categories = get_table(cfg.category_table)
         self.class_ids = np.asarray(self.categories.ids, dtype=np.int64)
         self.backbone = GhostNet(cfg.width)
@@ -189,6 +214,17 @@ class MonoDetector(nn.Module):
                             cfg.head_convs, cfg.head_kernel, cfg.reg_max, loss_weights=cfg.loss_weights)
         self.assigner = build_assigner(cfg.assigner)
         self._frozen = False
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(W_in, H_in)`` of the letterboxed frame the detector reads (:attr:`MonoConfig.input_size`)."""
+        return tuple(self.config.input_size)  # type: ignore[return-value]
+
+    @property
+    def cfg(self) -> MonoConfig:
+        """Deprecated name of :attr:`config` (one release)."""
+        warnings.warn("MonoDetector.cfg is deprecated: use MonoDetector.config", DeprecationWarning, stacklevel=2)
+        return self.config
 
     # -- the monocular feature map --------------------------------------------------------------------------
     def feature_map(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -220,8 +256,8 @@ class MonoDetector(nn.Module):
 
     def _folded(self, images: torch.Tensor) -> tuple[nn.Module, nn.Module] | None:
         """Copies of backbone + neck and of the head with every BatchNorm folded into its convolution,
-        computing in NHWC on CPU (:func:`~demopose.layers.bn_folding.fold_conv_bn`: 50.1 -> 28.5 ms for the
-        backbone + neck of ``mono`` at 2 threads, ``benchmarks/detector_inference.py``), made on first use and
+        computing in NHWC on CPU (:func:`~demopose.layers.bn_folding.fold_conv_bn`; the time saved is in
+        BENCHMARKS.md, ``benchmarks/detector_inference.py``), made on first use and
         again whenever a weight changes; None where they do not apply (training, gradients, export, weights
         created in inference mode, whose changes cannot be seen) or cannot be made (a network ``torch.fx``
         cannot trace: then never tried again)."""
@@ -265,20 +301,17 @@ class MonoDetector(nn.Module):
         return super().train(False if self._frozen else mode)
 
     # -- training -------------------------------------------------------------------------------------------
-    def forward(self, batch: dict[str, torch.Tensor]) -> PosePrediction:
-        images = batch["image"]
-        feats, out = self._levels_and_head(images)
+    def forward(self, batch: dict[str, torch.Tensor]) -> DetectionHeadOutputs:
+        """The head outputs of every prior of ``batch["image"] (B, 3, H_in, W_in)`` (what :meth:`loss` reads)."""
+        feats, out = self._levels_and_head(batch["image"])
         priors, strides, counts = self.head.priors_for(feats)
-        out.update(priors=priors, strides=strides, level_sizes=torch.tensor(counts))
-        B = images.shape[0]
-        empty = images.new_zeros((0, 3))
-        return PosePrediction(R=images.new_zeros((0, 3, 3)), t=empty, size=empty,
-                              score=images.new_zeros((0,)), outputs=out | {"batch_size": torch.tensor(B)})
+        return DetectionHeadOutputs(cls=out["cls"], reg=out["reg"], kpt=out["kpt"], size=out["size"], priors=priors,
+                                    strides=strides, level_sizes=torch.tensor(counts))
 
-    def loss(self, pred: PosePrediction, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        o = pred.outputs
-        head_out = {k: o[k] for k in ("cls", "reg", "kpt", "size")}
-        return self.head.loss(head_out, o["priors"], o["strides"], [int(c) for c in o["level_sizes"]], batch,
+    def loss(self, pred: DetectionHeadOutputs, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """GFL losses (quality focal, distribution focal, GIoU, keypoints, size) against the targets of
+        :func:`~demopose.data.detection_samples.collate_detection`."""
+        return self.head.loss(pred.head(), pred.priors, pred.strides, [int(c) for c in pred.level_sizes], batch,
                               self.assigner)
 
     # -- inference ------------------------------------------------------------------------------------------
@@ -294,14 +327,14 @@ class MonoDetector(nn.Module):
         feats = [f.contiguous() for f in feats]
         priors, strides, _ = self.head.priors_for(feats)
         dets = postprocess_detections({k: out[k] for k in ("cls", "reg", "kpt", "size")}, priors, strides,
-                                      tuple(images.shape[-2:]), self.cfg, self.head.num_keypoints)
+                                      tuple(images.shape[-2:]), self.config, self.head.num_keypoints)
         return dets, feats
 
     @torch.no_grad()
     def detect_frame(self, frame: Frame, device: torch.device | str | None = None) -> FrameDetections:
         """Letterbox ``frame.rgb`` to :attr:`MonoConfig.input_size`, detect, map back to original pixels (the PAN
         levels are kept in ``FrameDetections.features``)."""
-        image, M = letterbox_frame(frame, self.cfg.input_size)
+        image, M = letterbox_frame(frame, self.config.input_size)
         device = device or next(self.parameters()).device
         x = torch.from_numpy(image)[None].to(device)
         was = self.training

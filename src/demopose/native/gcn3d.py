@@ -6,9 +6,9 @@ graph convolution, per-support features ``g`` gathered at the neighbours::
     out_ic = center_ic + scale * sum_s max_j ReLU(u_ij . d_(sC+c)) * g[idx_ij, sC+c]
 
 (no ``g`` for the surface convolution, no ``center`` where none is given). The torch path of
-:class:`~demopose.layers.gcn3d.GraphConv` computes the same through ``(rows, k, S·C)`` intermediates; with the
-kernel the gpv backbone (its matrix products unchanged) takes 11.9 instead of 24.2 ms per instance at 5 instances,
-2 threads, on the development machine (``python benchmarks/gcn3d_native.py``).
+:class:`~demopose.layers.gcn3d.GraphConv` computes the same through ``(rows, k, S·C)`` intermediates; the kernel
+halves the time of the gpv backbone on CPU (BENCHMARKS.md, "Compiled CPU kernels and the folded detector";
+``benchmarks/gcn3d_native.py``).
 """
 
 from __future__ import annotations

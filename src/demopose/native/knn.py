@@ -3,8 +3,8 @@
 Same neighbours, in the same order, as :func:`demopose.layers.knn.knn_indices` under
 :func:`~demopose.layers.knn.exact_distances` (difference-form float32 distances, equal distances lower index
 first), and so as the exported ONNX graphs; faster than that path and than the matrix-multiply form with
-``torch.topk`` on CPU (``python benchmarks/knn_native.py``: 6.3 ms against 12.6 and 172 for 5 × 1028 points at
-2 threads on the development machine). Points of at most 3 coordinates, at most
+``torch.topk`` on CPU (BENCHMARKS.md, "Compiled CPU kernels and the folded detector";
+``benchmarks/knn_native.py``). Points of at most 3 coordinates, at most
 :data:`MAX_K` neighbours. Coordinates must be finite: with NaN or infinite coordinates the neighbours are
 unspecified (as they are in the torch forms, which disagree with each other there).
 """

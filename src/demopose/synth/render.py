@@ -4,7 +4,7 @@ Two interchangeable back ends implement ``render(scene, intrinsics) -> RenderOut
 
 * :class:`EmbreeRenderer` (default): one primary ray per pixel centre through Embree (``embreex``),
   direction ``((u - cx) / fx, (v - cy) / fy, 1)`` so the hit distance is the z depth; optional shadow
-  rays toward the light. Measured ~0.07 s geometry per 640×480 frame (notes/ecosystem.md §2).
+  rays toward the light; the fast path (frame rates: ``benchmarks/synth_fps.py``).
 * :class:`TorchRenderer`: a vectorised z-buffer rasteriser in PyTorch (edge functions, perspective-
   correct barycentrics, depth test by ``scatter_reduce(amin)`` over packed ``(depth bits, face)`` keys).
   No shadows. Slower on CPU; it is the independent test oracle for the Embree path.
