@@ -144,17 +144,21 @@ def test_mono_checkpoint_missing_is_named():
         build_model("demopose_small", mono_args=TINY_MONO, mono_checkpoint="/nonexistent/mono.pt")
 
 
-def test_warm_start_from_gpv_reproduces_it_exactly(tmp_path):
-    """Concatenation with zero RGB columns: the warm-started DeMo-Pose predicts exactly what the GPV-Pose did."""
+@pytest.mark.parametrize("fusion", ["concat", "add", "hadamard", "mlp", "attention"])
+def test_warm_start_from_gpv_reproduces_it_exactly(tmp_path, fusion):
+    """Every fusion starts as GPV-Pose: concatenation through zero RGB columns, the others because they are
+    initialised as the identity on the geometric features (models/fusion.py); so the warm-started DeMo-Pose
+    predicts exactly what the GPV-Pose did, whatever the RGB features."""
     from demopose.engine.warm_start import warm_start
 
     torch.manual_seed(1)
     g = build_model("gpv_small")
     path = tmp_path / "gpv.pt"
     save_checkpoint(path, {"model": g.state_dict(), "config": {}, "step": 0})
-    m = _model()
+    m = _model(fusion=fusion)
     report = warm_start(m, path)
-    assert len(report["widened"]) == 4 and not any(k.startswith("pose.backbone") for k in report["skipped"])
+    assert len(report["widened"]) == (4 if fusion == "concat" else 0)
+    assert not any(k.startswith("pose.backbone") for k in report["skipped"])
     g.eval()
     m.eval()
     b = _batch(m)
