@@ -5,7 +5,9 @@ Two measurements on held-out instances (ground-truth masks):
 1. weight share: for each head layer that reads the fused per-point features, the Frobenius norm of its
    RGB columns relative to its geometric columns;
 2. output sensitivity: the change of the predicted pose when the sampled RGB features are replaced by
-   zeros (rotation in degrees, translation in cm), and the error of both against the ground truth.
+   zeros (rotation in degrees, translation in cm), and the error of both against the ground truth;
+3. accuracy with and without the RGB features: the share of instances within 10°/5 cm and 5°/5 cm of the
+   ground truth (the y-axis angle for y-symmetric instances, as the NOCS protocol).
 
 Usage::
 
@@ -54,6 +56,7 @@ def main(argv=None) -> int:
     frames = FrameSubset(all_frames, range(min(args.frames, len(all_frames))))
     ds = InstanceDataset(frames, train=False, image_size=model.image_size)
     rot_change, t_change, err_with, err_without = [], [], [], []
+    rot_err = {"with_rgb": [], "rgb_zeroed": []}
     for start in range(0, len(ds), 16):
         batch = collate_instances([ds[i] for i in range(start, min(start + 16, len(ds)))])
         with torch.no_grad():
@@ -66,6 +69,11 @@ def main(argv=None) -> int:
         t_change += ((a.t - b.t).norm(dim=1) * 100).tolist()
         err_with += ((a.t - batch["t"]).norm(dim=1) * 100).tolist()
         err_without += ((b.t - batch["t"]).norm(dim=1) * 100).tolist()
+        sym = batch["y_symmetric"].numpy().astype(bool)
+        R_gt = batch["R"].double().numpy()
+        for key, R in (("with_rgb", Ra), ("rgb_zeroed", Rb)):
+            rot_err[key] += [float(rotation_error_deg(R[i:i + 1], R_gt[i:i + 1], sym[i:i + 1])[0, 0])
+                             for i in range(len(R))]
     doc = {
         "checkpoint": args.checkpoint, "data": args.data, "subset": args.subset, "instances": len(ds),
         "head_weight_share": shares,
@@ -75,6 +83,11 @@ def main(argv=None) -> int:
                                 "translation_cm_p90": round(float(np.percentile(t_change, 90)), 3)},
         "translation_error_cm_median": {"with_rgb": round(float(np.median(err_with)), 3),
                                         "rgb_zeroed": round(float(np.median(err_without)), 3)},
+        "rotation_error_deg_median": {k: round(float(np.median(v)), 3) for k, v in rot_err.items()},
+        "within": {k: {f"{deg}deg{cm}cm": round(float(np.mean((np.asarray(rot_err[k]) <= deg)
+                                                             & (np.asarray(t) <= cm))), 4)
+                       for deg, cm in ((10, 5), (5, 5), (5, 2))}
+                   for k, t in (("with_rgb", err_with), ("rgb_zeroed", err_without))},
         "command": "python " + " ".join(sys.argv),
     }
     write_json_atomic(args.out, doc)

@@ -76,7 +76,7 @@ def _outputs(path: Path) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     model = load_model(path).eval()
     if hasattr(model, "feature_map") and not hasattr(model, "pose"):  # the monocular detector
-        W, H = model.cfg.input_size
+        W, H = model.config.input_size
         image = torch.randn(1, 3, H, W, generator=torch.Generator().manual_seed(7))
         return {"level0": model.feature_map(image)[0][..., ::8, ::8].contiguous()}
     pred = model(_inputs(model))

@@ -64,7 +64,8 @@ def plot_training_curves(paths: str | os.PathLike | Sequence[str | os.PathLike],
 
     Args:
         paths: one or more ``metrics.jsonl`` files of one run (see :func:`read_metrics_jsonl`).
-        metrics: headline metric names (``iou50``, ``10deg5cm`` …) of the mean row, drawn in percent.
+        metrics: headline metric names (``iou50``, ``10deg5cm`` …) of the mean row, drawn in percent; a name
+            with a ``/`` is a validation key below ``val/`` as it is (e.g. ``det2d/mean/ap50``, the detector's 2D AP).
         iou_mode: ``nocs`` or ``exact`` (which validation records to draw).
         smooth: moving-average window of the loss, in logged points.
 
@@ -77,7 +78,7 @@ def plot_training_curves(paths: str | os.PathLike | Sequence[str | os.PathLike],
     import matplotlib.pyplot as plt
 
     records = read_metrics_jsonl(paths)
-    curves = {m: _series(records, f"val/{iou_mode}/mean/{m}") for m in metrics}
+    curves = {m: _series(records, f"val/{m}" if "/" in m else f"val/{iou_mode}/mean/{m}") for m in metrics}
     ls, lv = _series(records, "loss/total")
     if not len(ls) and not any(len(s) for s, _ in curves.values()):
         raise ValueError(f"{paths}: no 'loss/total' and no 'val/{iou_mode}/mean/...' records to plot")
