@@ -11,7 +11,10 @@ wrong target, a broken gradient, a head that cannot express the answer), not a b
   with GPV-Pose's head dropout 0.2 on, an instance whose pooled features sit in a few channels keeps a
   translation error of tens of centimetres after 300 steps, because dropping one of those channels moves its
   prediction by that much; ``benchmarks/results/overfit.json``); then in eval mode (running BatchNorm
-  statistics) on the same
+  statistics), the prediction averaged over ``draws`` random draws of the model's own randomness (GPV-Pose's
+  random pooling subsets: one draw moves a fitted translation by a median 0.5 cm, up to 1.1 cm, so a single
+  draw cannot show a sub-centimetre fit, while the mean of 8 draws puts every instance of the gpv check within
+  0.8 cm; the single-draw share is reported beside it), on the same
   samples: each instance's rotation error (the y-axis angle for y-symmetric ones, as the NOCS protocol) and
   translation error. Passed: every instance (``pass_fraction``, default all) within 5° and 1 cm;
 * the monocular detector: ``n`` whole frames without augmentation, then the 2D AP50 of its detections on them
@@ -48,6 +51,8 @@ class OverfitResult:
     rotation_deg: list[float] | None = None
     translation_cm: list[float] | None = None
     within_5deg_1cm: float | None = None
+    within_5deg_1cm_single_draw: float | None = None
+    draws: int | None = None
     ap50: float | None = None
     loss_curve: list[tuple[int, float]] | None = None
 
@@ -123,10 +128,12 @@ def _errors(pred, batch) -> tuple[np.ndarray, np.ndarray]:
 
 def overfit_pose(config: str, overrides: list[str] | None = None, data: str = "", instances: int = 32,
                  steps: int = 300, lr: float = 1e-3, precision: str = "auto", seed: int = 0,
-                 pass_fraction: float = 1.0, log_every: int = 25, dropout: bool = False) -> OverfitResult:
+                 pass_fraction: float = 1.0, log_every: int = 25, dropout: bool = False,
+                 draws: int = 8) -> OverfitResult:
     """Fit ``instances`` fixed instances of ``data``'s training split with the model of packaged (or file) config
     ``config`` plus ``overrides``, for ``steps`` Adam steps from ``lr`` (cosine decay); see the module docstring.
-    ``dropout``: keep the model's dropout layers on while fitting (off by default)."""
+    ``dropout``: keep the model's dropout layers on while fitting (off by default). ``draws``: eval-mode
+    predictions averaged over that many draws of the model's randomness (1: a single draw)."""
     from demopose.engine import load_config
     from demopose.engine.build import build_model_from_config
     from demopose.engine.trainer import seed_everything
@@ -142,15 +149,38 @@ def overfit_pose(config: str, overrides: list[str] | None = None, data: str = ""
     batch = _fixed_instances(cfg, model, instances)
     params = [p for p in model.parameters() if p.requires_grad]
     curve, seconds = _fit(model, batch, torch.optim.Adam(params, lr=lr), steps, precision, 5.0, log_every)
-    model.eval()
-    with torch.no_grad():
-        pred = model(batch)
+    pred, single = _averaged_prediction(model, batch, draws)
     rot, trans = _errors(pred, batch)
     within = float(np.mean((rot < 5.0) & (trans < 1.0)))
+    r1, t1 = _errors(single, batch)
     return OverfitResult(model=str(cfg.model.name), overrides=overrides, instances=instances, steps=steps,
                          seconds=round(seconds, 1), loss_first=curve[0][1], loss_last=curve[-1][1],
                          passed=within >= pass_fraction, rotation_deg=rot.round(3).tolist(),
-                         translation_cm=trans.round(4).tolist(), within_5deg_1cm=within, loss_curve=curve)
+                         translation_cm=trans.round(4).tolist(), within_5deg_1cm=within,
+                         within_5deg_1cm_single_draw=float(np.mean((r1 < 5.0) & (t1 < 1.0))), draws=draws,
+                         loss_curve=curve)
+
+
+@dataclass
+class _Pose:
+    R: torch.Tensor
+    t: torch.Tensor
+
+
+def _averaged_prediction(model, batch, draws: int) -> tuple[_Pose, _Pose]:
+    """Eval-mode poses averaged over ``draws`` seeded draws of the model's randomness (translations averaged,
+    rotations as the nearest rotation to the mean matrix), and the first draw alone."""
+    from demopose.geometry.rotation import orthonormalize
+
+    model.eval()
+    Rs, ts = [], []
+    with torch.no_grad():
+        for k in range(max(1, draws)):
+            pred = model(batch, generator=torch.Generator().manual_seed(k))
+            Rs.append(pred.R.detach().double())
+            ts.append(pred.t.detach().double())
+    mean = _Pose(orthonormalize(torch.stack(Rs).mean(0)), torch.stack(ts).mean(0))
+    return mean, _Pose(Rs[0], ts[0])
 
 
 def overfit_detector(config: str = "mono_synth_small", overrides: list[str] | None = None, data: str = "",
