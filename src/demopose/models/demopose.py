@@ -227,14 +227,18 @@ def _build(base: DeMoPoseConfig, overrides: dict[str, Any]) -> DeMoPose:
     return DeMoPose(replace(base, **overrides))
 
 
-@register_model("demopose", pretrained_args=("mono_checkpoint",))
+# files read at construction whose content a trained checkpoint already holds (load_model drops them)
+_PRETRAINED_ARGS = ("mono_checkpoint", "causal.dict_init")
+
+
+@register_model("demopose", pretrained_args=_PRETRAINED_ARGS)
 def demopose(**overrides: Any) -> DeMoPose:
     """DeMo-Pose with the paper's settings: GPV-Pose (3D-GC) + frozen ``mono`` (GhostNet-1.0x, Ghost-PAN 96,
     416²), concatenation of the stride-8 PAN features, MPL with 1024 points at λ = 2000."""
     return _build(DeMoPoseConfig(), overrides)
 
 
-@register_model("demopose_small", pretrained_args=("mono_checkpoint",))
+@register_model("demopose_small", pretrained_args=_PRETRAINED_ARGS)
 def demopose_small(**overrides: Any) -> DeMoPose:
     """``gpv_small`` + ``mono_small`` (PAN 64, 320²): CPU experiments, tests and the bundled checkpoint."""
     return _build(DeMoPoseConfig(pose_model="gpv_small", mono_model="mono_small"), overrides)
