@@ -26,12 +26,12 @@ import argparse
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from demopose._checks import check_shape
 from demopose.layers.knn import gather_points, knn_indices
 from demopose.layers.pointnet2 import farthest_point_sample
+from demopose.layers.vit import ViTBlock
 
 __all__ = ["PointBERT", "load_ulip_pointbert"]
 
@@ -52,43 +52,10 @@ class _Encoder(nn.Module):
         return self.second_conv(f).amax(-1).view(B, G, -1)
 
 
-class _Attn(nn.Module):
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, D = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, D))
-
-
-class _Mlp(nn.Module):
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
-class _Block(nn.Module):
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn, self.mlp = _Attn(dim, heads), _Mlp(dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
-
-
 class _Blocks(nn.Module):
     def __init__(self, dim: int, depth: int, heads: int) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(_Block(dim, heads) for _ in range(depth))
+        self.blocks = nn.ModuleList(ViTBlock(dim, heads, qkv_bias=False) for _ in range(depth))
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         for blk in self.blocks:
