@@ -27,6 +27,8 @@ OUT = REPO / "benchmarks" / "results" / "overfit.json"
 FAMILIES = {
     "gpv_small": ("gpv_synth_small", []),
     "demopose_small_concat": ("demopose_synth_small", ["model.args.fusion=concat"]),
+    # diagnostic: the same without the Mesh-Point head and loss (λ = 2000 outweighs the pose terms early on)
+    "demopose_small_concat_no_mpl": ("demopose_synth_small", ["model.args.fusion=concat", "model.args.mesh_points=0"]),
     "demopose_small_add": ("demopose_synth_small", ["model.args.fusion=add"]),
     "demopose_small_hadamard": ("demopose_synth_small", ["model.args.fusion=hadamard"]),
     "demopose_small_mlp": ("demopose_synth_small", ["model.args.fusion=mlp"]),
