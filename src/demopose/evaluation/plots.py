@@ -10,7 +10,26 @@ from pathlib import Path
 from demopose.evaluation.summary import NOCSMetrics
 from demopose.io import atomic_path
 
-__all__ = ["plot_ap_curves"]
+__all__ = ["plot_ap_curves", "pyplot", "save_png"]
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only ``Agg`` backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Lay out ``fig`` and write it as a PNG at ``path`` atomically; returns the path. The caller closes it."""
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return path
 
 
 def plot_ap_curves(result: NOCSMetrics, path: str | os.PathLike, dpi: int = 110) -> Path:
@@ -18,11 +37,7 @@ def plot_ap_curves(result: NOCSMetrics, path: str | os.PathLike, dpi: int = 110)
 
     Absent categories (no ground truth) are not drawn. Returns the path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = [*result.category_names, "mean"]
     panels = [("3D IoU", result.iou_curves(), "3D IoU threshold", (0, 1)),
               ("Rotation", result.rotation_curves(), "rotation threshold (degrees)", None),
@@ -43,10 +58,6 @@ def plot_ap_curves(result: NOCSMetrics, path: str | os.PathLike, dpi: int = 110)
             ax.set_xlim(*(xlim or (x[0], x[-1])))
             ax.grid(alpha=0.3)
         axes[0].legend(loc="lower left", fontsize=8)
-        fig.tight_layout()
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
+        return save_png(fig, path, dpi)
     finally:
         plt.close(fig)
-    return path

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from demopose.io import atomic_path
-
 __all__ = ["DEFAULT_CURVE_METRICS", "plot_training_curves", "read_metrics_jsonl"]
 
 DEFAULT_CURVE_METRICS = ("iou50", "iou75", "5deg5cm", "10deg5cm", "10deg10cm")
@@ -72,11 +70,9 @@ def plot_training_curves(paths: str | os.PathLike | Sequence[str | os.PathLike],
     Raises:
         ValueError: the files hold no loss and no validation record.
     """
-    import matplotlib
+    from demopose.evaluation.plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     records = read_metrics_jsonl(paths)
     curves = {m: _series(records, f"val/{m}" if "/" in m else f"val/{iou_mode}/mean/{m}") for m in metrics}
     ls, lv = _series(records, "loss/total")
@@ -106,10 +102,6 @@ def plot_training_curves(paths: str | os.PathLike | Sequence[str | os.PathLike],
         ax_l.grid(alpha=0.3, which="both")
         if title:
             fig.suptitle(title)
-        fig.tight_layout()
-        out = Path(out)
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
+        return save_png(fig, out, dpi)
     finally:
         plt.close(fig)
-    return out
