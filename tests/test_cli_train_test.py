@@ -80,4 +80,4 @@ def test_continue_from_weights_only_checkpoint_at_its_step(tiny_data, tmp_path):
         from demopose.cli.train import _start_step
         from demopose.engine import load_config
 
-        _start_step(load_config("gpv_synth_small", ["train.start_step=init"]))
+        _start_step(load_config("gpv_synth_small", ["train.start_step=init"]), None)

@@ -86,10 +86,13 @@ def run(args: argparse.Namespace) -> int:
         seed_everything(int(cfg.train.seed))  # identical init on every rank; the sampler shards the data
         model = build_model_from_config(cfg)
         train_set = build_train_set(cfg, model)
+        init_state = None
         if cfg.train.get("init_from"):  # before the optimiser and the resume (a run's own last.pt wins)
+            from demopose.engine.checkpoint import load_checkpoint
             from demopose.engine.warm_start import warm_start
 
-            warm_start(model, str(cfg.train.init_from))
+            init_state = load_checkpoint(str(cfg.train.init_from))
+            warm_start(model, str(cfg.train.init_from), state=init_state)
         opt, sched = build_optim(cfg, model)
         val_frames = build_frames(cfg, cfg.data.val_subset)
         val_idx = limit_frames(len(val_frames), int(cfg.train.get("val_frames", 0)))
@@ -116,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         if resume_from is not None:
             trainer.resume(resume_from.path, resume_from.state)
         elif cfg.train.get("start_step") not in (None, 0):
-            trainer.start_at(_start_step(cfg))
+            trainer.start_at(_start_step(cfg, init_state))
         unit = "frames" if cfg.data.get("sample", "instance") == "frame" else "instances"
         log.info("training %s on %d %s for %d steps (%d process(es), %s, %s) -> %s", cfg.model.name,
                  len(train_set), unit, tcfg.max_steps, dist.world_size(), device, tcfg.precision, run_dir)
@@ -161,19 +164,17 @@ def _resume_point(run_dir, cfg, device, allow_changed: bool):
     return found
 
 
-def _start_step(cfg) -> int:
-    """``train.start_step``: a step number, or ``init``: the step recorded in ``train.init_from``'s checkpoint."""
+def _start_step(cfg, init_state: dict | None) -> int:
+    """``train.start_step``: a step number, or ``init``: the step recorded in ``train.init_from``'s checkpoint
+    (``init_state``, its loaded content)."""
     value = cfg.train.start_step
     if str(value) != "init":
         try:
             return int(value)
         except (TypeError, ValueError):
             raise ValueError(f"train.start_step: expected a step number or 'init', got {value!r}") from None
-    if not cfg.train.get("init_from"):
+    if init_state is None:
         raise ValueError("train.start_step=init: needs train.init_from (the checkpoint whose step to continue from)")
-    from demopose.engine.checkpoint import load_checkpoint
-
-    state = load_checkpoint(str(cfg.train.init_from))
-    if "step" not in state:
+    if "step" not in init_state:
         raise ValueError(f"train.start_step=init: {cfg.train.init_from} records no training step; give a number")
-    return int(state["step"])
+    return int(init_state["step"])

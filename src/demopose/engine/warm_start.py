@@ -34,15 +34,16 @@ def _source_key(key: str, source: dict) -> str | None:
 
 
 @torch.no_grad()
-def warm_start(model: torch.nn.Module, path: str | os.PathLike) -> dict[str, list[str]]:
-    """Copy the fitting weights of checkpoint ``path`` into ``model`` (module docstring).
+def warm_start(model: torch.nn.Module, path: str | os.PathLike, state: dict | None = None) -> dict[str, list[str]]:
+    """Copy the fitting weights of checkpoint ``path`` into ``model`` (module docstring). ``state``: the
+    checkpoint's content when the caller has loaded it already.
 
     Returns:
         ``{"copied": [...], "widened": [...], "skipped": [...]}`` parameter names.
     """
     from demopose.engine.checkpoint import load_checkpoint
 
-    src = load_checkpoint(path)["model"]
+    src = (state if state is not None else load_checkpoint(path))["model"]
     insert = getattr(model, "warm_start_insert", None)
     position, width = insert() if callable(insert) else (None, None)
     report: dict[str, list[str]] = {"copied": [], "widened": [], "skipped": []}
