@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from demopose.engine.build import build_frames, build_mask_source, limit_frames
     from demopose.engine.dist import resolve_device
     from demopose.engine.inference import run_inference
-    from demopose.evaluation import NOCSEvaluator, iter_results
+    from demopose.evaluation import NOCSEvaluator
     from demopose.evaluation.object_hits import ObjectTally
     from demopose.evaluation.report import format_table, metrics_document
     from demopose.io import write_json_atomic
@@ -77,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
         if args.detector:
             raise ValueError("--detector: only used with eval.masks=detector")
         mask_source = build_mask_source(cfg)
+    tally = ObjectTally(table)  # every ground-truth object against the nearest prediction of its class
     metrics = run_inference(model, frames, mask_source, ev, results_dir=out / "results",
                             n_points=int(cfg.data.n_points), seed=int(cfg.eval.seed), device=device,
-                            progress=not args.no_progress, indices=idx)
+                            progress=not args.no_progress, indices=idx,
+                            on_frame=lambda frame, pred, gt: tally.add(pred, gt, frame.frame_id or ""))
     seconds = time.perf_counter() - t0  # frame loading, masks, sampling, network, scoring, pkl writes
     timing = {"frames": len(idx), "seconds": round(seconds, 3), "fps": round(len(idx) / max(seconds, 1e-9), 2),
               "torch_threads": torch.get_num_threads(), "device": str(device),
@@ -89,10 +91,6 @@ def run(args: argparse.Namespace) -> int:
     det2d = {k: v for k, v in metrics.items() if k.startswith("det2d/")}  # self-detecting models (mono)
     for k, v in sorted(det2d.items()):
         print(f"{k}: {v:.4f}")
-    tally = ObjectTally(table)
-    if len(idx):
-        for res in iter_results(out / "results"):
-            tally.add(res.pred, res.gt, res.image_path)
     print(tally.format())
     write_json_atomic(out / "objects.json", {"summary": tally.summary(), "objects": tally.rows})
     extra = {"detection_2d": det2d} if det2d else {}

@@ -216,7 +216,8 @@ def predict_frame(model: PoseModel, frame: Frame, instances: FrameInstances, n_p
 def run_inference(model: PoseModel | Detector, frames: Sequence[Frame] | Iterable[Frame],
                   mask_source: MaskSource = gt_instances, evaluator=None, results_dir: str | Path | None = None,
                   n_points: int = N_POINTS, seed: int = 0, device: torch.device | str = "cpu",
-                  progress: bool = True, indices: Sequence[int] | None = None) -> dict[str, float]:
+                  progress: bool = True, indices: Sequence[int] | None = None,
+                  on_frame: Callable[[Frame, PoseSet, PoseSet], None] | None = None) -> dict[str, float]:
     """Predict every frame, feed the evaluator, and write one NOCS results pkl per frame.
 
     Args:
@@ -225,6 +226,7 @@ def run_inference(model: PoseModel | Detector, frames: Sequence[Frame] | Iterabl
         evaluator: a :class:`~demopose.evaluation.NOCSEvaluator` (reset here), or None.
         results_dir: where ``results_<frame id>.pkl`` files go, or None.
         seed: point sampling / random pooling seed; frame ``i`` uses ``seed + i``.
+        on_frame: called with ``(frame, predictions, ground truth)`` after each frame (e.g. a per-object tally).
 
     Returns:
         ``evaluator.evaluate()`` over the frames of every rank (under ``torchrun``, each rank passes its shard
@@ -258,6 +260,8 @@ def run_inference(model: PoseModel | Detector, frames: Sequence[Frame] | Iterabl
             gt = frame.ground_truth() if frame.poses is not None else PoseSet.empty()
             if evaluator is not None:
                 evaluator.process(pred, gt)
+            if on_frame is not None:
+                on_frame(frame, pred, gt)
             if results_dir is not None:
                 name = (frame.frame_id or f"frame_{i:06d}").replace("/", "_")
                 write_results_pkl(Path(results_dir) / f"results_{name}.pkl",
