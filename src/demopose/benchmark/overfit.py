@@ -7,14 +7,11 @@ wrong target, a broken gradient, a head that cannot express the answer), not a b
 * pose networks (gpv, DeMo-Pose with any fusion, CleanPose / AG-Pose): ``n`` annotated instances of the training
   split, sampled once with fixed seeds and no augmentation (no mask noise, no 3D augmentation), one batch of all
   of them every step, the family's own loss, Adam with its learning rate decayed by a cosine to 1 % over the
-  run, and every dropout layer off (the check asks whether the network can fit, not how it generalises:
-  with GPV-Pose's head dropout 0.2 on, an instance whose pooled features sit in a few channels keeps a
-  translation error of tens of centimetres after 300 steps, because dropping one of those channels moves its
-  prediction by that much; ``benchmarks/results/overfit.json``); then in eval mode (running BatchNorm
-  statistics), the prediction averaged over ``draws`` random draws of the model's own randomness (GPV-Pose's
-  random pooling subsets: one draw moves a fitted translation by a median 0.5 cm, up to 1.1 cm, so a single
-  draw cannot show a sub-centimetre fit, while the mean of 8 draws puts every instance of the gpv check within
-  0.8 cm; the single-draw share is reported beside it), on the same
+  run, and every dropout layer off (the check asks whether the network can fit, not how it generalises);
+  then in eval mode (running BatchNorm statistics), the prediction averaged over ``draws`` random draws of the
+  model's own randomness (GPV-Pose's random pooling subsets move a fitted translation by about half a
+  centimetre per draw, so one draw cannot show a sub-centimetre fit: ``benchmarks/overfit_diagnostics.py``;
+  the single-draw share is reported beside it), on the same
   samples: each instance's rotation error (the y-axis angle for y-symmetric ones, as the NOCS protocol) and
   translation error. Passed: every instance (``pass_fraction``, default all) within 5° and 1 cm;
 * the monocular detector: ``n`` whole frames without augmentation, then the 2D AP50 of its detections on them
