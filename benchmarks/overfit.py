@@ -27,7 +27,11 @@ OUT = REPO / "benchmarks" / "results" / "overfit.json"
 FAMILIES = {
     "gpv_small": ("gpv_synth_small", []),
     "demopose_small_concat": ("demopose_synth_small", ["model.args.fusion=concat"]),
-    # diagnostic: the same without the Mesh-Point head and loss (λ = 2000 outweighs the pose terms early on)
+    # diagnostic: the PAN features concatenated raw (the paper; rgb_norm=none), as every fusion was before config
+    # version 4
+    "demopose_small_concat_raw_rgb": ("demopose_synth_small",
+                                      ["model.args.fusion=concat", "model.args.rgb_norm=none"]),
+    # diagnostic: concat without the Mesh-Point head and loss (λ = 2000 outweighs the pose terms early on)
     "demopose_small_concat_no_mpl": ("demopose_synth_small", ["model.args.fusion=concat", "model.args.mesh_points=0"]),
     "demopose_small_add": ("demopose_synth_small", ["model.args.fusion=add"]),
     "demopose_small_hadamard": ("demopose_synth_small", ["model.args.fusion=hadamard"]),

@@ -8,7 +8,7 @@ import torch
 from demopose.geometry import random_rotation, rotation_about_axis
 from demopose.layers.feature_sampling import sample_feature_map
 from demopose.models import build_model
-from demopose.models.fusion import FUSIONS, PointFusion
+from demopose.models.fusion import FUSIONS, RGB_NORMS, PointFusion
 from demopose.models.mesh_point_loss import mesh_point_loss
 
 
@@ -30,9 +30,10 @@ def test_sampling_identity_at_stride_one():
     torch.testing.assert_close(out, f.flatten(2).transpose(1, 2))
 
 
+@pytest.mark.parametrize("rgb_norm", RGB_NORMS)
 @pytest.mark.parametrize("kind", FUSIONS)
-def test_fusion_variants(kind):
-    fus = PointFusion(kind, geo_channels=16, rgb_channels=8)
+def test_fusion_variants(kind, rgb_norm):
+    fus = PointFusion(kind, geo_channels=16, rgb_channels=8, rgb_norm=rgb_norm)
     g, r = torch.randn(3, 20, 16, requires_grad=True), torch.randn(3, 20, 8, requires_grad=True)
     out = fus(g, r)
     assert out.shape == (3, 20, fus.out_channels)
@@ -40,6 +41,12 @@ def test_fusion_variants(kind):
     assert g.grad is not None and r.grad is not None
     if kind == "concat":
         assert fus.out_channels == 24 and torch.equal(out[..., :16], g)
+        if rgb_norm == "layernorm":  # each point's RGB vector at zero mean, unit RMS over its channels
+            rgb = out[..., 16:].detach()
+            torch.testing.assert_close(rgb.mean(-1), torch.zeros(3, 20), atol=1e-5, rtol=0)
+            torch.testing.assert_close(rgb.pow(2).mean(-1), torch.ones(3, 20), atol=1e-3, rtol=0)
+        else:
+            assert torch.equal(out[..., 16:], r)
         return
     # the other variants start as the identity on the geometric features, and the RGB path learns from there
     torch.testing.assert_close(out, g)
@@ -50,6 +57,11 @@ def test_fusion_variants(kind):
         opt.step()
     moved = fus(g.detach(), r.detach()) - fus(g.detach(), torch.zeros_like(r))
     assert moved.abs().max() > 1e-4, "the RGB features have no effect after two steps"
+
+
+def test_unknown_rgb_norm_is_refused():
+    with pytest.raises(ValueError, match="rgb_norm: expected one of"):
+        PointFusion("concat", 16, 8, rgb_norm="batchnorm")
 
 
 def test_mesh_point_loss_zero_and_symmetric_treatment():

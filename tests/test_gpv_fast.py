@@ -110,9 +110,13 @@ def test_fast_inference_matches_plain_formulation_paper_sizes():
     _compare(model, _batch(2, 1028, seed=2))
 
 
-def test_fast_inference_with_concat_fusion():
+@pytest.mark.parametrize("rgb_norm", ["none", "layernorm"])
+def test_fast_inference_with_concat_fusion(rgb_norm):
     torch.manual_seed(0)
-    model = randomise_batchnorm(GPVPose(GPVConfig(fusion="concat", rgb_channels=8, **SMALL)))
+    model = randomise_batchnorm(GPVPose(GPVConfig(fusion="concat", rgb_channels=8, rgb_norm=rgb_norm, **SMALL)))
+    if model.fusion.rgb_norm is not None:  # a trained-looking norm, not the identity affine
+        nn.init.normal_(model.fusion.rgb_norm.weight, 1.0, 0.3)
+        nn.init.normal_(model.fusion.rgb_norm.bias, 0.0, 0.3)
     _compare(model, _batch(2, 200, seed=3, rgb=8))
 
 
@@ -221,14 +225,14 @@ def test_scratch_buffers_across_modes_and_sizes():
     _compare(model, large)
 
 
-@pytest.mark.parametrize("fusion", [None, "concat"])
+@pytest.mark.parametrize("fusion", [None, "concat", "concat+layernorm"])
 def test_training_split_first_layers_match_the_concatenated_features(fusion):
     """Training runs every head's first per-point layer split by input rate (no concatenated features): the
     outputs and every parameter's gradient equal the plain formulation's (float64, same dropout and pooling)."""
     from demopose.models import build_model
 
     torch.manual_seed(0)
-    kw = {"fusion": fusion, "rgb_channels": 8} if fusion else {}
+    kw = {"fusion": "concat", "rgb_channels": 8, "rgb_norm": "layernorm" if "+" in fusion else "none"} if fusion else {}
     model = build_model("gpv_small", **kw).train().double()
     points = (torch.randn(4, 200, 3) * 0.05 + torch.tensor([0.0, 0.0, 0.8])).double()
     batch = {"points": points, "class_ids": torch.tensor([1, 2, 5, 6])}

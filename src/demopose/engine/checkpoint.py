@@ -22,6 +22,8 @@ builder arguments changed, ``register_model(args_upgrades=...)``), so everything
 - Version 2: CleanPose's front-door / distillation options nested (``causal: {enabled, ...}``,
   ``distill: {enabled, ...}``) and its ``mlp_layout`` (default ``upstream``; a version-1 network is
   ``batchnorm``), :func:`demopose.models.cleanpose.upgrade_args_v1`.
+- Version 3: DeMo-Pose's ``rgb_norm`` (default ``layernorm``; a version-2 network fused the raw PAN features,
+  ``none``), :func:`demopose.models.demopose.upgrade_args_v2`.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ __all__ = ["CONFIG_VERSION", "LOGISTICS_KEYS", "ResumePoint", "capture_rng_state
 
 log = logging.getLogger(__name__)
 
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
 """Version of the config schema this code writes into checkpoints (``state["config_version"]``; module
 docstring for the history)."""
 

@@ -49,7 +49,7 @@ from demopose.models.feature_adjust import (
 from demopose.models.mono import MonoDetector
 from demopose.models.registry import build_model, register_model
 
-__all__ = ["DeMoPose", "DeMoPoseConfig", "demopose", "demopose_small"]
+__all__ = ["DeMoPose", "DeMoPoseConfig", "demopose", "demopose_small", "upgrade_args_v2"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ class DeMoPoseConfig:
             checkpoint). Ignored by :func:`demopose.engine.checkpoint.load_model`.
         fusion: ``concat`` (paper) | ``add`` | ``hadamard`` | ``mlp`` | ``attention``; None: no RGB
             (then the model is GPV-Pose + MPL).
+        rgb_norm: ``layernorm`` (default) | ``none`` (the paper; checkpoints before config version 3): the
+            RGB point features' normalisation before the fusion (:mod:`demopose.models.fusion`).
         feature_levels: PAN levels sampled and concatenated (0 = stride 8, the finest).
         mesh_points: Mesh-Point head size ``M`` (1024; 0 disables the MPL).
         mpl_weight: ``λ_MPL`` (2000).
@@ -79,6 +81,7 @@ class DeMoPoseConfig:
     mono_args: Mapping[str, Any] = field(default_factory=dict)
     mono_checkpoint: str | None = None
     fusion: str | None = "concat"
+    rgb_norm: str = "layernorm"
     feature_levels: tuple[int, ...] = (0,)
     mesh_points: int = 1024
     mpl_weight: float = 2000.0
@@ -111,7 +114,7 @@ class DeMoPose(nn.Module):
                 raise ValueError(f"DeMoPoseConfig.feature_levels: level {lv} out of range 0..{n_levels - 1}")
         self.levels = tuple(int(lv) for lv in cfg.feature_levels)
         rgb_c = mono.config.neck_channels * len(self.levels) if cfg.fusion else 0
-        pose_args = dict(cfg.pose_args) | {"fusion": cfg.fusion, "rgb_channels": rgb_c,
+        pose_args = dict(cfg.pose_args) | {"fusion": cfg.fusion, "rgb_channels": rgb_c, "rgb_norm": cfg.rgb_norm,
                                            "mesh_points": int(cfg.mesh_points), "mpl_weight": float(cfg.mpl_weight)}
         self.pose = build_model(cfg.pose_model, **pose_args)
         if mono.config.category_table != self.pose.config.category_table:
@@ -227,18 +230,25 @@ def _build(base: DeMoPoseConfig, overrides: dict[str, Any]) -> DeMoPose:
     return DeMoPose(replace(base, **overrides))
 
 
+def upgrade_args_v2(args: Mapping) -> dict:
+    """Builder arguments stored under config version 2 -> version 3: ``rgb_norm: none`` unless set (every
+    version-2 network fused the raw PAN features; the default is now ``layernorm``)."""
+    return {"rgb_norm": "none"} | dict(args)
+
+
 # files read at construction whose content a trained checkpoint already holds (load_model drops them)
 _PRETRAINED_ARGS = ("mono_checkpoint", "causal.dict_init")
+_REGISTRATION = dict(pretrained_args=_PRETRAINED_ARGS, args_upgrades={2: upgrade_args_v2})
 
 
-@register_model("demopose", pretrained_args=_PRETRAINED_ARGS)
+@register_model("demopose", **_REGISTRATION)
 def demopose(**overrides: Any) -> DeMoPose:
     """DeMo-Pose with the paper's settings: GPV-Pose (3D-GC) + frozen ``mono`` (GhostNet-1.0x, Ghost-PAN 96,
     416²), concatenation of the stride-8 PAN features, MPL with 1024 points at λ = 2000."""
     return _build(DeMoPoseConfig(), overrides)
 
 
-@register_model("demopose_small", pretrained_args=_PRETRAINED_ARGS)
+@register_model("demopose_small", **_REGISTRATION)
 def demopose_small(**overrides: Any) -> DeMoPose:
     """``gpv_small`` + ``mono_small`` (PAN 64, 320²): CPU experiments, tests and the bundled checkpoint."""
     return _build(DeMoPoseConfig(pose_model="gpv_small", mono_model="mono_small"), overrides)

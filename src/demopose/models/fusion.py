@@ -16,7 +16,15 @@ geometric features, ``fusion(g, r) = g`` — ``add``'s projection and the last l
 start at zero, ``hadamard``'s projection at weight 0 and bias 1. The RGB path then grows from zero instead of
 adding random noise to the geometric features: a depth network warm-started from GPV-Pose starts exactly where
 GPV-Pose was (``concat`` gets the same from :mod:`demopose.engine.warm_start`'s zero RGB columns), and a
-from-scratch one starts as GPV-Pose's architecture. With random projections the warm-started ``add`` and
+from-scratch one starts as GPV-Pose's architecture.
+
+RGB normalisation (``rgb_norm``, not in the paper): the frozen PAN features arrive with a per-channel RMS of
+about 5 against about 1.9 for the 3D-GC features at initialisation (``benchmarks/overfit_diagnostics.py``,
+``feature_scales``), so with ``concat`` the 64 RGB channels carry more input energy than the 320 geometric ones and
+the heads' first layers start dominated by colour; fitted from scratch, the concatenating model missed the overfit
+check's 1 cm on 3 of 32 instances (``benchmarks/results/overfit.json``). ``rgb_norm="layernorm"`` puts each point's
+RGB vector through a LayerNorm over its channels (learned gain 1, bias 0 at start) before any fusion; ``"none"``
+(the paper, and checkpoints written before config version 3) uses the raw features. With random projections the warm-started ``add`` and
 ``hadamard`` rows of the first ablation collapsed (IoU50 3.4 / 0.4, ``benchmarks/results/ablation_demopose``),
 while the same variants fitted from scratch pass the overfit check's rotation test
 (``benchmarks/results/overfit.json``). The gradients reach every projection from the first step (for
@@ -28,21 +36,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["FUSIONS", "PointFusion"]
+__all__ = ["FUSIONS", "RGB_NORMS", "PointFusion"]
 
 FUSIONS = ("concat", "add", "hadamard", "mlp", "attention")
+RGB_NORMS = ("none", "layernorm")
 
 
 class PointFusion(nn.Module):
     """Fuse per-point geometric ``(B, N, C2)`` and RGB ``(B, N, C1)`` features; ``out_channels`` tells the
     width of the result."""
 
-    def __init__(self, kind: str, geo_channels: int, rgb_channels: int, heads: int = 4) -> None:
+    def __init__(self, kind: str, geo_channels: int, rgb_channels: int, heads: int = 4,
+                 rgb_norm: str = "none") -> None:
         super().__init__()
         if kind not in FUSIONS:
             raise ValueError(f"fusion: expected one of {FUSIONS}, got {kind!r}")
+        if rgb_norm not in RGB_NORMS:
+            raise ValueError(f"rgb_norm: expected one of {RGB_NORMS}, got {rgb_norm!r}")
         self.kind = kind
         c2, c1 = geo_channels, rgb_channels
+        self.rgb_norm = nn.LayerNorm(c1) if rgb_norm == "layernorm" else None
         self.out_channels = c2 + c1 if kind == "concat" else c2
         if kind in ("add", "hadamard", "attention"):
             self.proj = nn.Linear(c1, c2)
@@ -67,8 +80,14 @@ class PointFusion(nn.Module):
             nn.init.zeros_(self.attn.out_proj.weight)
             nn.init.zeros_(self.attn.out_proj.bias)
 
+    def normalise_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
+        """The RGB point features ``(B, N, C1)`` after ``rgb_norm`` (unchanged with ``none``): what
+        ``concat`` appends, and what the split-weight ``concat`` heads of :mod:`demopose.models.gpv_fast`
+        read in place of :meth:`forward`."""
+        return rgb if self.rgb_norm is None else self.rgb_norm(rgb)
+
     def forward(self, geo: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
-        rgb = rgb.to(geo.dtype)
+        rgb = self.normalise_rgb(rgb.to(geo.dtype))
         if self.kind == "concat":
             return torch.cat([geo, rgb], dim=-1)
         if self.kind == "add":

@@ -90,6 +90,8 @@ class GPVConfig:
             mlp, attention) of ``batch["rgb_point_features"]`` ``(B, N, rgb_channels)`` into the
             backbone features before the heads; None for depth only (GPV-Pose).
         rgb_channels: channels of the RGB point features (the monocular PAN width).
+        rgb_norm: ``none`` | ``layernorm``: normalisation of the RGB point features before the fusion
+            (:mod:`demopose.models.fusion`).
         mesh_points: points predicted by the training-only Mesh-Point Loss head (0: no MPL).
         mpl_weight: λ_MPL (2000, DeMo-Pose).
     """
@@ -111,6 +113,7 @@ class GPVConfig:
     vector_eps: float = 1e-6
     fusion: str | None = None
     rgb_channels: int = 0
+    rgb_norm: str = "none"
     mesh_points: int = 0
     mpl_weight: float = 2000.0
 
@@ -354,7 +357,7 @@ class GPVPose(nn.Module):
 
             if config.rgb_channels <= 0:
                 raise ValueError("GPVConfig.rgb_channels: must be > 0 when fusion is set")
-            self.fusion = PointFusion(config.fusion, geo_c, config.rgb_channels)
+            self.fusion = PointFusion(config.fusion, geo_c, config.rgb_channels, rgb_norm=config.rgb_norm)
             geo_c = self.fusion.out_channels
         self.mesh_head = None
         if config.mesh_points > 0:
@@ -453,13 +456,13 @@ class GPVPose(nn.Module):
         centred = points - centroid
         if pooled_heads_supported(self):  # eval: the exact split-weight heads (demopose.models.gpv_fast)
             levels = self.backbone.levels(centred, generator, pool_indices)
-            rgb = rgb_point_features if self.fusion is not None else None
+            rgb = self.fusion.normalise_rgb(rgb_point_features) if self.fusion is not None else None
             g_out, r_out, ts = pooled_heads_forward(self, levels, class_ids, centred, rgb)
         elif self.training and split_first_layers_supported(self):
             # training: every head's first per-point layer split by input rate (demopose.models.gpv_fast)
             levels = self.backbone.levels(centred, generator, pool_indices)
             f_global = levels.f_global
-            rgb = rgb_point_features if self.fusion is not None else None
+            rgb = self.fusion.normalise_rgb(rgb_point_features) if self.fusion is not None else None
             z_green, z_red, z_ts, z_face = split_first_layers(self, levels, class_ids, centred, rgb)
             B = centred.shape[0]
             g_out = self.rot_green.forward_from_first(z_green, B)
