@@ -189,9 +189,9 @@ def overfit_detector(config: str = "mono_synth_small", overrides: list[str] | No
     from demopose.data.frame import FrameSubset
     from demopose.engine import load_config
     from demopose.engine.build import build_collate, build_frames, build_model_from_config
-    from demopose.engine.inference import gt_instances, run_inference
     from demopose.engine.trainer import seed_everything
     from demopose.evaluation import NOCSEvaluator
+    from demopose.pipeline import gt_instances, run_inference
 
     overrides = list(overrides or [])
     cfg = load_config(config, [*overrides, f"data.root={data}"])

@@ -15,9 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 from demopose.categories import get_table
 from demopose.data.instances import AugmentConfig, InstanceDataset
 from demopose.data.registry import get_reader
-from demopose.engine.inference import MaskSource, gt_instances, published_detections
 from demopose.engine.optim import build_optimizer, build_scheduler
 from demopose.models.base import Detector, PoseModel
+from demopose.pipeline import MaskSource, gt_instances, published_detections
 
 __all__ = ["build_collate", "build_frames", "build_instance_set", "build_mask_source", "build_model_from_config",
            "build_optim", "build_train_set", "limit_frames", "require_data_root"]

@@ -6,7 +6,7 @@
   poses to float rounding (PyTorch on CPU with its compiled kNN kernel, or under
   :func:`demopose.layers.knn.exact_distances`: the neighbour search the graph records; with the matrix-multiply
   search of PyTorch on GPU, real depth can differ by a swapped near-equidistant neighbour). ``eval()`` /
-  ``train()`` are no-ops and ``training`` is False, so :func:`demopose.engine.inference.run_inference` runs it
+  ``train()`` are no-ops and ``training`` is False, so :func:`demopose.pipeline.run_inference` runs it
   unchanged.
 - :class:`OrtMonoDetector` wraps a mono graph with the detector's inference API (``detect_images``,
   ``detect_frame``, ``poses_from_detections``, ``predict_frame``, ``feature_map``); decoding and NMS are the
