@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from demopose.io import TRAINING_STATE_GLOBALS, atomic_path, load_torch_file, write_bytes_atomic
+from demopose.io import TRAINING_STATE_GLOBALS, atomic_path, load_torch_file, load_weights_file, write_bytes_atomic
 
 __all__ = ["CONFIG_VERSION", "LOGISTICS_KEYS", "ResumePoint", "capture_rng_state", "check_resume_config",
            "find_resume_checkpoint", "load_checkpoint", "load_model", "load_training_checkpoint", "load_weights",
@@ -351,9 +351,4 @@ def load_weights(module: torch.nn.Module, path: str | Path, what: str = "the mod
         if not Path(path).is_file():
             raise FileNotFoundError(f"{what}: checkpoint {path} does not exist")
         state = load_checkpoint(path)
-    weights = state.get("model", state) if isinstance(state, dict) else state  # bare state dicts too
-    try:
-        module.load_state_dict(weights)
-    except RuntimeError as e:
-        raise ValueError(f"{path}: the weights do not fit {what} ({str(e).splitlines()[0]})") from e
-    return state
+    return load_weights_file(module, path, what, state)

@@ -8,7 +8,7 @@ bilinearly sampled at the pixel of each of the ``N`` depth points (``N × C1``,
 present in training mode only, is supervised by the Mesh-Point Loss (``λ = 2000``,
 :mod:`demopose.models.mesh_point_loss`).
 
-Batch (``InstanceDataset(image_size=model.image_size)`` or :func:`demopose.engine.inference.predict_frame`):
+Batch (``InstanceDataset(image_size=model.image_size)`` or :func:`demopose.pipeline.predict_frame`):
 everything :class:`~demopose.models.gpv.GPVPose` reads, plus
 
 - ``image`` ``(F, 3, H_in, W_in)``: the letterboxed, normalised frames
@@ -18,7 +18,7 @@ everything :class:`~demopose.models.gpv.GPVPose` reads, plus
 - ``image_pixels`` ``(B, N, 2)``: each point's pixel in the letterboxed image
   (:func:`~demopose.models.mono.frame_to_input_pixels` of the original ``pixels``);
 - or, instead of ``image``, ``image_features``: the detector's PAN levels of those frames
-  (``FrameDetections.features``, ``{level: (F, C1, h, w)}``), so that inference after a detection pass does not
+  (``Instances.features``, ``{level: (F, C1, h, w)}``), so that inference after a detection pass does not
   run the backbone again (:meth:`DeMoPose.point_features`).
 
 The frozen detector stays a submodule, so a DeMo-Pose checkpoint is self-contained: it detects
@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from demopose.categories import CategoryTable
+from demopose.io import load_weights_file
 from demopose.layers.feature_sampling import check_frame_inputs, sample_point_features
 from demopose.models.base import PosePrediction
 from demopose.models.feature_adjust import (
@@ -100,10 +101,8 @@ class DeMoPose(nn.Module):
         if not isinstance(mono, MonoDetector):
             raise ValueError(f"DeMoPoseConfig.mono_model: {cfg.mono_model!r} is not a monocular detector")
         if cfg.mono_checkpoint:
-            from demopose.engine.checkpoint import load_weights
-
-            load_weights(mono, cfg.mono_checkpoint, "the detector (DeMoPoseConfig.mono_checkpoint; train it first: "
-                         "demopose train mono_synth_small ..., then point at its model_final.pt)")
+            load_weights_file(mono, cfg.mono_checkpoint, "the detector (DeMoPoseConfig.mono_checkpoint; train it "
+                              "first: demopose train mono_synth_small ..., then point at its model_final.pt)")
         self.mono = mono.freeze()
         n_levels = len(mono.strides)
         for lv in cfg.feature_levels:
@@ -176,7 +175,7 @@ class DeMoPose(nn.Module):
             image_pixels: ``(B, N, 2)`` points' pixels in those images.
             image_index: ``(B,)`` frame of each instance (default ``arange(B)``, then ``F == B``).
             features: the detector's PAN levels of those frames, ``{level: (F, C_neck, h, w)}``
-                (``FrameDetections.features``), so that a detection pass is not run twice.
+                (``Instances.features``), so that a detection pass is not run twice.
         """
         check_frame_inputs(images, image_pixels, image_index, features, self.levels, self.mono.config.input_size,
                            self.mono.strides)
