@@ -105,12 +105,11 @@ def build_mask_source(cfg: DictConfig) -> MaskSource:
 
 
 def build_model_from_config(cfg: DictConfig) -> torch.nn.Module:
+    """``build_model(model.name, **model.args)``: the builder reads the arguments into its config record
+    (:func:`~demopose.models.registry.config_from_overrides`)."""
     from demopose.models import build_model
 
     args = OmegaConf.to_container(cfg.model.get("args", {}), resolve=True) or {}
-    for k, v in list(args.items()):
-        if isinstance(v, list):
-            args[k] = tuple(v)
     return build_model(str(cfg.model.name), **args)
 
 

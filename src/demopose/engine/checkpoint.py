@@ -328,7 +328,6 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> to
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
-    args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
     model = build_model(name, **args)
     load_weights(model, path, f"model {name!r}", state=state)
     return model.to(map_location).eval()

@@ -27,10 +27,9 @@ The frozen detector stays a submodule, so a DeMo-Pose checkpoint is self-contain
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -45,10 +44,9 @@ from demopose.models.feature_adjust import (
     CausalOptions,
     DistillOptions,
     FeatureAdjust,
-    parse_options,
 )
 from demopose.models.mono import MonoDetector
-from demopose.models.registry import build_model, register_model
+from demopose.models.registry import build_model, config_from_overrides, register_model
 
 __all__ = ["DeMoPose", "DeMoPoseConfig", "demopose", "demopose_small"]
 
@@ -116,8 +114,8 @@ class DeMoPose(nn.Module):
         if mono.config.category_table != self.pose.config.category_table:
             raise ValueError(f"DeMoPose: the detector's categories ({mono.config.category_table}) differ from the pose "
                              f"network's ({self.pose.config.category_table})")
-        causal = parse_options(CausalOptions, cfg.causal, "DeMoPoseConfig.causal")
-        distill = parse_options(DistillOptions, cfg.distill, "DeMoPoseConfig.distill")
+        causal = config_from_overrides(CausalOptions(), cfg.causal, "DeMoPoseConfig.causal")
+        distill = config_from_overrides(DistillOptions(), cfg.distill, "DeMoPoseConfig.distill")
         if causal.enabled or distill.enabled:  # CleanPose modules on the fused per-point features (feature_adjust)
             if self.pose.fusion is None:
                 raise ValueError("DeMoPoseConfig.causal / distill: they act on the fused features; set a fusion")
@@ -212,18 +210,7 @@ class DeMoPose(nn.Module):
 
 
 def _build(base: DeMoPoseConfig, overrides: dict[str, Any]) -> DeMoPose:
-    fields = set(DeMoPoseConfig.__dataclass_fields__)
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"model args: unknown DeMoPoseConfig field(s) {unknown}; expected some of {sorted(fields)}")
-    if "feature_levels" in overrides:
-        overrides["feature_levels"] = tuple(int(v) for v in overrides["feature_levels"])
-    for k in ("pose_args", "mono_args", "causal", "distill"):  # merge: a preset's args survive a partial override
-        if k in overrides:
-            overrides[k] = dict(getattr(base, k)) | dict(overrides[k] or {})
-    if overrides.get("mono_checkpoint"):
-        overrides["mono_checkpoint"] = os.fspath(overrides["mono_checkpoint"])
-    return DeMoPose(replace(base, **overrides))
+    return DeMoPose(config_from_overrides(base, overrides))
 
 
 # files read at construction whose content a trained checkpoint already holds (load_model drops them)

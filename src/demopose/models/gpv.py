@@ -46,7 +46,7 @@ from demopose.models.gpv_fast import (
     split_first_layers,
     split_first_layers_supported,
 )
-from demopose.models.registry import register_model
+from demopose.models.registry import config_from_overrides, register_model
 
 __all__ = [
     "FACE_AXES",
@@ -522,8 +522,8 @@ class GPVPose(nn.Module):
 
 
 def _build(config: GPVConfig, overrides: dict) -> GPVPose:
-    mean_sizes = overrides.pop("mean_sizes", None)
-    return GPVPose(replace(config, **overrides), mean_sizes=mean_sizes)
+    mean_sizes = overrides.pop("mean_sizes", None)  # a builder argument, not a config field
+    return GPVPose(config_from_overrides(config, overrides), mean_sizes=mean_sizes)
 
 
 @register_model("gpv")

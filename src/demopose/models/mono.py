@@ -19,7 +19,6 @@ Variants: ``mono`` (GhostNet 1.0x, Ghost-PAN 96, 416² input, head kernel 5) and
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +40,7 @@ from demopose.models.gfl_head import GFLHead, LossWeights, decode_outputs
 from demopose.models.ghostnet import GhostNet, load_pretrained
 from demopose.models.keypoint_pose import poses_from_keypoints
 from demopose.models.pan import build_neck
-from demopose.models.registry import register_model
+from demopose.models.registry import config_from_overrides, register_model
 
 __all__ = ["DetectionHeadOutputs", "MonoConfig", "MonoDetector", "detections_to_frame",
            "frame_to_input_pixels", "letterbox_frame", "mono", "mono_small", "postprocess_detections"]
@@ -359,19 +358,7 @@ class _FeatureMap(nn.Module):
 
 
 def _build(base: MonoConfig, overrides: dict[str, Any]) -> MonoDetector:
-    if "loss_weights" in overrides and isinstance(overrides["loss_weights"], dict):
-        overrides["loss_weights"] = LossWeights(**overrides["loss_weights"])
-    if "input_size" in overrides:
-        overrides["input_size"] = tuple(int(v) for v in overrides["input_size"])
-    fields = set(MonoConfig.__dataclass_fields__)
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"model args: unknown MonoConfig field(s) {unknown}; expected some of {sorted(fields)}")
-    if overrides.get("pretrained"):
-        overrides["pretrained"] = os.fspath(overrides["pretrained"])
-    from dataclasses import replace
-
-    return MonoDetector(replace(base, **overrides))
+    return MonoDetector(config_from_overrides(base, overrides))
 
 
 @register_model("mono", pretrained_args=("pretrained",))
