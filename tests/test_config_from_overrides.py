@@ -66,3 +66,25 @@ def test_every_builder_turns_lists_into_tuples():
     m = build_model("demopose_small", feature_levels=[0], pose_args={"widths": [16, 16, 32, 32, 64]})
     assert m.config.feature_levels == (0,) and m.pose.config.widths == (16, 16, 32, 32, 64)
     assert m.config.pose_args["widths"] == [16, 16, 32, 32, 64]  # another builder's arguments, given on as such
+
+
+def test_gpv_loss_weights_live_in_its_config(monkeypatch):
+    """GPV-Pose's loss weights are ``GPVConfig.loss`` (``model.args.loss.<term>``), read by ``GPVPose.loss``."""
+    import importlib
+    from types import SimpleNamespace
+
+    import torch
+
+    gl = importlib.import_module("demopose.models.gpv_loss")  # the module (the package exports the function)
+    from demopose.models.gpv import GPVLossWeights
+
+    m = build_model("gpv_small", loss={"rot_1": 0.5})
+    assert m.config.loss == GPVLossWeights(rot_1=0.5)  # the other weights: the defaults
+    seen = []
+    monkeypatch.setattr(gl, "gpv_loss", lambda pred, batch, w: seen.append(w) or {"loss": torch.zeros(())})
+    pred = SimpleNamespace(outputs={})
+    m.loss(pred, {"sym_info": None})
+    m.loss(pred, {"sym_info": None}, GPVLossWeights(tran=1.0))
+    assert seen == [GPVLossWeights(rot_1=0.5), GPVLossWeights(tran=1.0)]
+    with pytest.raises(ValueError, match=r"loss: unknown option\(s\) \['rot'\]; GPVLossWeights expects"):
+        build_model("gpv_small", loss={"rot": 1.0})
