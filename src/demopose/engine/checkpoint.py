@@ -22,6 +22,8 @@ builder arguments changed, ``register_model(args_upgrades=...)``), so everything
 - Version 2: CleanPose's front-door / distillation options nested (``causal: {enabled, ...}``,
   ``distill: {enabled, ...}``) and its ``mlp_layout`` (default ``upstream``; a version-1 network is
   ``batchnorm``), :func:`demopose.models.cleanpose.upgrade_args_v1`.
+- Version 3: ``data.input_size`` removed: the data pipeline reads the detector's input size from the model
+  (``model.args.input_size``); :func:`_drop_data_input_size`.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ __all__ = ["CONFIG_VERSION", "LOGISTICS_KEYS", "ResumePoint", "capture_rng_state
 
 log = logging.getLogger(__name__)
 
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
 """Version of the config schema this code writes into checkpoints (``state["config_version"]``; module
 docstring for the history)."""
 
@@ -57,8 +59,8 @@ docstring for the history)."""
 def upgrade_config(config: dict[str, Any], version: int) -> dict[str, Any]:
     """A run config stored under config ``version`` in today's schema (:data:`CONFIG_VERSION`); a copy.
 
-    Only ``config["model"]["args"]`` has changed between versions: the model family's registered
-    ``args_upgrades`` are applied one version after the other.
+    One version after the other, the run-config steps (:data:`_RUN_UPGRADES`) and the model family's registered
+    ``args_upgrades`` (for ``config["model"]["args"]``) are applied.
 
     Raises:
         ValueError: ``version`` is newer than this code knows (the checkpoint comes from a newer demopose).
@@ -68,16 +70,33 @@ def upgrade_config(config: dict[str, Any], version: int) -> dict[str, Any]:
         raise ValueError(f"config version {version} is newer than this demopose understands ({CONFIG_VERSION}); "
                          f"update demopose to load this checkpoint")
     out = copy.deepcopy(config)
-    model = out.get("model") if isinstance(out, dict) else None
-    if not isinstance(model, dict) or not model.get("name"):
+    if not isinstance(out, dict):
         return out
-    from demopose.models import registry  # importing demopose.models registers every family and its upgrades
-
     for v in range(version, CONFIG_VERSION):
+        if v in _RUN_UPGRADES:
+            out = _RUN_UPGRADES[v](out)
+        model = out.get("model")
+        if not isinstance(model, dict) or not model.get("name"):
+            continue
+        from demopose.models import registry  # importing demopose.models registers every family and its upgrades
+
         step = registry.args_upgrade(str(model["name"]), v)
         if step is not None:
             model["args"] = step(dict(model.get("args") or {}))
     return out
+
+
+def _drop_data_input_size(config: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 -> 3: ``data.input_size`` (kept equal to ``model.args.input_size`` by hand) is gone; the data
+    pipeline reads the model's input size."""
+    data = config.get("data")
+    if isinstance(data, dict):
+        data.pop("input_size", None)
+    return config
+
+
+_RUN_UPGRADES: dict[int, Any] = {2: _drop_data_input_size}
+"""``{v: fn}``: ``fn`` turns a whole run config of version ``v`` into version ``v + 1`` (in place, returned)."""
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
