@@ -58,6 +58,8 @@ def test_data_input_size_is_read_from_the_model(tmp_path):
     with pytest.raises(ValueError, match=r"data\.input_size \[128, 128\] differs from the model's input size "
                                          r"\[96, 96\]"):
         data_image_size(OmegaConf.merge(cfg, {"data": {"input_size": [128, 128]}}), model)
+    with pytest.raises(ValueError, match=r"data\.sample=frame: whole-frame detection samples train a detector"):
+        data_image_size(cfg, build_model_from_config(load_config("gpv_synth_small")))
 
 
 def test_version_2_configs_lose_data_input_size():

@@ -73,6 +73,9 @@ def data_image_size(cfg: DictConfig, model: Detector) -> tuple[int, int]:
     """``(W, H)`` of the letterboxed training images of a detector: its own input size (``model.image_size``, set
     by ``model.args.input_size``). A config written before the data read it from the model may still hold
     ``data.input_size``: equal, it is ignored; different, it is an error."""
+    if not isinstance(model, Detector):
+        raise ValueError(f"data.sample=frame: whole-frame detection samples train a detector (mono); "
+                         f"{type(model).__name__} reads instances (data.sample=instance)")
     size = tuple(int(v) for v in model.image_size)
     stale = cfg.data.get("input_size")
     if stale is not None and tuple(int(v) for v in stale) != size:
