@@ -2,7 +2,7 @@
 PyTorch fp32 against PyTorch under bfloat16 autocast, the same frames through the same inference path.
 
 Like ``benchmarks/onnx_int8_accuracy.py``: ground-truth masks, point sampling and pooling seeded per frame, so
-both precisions see identical inputs (:func:`demopose.engine.inference.run_inference`). Reported per precision:
+both precisions see identical inputs (:func:`demopose.pipeline.run_inference`). Reported per precision:
 the NOCS mAPs (``nocs`` IoU, mean over categories), the per-instance deviation of the bf16 poses from the fp32
 ones, and the pose stage's wall time per frame (median over frames, after one warm-up frame).
 
@@ -71,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     from demopose.data.nocs import NOCSDataset
     from demopose.engine.build import limit_frames
     from demopose.engine.checkpoint import load_model
-    from demopose.engine.inference import gt_instances, run_inference
     from demopose.engine.precision import autocast
     from demopose.evaluation import NOCSEvaluator
     from demopose.evaluation.results import iter_results
     from demopose.io import write_json_atomic, write_text_atomic
+    from demopose.pipeline import gt_instances, run_inference
 
     deviation = _int8_script()._deviation
     torch.set_num_threads(args.threads)

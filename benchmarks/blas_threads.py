@@ -33,7 +33,7 @@ import demopose
 demopose.set_thread_defaults()  # GOMP_SPINCOUNT; OPENBLAS_NUM_THREADS is the parent's setting
 import torch
 from demopose.data.nocs import NOCSDataset
-from demopose.engine.inference import frame_batch, run_batch
+from demopose.pipeline import frame_batch, run_batch
 from demopose.predictor import Predictor
 torch.set_num_threads({threads})
 p = Predictor.from_checkpoint({checkpoint!r})

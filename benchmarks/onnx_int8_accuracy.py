@@ -2,7 +2,7 @@
 
 The checkpoint is exported (``demopose.export``), quantised statically (calibrated on ``--calib-frames`` frames of
 the training split) and dynamically, and every version runs the same frames through the same inference path
-(:func:`demopose.engine.inference.run_inference`: ground-truth masks, point sampling and pooling seeded per frame,
+(:func:`demopose.pipeline.run_inference`: ground-truth masks, point sampling and pooling seeded per frame,
 so the backends see identical inputs). Reported per backend: the NOCS mAPs (``nocs`` IoU mode, mean over
 categories) and the per-instance deviation of its poses from the PyTorch fp32 poses. "torch fp32" is PyTorch as it
 runs by default: on CPU its compiled kNN kernel gives the neighbour search the ONNX graph records (exact
@@ -79,7 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     from demopose.data.nocs import NOCSDataset
     from demopose.engine.build import limit_frames
     from demopose.engine.checkpoint import load_model
-    from demopose.engine.inference import gt_instances, run_inference
     from demopose.evaluation import NOCSEvaluator
     from demopose.evaluation.results import iter_results
     from demopose.export import export_checkpoint, load_ort_model
@@ -87,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from demopose.io import write_json_atomic, write_text_atomic
     from demopose.layers.knn import exact_distances
     from demopose.native import knn as native_knn
+    from demopose.pipeline import gt_instances, run_inference
 
     torch.set_num_threads(args.threads)
     command = "OMP_NUM_THREADS=1 python benchmarks/onnx_int8_accuracy.py " + shlex.join(argv or sys.argv[1:])

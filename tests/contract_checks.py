@@ -61,7 +61,7 @@ def check_pose_prediction(pred, B: int) -> None:
 
 
 def check_frame_detections(det, n_classes: int) -> None:
-    """A :class:`~demopose.models.mono.FrameDetections` with consistent lengths, 1-based ids and feature maps."""
+    """An :class:`~demopose.data.frame_instances.Instances` with consistent lengths, 1-based ids and feature maps."""
     M = len(det)
     assert det.boxes.shape == (M, 4) and det.scores.shape == (M,) and det.keypoints.shape == (M, 9, 2)
     assert det.rel_size.shape == (M, 3)

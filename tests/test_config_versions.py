@@ -17,7 +17,7 @@ from demopose.engine.checkpoint import (
 from demopose.engine.config import apply_overrides, load_config
 from demopose.models import build_model
 from demopose.models.cleanpose import LEGACY_ARGS, upgrade_args_v1
-from demopose.models.demopose import upgrade_args_v2
+from demopose.models.demopose import upgrade_args_v3
 
 V1_ARGS = {"causal": True, "distill": False, "dict_size": 8, "select_num": 2, "fd_self_blocks": 1,
            "fd_cross_blocks": 2, "dict_update": "momentum", "dict_momentum": 0.9, "dict_enqueue": "input",
@@ -39,10 +39,10 @@ def test_version_1_cleanpose_args_are_nested():
     assert upgrade_args_v1({"loss": {"kd": 0.1}}) == {"distill": {"kd_weight": 0.1}, "mlp_layout": "batchnorm"}
 
 
-def test_version_2_demopose_fused_raw_rgb():
-    assert upgrade_args_v2({"fusion": "add"}) == {"fusion": "add", "rgb_norm": "none"}
-    assert upgrade_args_v2({"rgb_norm": "layernorm"}) == {"rgb_norm": "layernorm"}
-    for version in (1, 2):  # the chain reaches version 3 from either
+def test_version_3_demopose_fused_raw_rgb():
+    assert upgrade_args_v3({"fusion": "add"}) == {"fusion": "add", "rgb_norm": "none"}
+    assert upgrade_args_v3({"rgb_norm": "layernorm"}) == {"rgb_norm": "layernorm"}
+    for version in (1, 2, 3):  # the chain reaches version 4 from each
         up = upgrade_config({"model": {"name": "demopose_small", "args": {"fusion": "concat"}}}, version)
         assert up["model"]["args"] == {"fusion": "concat", "rgb_norm": "none"}
     model = build_model("demopose_small", **up["model"]["args"])

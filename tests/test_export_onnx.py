@@ -19,7 +19,6 @@ from demopose.cli import main  # noqa: E402
 from demopose.data.instances import collate_instances, sample_instance  # noqa: E402
 from demopose.data.nocs import NOCSDataset, load_frame  # noqa: E402
 from demopose.engine.checkpoint import CONFIG_VERSION, load_model, save_checkpoint  # noqa: E402
-from demopose.engine.inference import gt_instances, run_inference  # noqa: E402
 from demopose.evaluation import NOCSEvaluator  # noqa: E402
 from demopose.export import (  # noqa: E402
     ExportError,
@@ -33,6 +32,7 @@ from demopose.export import (  # noqa: E402
 from demopose.export.quantize import quantize_graph, weight_nodes  # noqa: E402
 from demopose.layers.knn import exact_distances  # noqa: E402
 from demopose.models import build_model  # noqa: E402
+from demopose.pipeline import gt_instances, run_inference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = Path(__file__).parent / "fixtures" / "nocs_sample" / "Real" / "test" / "scene_1" / "0000"

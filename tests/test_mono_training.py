@@ -64,7 +64,7 @@ def test_overfit_few_frames_keypoints_within_2px(tiny_data):
 
 def test_cli_train_and_test_mono(tiny_data, tmp_path):
     run = tmp_path / "run"
-    size = ["data.input_size=[96,96]", "model.args.input_size=[96,96]"]
+    size = ["model.args.input_size=[96,96]"]  # the data pipeline reads the model's input size
     assert main(["train", "mono_synth_small", "--data", str(tiny_data), "--out", str(run), "--no-progress",
                  "train.batch_size=2", "train.num_workers=0", "train.max_steps=2", "train.checkpoint_every=2",
                  "train.eval_every=0", "train.val_frames=2", *size]) == 0

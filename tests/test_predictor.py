@@ -12,8 +12,8 @@ from demopose.cli import main
 from demopose.data.nocs import NOCSDataset, load_frame
 from demopose.data.user_frames import read_camera_json
 from demopose.engine.checkpoint import save_checkpoint
-from demopose.engine.masks import masks_from_boxes, support_plane
 from demopose.models import build_model
+from demopose.pipeline.masks import masks_from_boxes, support_plane
 from demopose.predictor import Predictor, validate_inputs
 
 FIX = Path(__file__).parent / "fixtures" / "nocs_sample"
@@ -91,8 +91,7 @@ def _boxes_of(masks: np.ndarray) -> np.ndarray:
 def test_detector_driven_prediction_reuses_the_detection_features(tiny_checkpoint, monkeypatch):
     """Without masks, the detector's boxes become depth masks and its PAN maps feed the fusion: the backbone
     runs once per frame, and the poses equal those of a fresh feature pass on the letterboxed frame."""
-    from demopose.engine.inference import predict_frame
-    from demopose.models.mono import FrameDetections
+    from demopose.pipeline import Instances, predict_frame
 
     f = load_frame(REAL)
     p = Predictor.from_checkpoint(tiny_checkpoint, score_threshold=0.0)
@@ -101,8 +100,8 @@ def test_detector_driven_prediction_reuses_the_detection_features(tiny_checkpoin
     def gt_detect(frame):  # the untrained detector's boxes replaced by the ground-truth ones, its features kept
         det = real_detect(frame)
         n = len(f)
-        return FrameDetections(_boxes_of(f.masks()), f.class_ids.copy(), np.linspace(0.9, 0.5, n),
-                               np.zeros((n, 9, 2)), np.zeros((n, 3)), features=det.features)
+        return Instances(boxes=_boxes_of(f.masks()), class_ids=f.class_ids.copy(), scores=np.linspace(0.9, 0.5, n),
+                         keypoints=np.zeros((n, 9, 2)), rel_size=np.zeros((n, 3)), features=det.features)
 
     monkeypatch.setattr(p, "detect", gt_detect)
     calls = []

@@ -112,12 +112,12 @@ def test_empty_frames_and_missed_objects_are_reported(tmp_path, capsys):
 def test_sizes_never_degenerate():
     from types import SimpleNamespace
 
-    from demopose.engine.inference import MIN_SIZE, FrameInstances, poses_from_prediction
+    from demopose.pipeline import MIN_SIZE, Instances, poses_from_prediction
     from demopose.predictor import Predictor
 
     pred = SimpleNamespace(R=torch.eye(3).repeat(2, 1, 1), t=torch.tensor([[0, 0, 1.0], [0.1, 0, 1]]),
                            size=torch.tensor([[-0.008, 0.1, 0.1], [0.001, 0.2, 0.05]]))
-    inst = FrameInstances(np.zeros((2, 4, 4), bool), np.array([1, 6]), np.array([0.9, 0.8]), np.full(2, -1))
+    inst = Instances(masks=np.zeros((2, 4, 4), bool), class_ids=np.array([1, 6]), scores=np.array([0.9, 0.8]))
     poses = poses_from_prediction(pred, inst, np.arange(2))
     assert (poses.size >= MIN_SIZE).all() and poses.size[0, 1] == pytest.approx(0.1)
     p = Predictor.__new__(Predictor)

@@ -11,18 +11,11 @@ from demopose.cli import main
 from demopose.data.instances import InstanceDataset, collate_instances
 from demopose.engine.build import build_frames
 from demopose.engine.config import load_config
+from demopose.engine.teacher_pretrain import MeshPool, PretrainConfig, nt_xent, pretrain_teacher, sample_views
 from demopose.engine.trainer import Trainer, TrainerConfig
 from demopose.models import build_model
 from demopose.models.distill import build_teacher
-from demopose.models.point_teacher import (
-    MeshPool,
-    PretrainConfig,
-    load_teacher,
-    nt_xent,
-    pretrain_teacher,
-    sample_views,
-    save_teacher,
-)
+from demopose.models.point_teacher import load_teacher, save_teacher
 
 SMALL = dict(dim=32, num_kpts=8, pn2_npoints=(32, 8), pn2_radii=((0.02, 0.04), (0.05, 0.1)),
              pn2_nsamples=((8, 8), (8, 8)), pn2_sa_mlps=(((8,), (8,)), ((16,), (16,))), pn2_fp_mlps=((16,), (16,)),

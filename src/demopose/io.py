@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["UnsafeFileError", "atomic_path", "cache_dir", "describe_os_error", "file_mode", "load_torch_file",
-           "read_pickle", "write_bytes_atomic", "write_json_atomic", "write_pickle_atomic", "write_png_atomic",
-           "write_text_atomic"]
+           "load_weights_file", "read_pickle", "write_bytes_atomic", "write_json_atomic", "write_pickle_atomic",
+           "write_png_atomic", "write_text_atomic"]
 
 
 class UnsafeFileError(ValueError):
@@ -319,6 +319,34 @@ def load_torch_file(path: str | os.PathLike, map_location: Any = "cpu", allow: I
         if isinstance(e, OSError) and not isinstance(e, EOFError) and e.errno is not None:
             raise
         raise ValueError(f"{p}: not a readable torch file: truncated or damaged? ({_first_line(e)})") from None
+
+
+def load_weights_file(module: Any, path: str | os.PathLike, what: str = "the model", state: Any = None) -> Any:
+    """Load the weights of a torch file into ``module`` (a ``torch.nn.Module``): a checkpoint's ``"model"`` state
+    dict or a bare state dict. Weights-only (:func:`load_torch_file`): nothing of the file can run. Models use it for
+    the frozen sub-networks they are built on (DeMo-Pose's detector), without the training engine.
+
+    Args:
+        what: names the receiving model in the error messages.
+        state: the already loaded contents of ``path`` (saves reading it twice).
+
+    Returns:
+        the file's contents (the checkpoint dict, or the bare state dict).
+
+    Raises:
+        FileNotFoundError: no file (the message names ``what``). UnsafeFileError / ValueError: not a readable
+            weights-only torch file, or weights that do not fit ``module``.
+    """
+    if state is None:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{what}: checkpoint {path} does not exist")
+        state = load_torch_file(path, allow=TRAINING_STATE_GLOBALS)
+    weights = state.get("model", state) if isinstance(state, dict) else state
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: the weights do not fit {what} ({str(e).splitlines()[0]})") from e
+    return state
 
 
 def _first_line(e: BaseException) -> str:

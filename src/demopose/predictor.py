@@ -7,14 +7,14 @@
         print(obj.class_name, obj.score, obj.R, obj.t, obj.size)
 
 With a DeMo-Pose checkpoint and no masks, the objects come from the model's own monocular detector
-and their masks from the depth inside each box (:mod:`demopose.engine.masks`); pass ``masks`` and
+and their masks from the depth inside each box (:mod:`demopose.pipeline.masks`); pass ``masks`` and
 ``class_ids`` (e.g. from your segmentation network) to use yours. A pose network without a detector (``gpv``,
 ``cleanpose``) takes a separate detector checkpoint (``detector=``, e.g. :data:`BUNDLED_DETECTOR`) or your masks;
 a monocular model (``mono``) needs none.
 
-Every pose comes from :func:`demopose.engine.inference.predict_frame` with the point count and seed the
-checkpoint was trained and tested with (:func:`~demopose.engine.inference.inference_settings`) and, for detector
-masks, :func:`~demopose.engine.inference.detector_instances`: the path of ``demopose test`` (``eval.masks=gt``
+Every pose comes from :func:`demopose.pipeline.predict_frame` with the point count and seed the
+checkpoint was trained and tested with (:func:`~demopose.pipeline.inference_settings`) and, for detector
+masks, :func:`~demopose.pipeline.detector_instances`: the path of ``demopose test`` (``eval.masks=gt``
 or ``detector``), so both give the same poses for the same frame.
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,20 +32,20 @@ from demopose.categories import CategoryTable
 from demopose.data.frame import Frame
 from demopose.data.input_checks import check_depth_dtype, check_intrinsics, check_masks, check_object_scale
 from demopose.data.instances import N_POINTS
-from demopose.engine.inference import (
+from demopose.engine.precision import autocast
+from demopose.geometry.camera import Intrinsics
+from demopose.geometry.pose import PoseSet
+from demopose.io import cache_dir, write_json_atomic
+from demopose.models.base import Detector, PoseModel
+from demopose.pipeline import (
     MIN_SIZE,
-    FrameInstances,
+    Instances,
     detection_instances,
     find_detector,
     inference_settings,
     predict_frame,
     score_filtered,
 )
-from demopose.engine.precision import autocast
-from demopose.geometry.camera import Intrinsics
-from demopose.geometry.pose import PoseSet
-from demopose.io import cache_dir, write_json_atomic
-from demopose.models.base import Detector, PoseModel
 
 __all__ = ["BUNDLED_CHECKPOINT", "BUNDLED_DETECTOR", "ObjectPose", "Predictor", "validate_inputs"]
 
@@ -69,7 +69,7 @@ class ObjectPose:
         R: ``(3, 3)`` object -> camera rotation. t: ``(3,)`` box centre in the camera frame, metres.
         size: ``(3,)`` box extents along the object's x, y, z, metres.
         box: ``(4,)`` 2D box x1 y1 x2 y2 (pixels) of the instance mask, or None.
-        size_clamped: an extent was predicted below :data:`~demopose.engine.inference.MIN_SIZE` (negative or
+        size_clamped: an extent was predicted below :data:`~demopose.pipeline.MIN_SIZE` (negative or
             near zero) and raised to it: the size (and the box) of this object are not to be trusted.
     """
 
@@ -343,7 +343,7 @@ class Predictor:
 
     def detect(self, frame: Frame):
         """The detector's objects in ``frame`` with score >= ``score_threshold`` (a
-        :class:`~demopose.models.mono.FrameDetections`)."""
+        :class:`~demopose.pipeline.Instances`)."""
         det_model = self.detector
         if det_model is None:
             raise ValueError(f"{type(self.model).__name__} has no detector: pass masks and class_ids, or a "
@@ -352,19 +352,19 @@ class Predictor:
             found = det_model.detect_frame(frame, device=self.device)
         return score_filtered(found, self.score_threshold)
 
-    def masks_for(self, frame: Frame, det) -> FrameInstances:
+    def masks_for(self, frame: Frame, det: Instances) -> Instances:
         """Instances of detections (``boxes``, ``class_ids``, ``scores``) with masks cut from the depth
-        (:func:`~demopose.engine.inference.detection_instances`; the model's own detector's feature maps kept)."""
+        (:func:`~demopose.pipeline.detection_instances`; the model's own detector's feature maps kept)."""
         return detection_instances(frame, det, self.categories, min_pixels=50,
                                    keep_features=self.detector is self._own_detector)
 
-    def instances(self, frame: Frame) -> FrameInstances:
+    def instances(self, frame: Frame) -> Instances:
         """Objects and masks found by the detector (score >= ``score_threshold``) plus depth: the steps of
-        :func:`~demopose.engine.inference.detector_instances`."""
+        :func:`~demopose.pipeline.detector_instances`."""
         return self.masks_for(frame, self.detect(frame))
 
-    def predict_frame(self, frame: Frame, instances: FrameInstances | None = None,
-                      seed: int | None = None) -> tuple[PoseSet, FrameInstances]:
+    def predict_frame(self, frame: Frame, instances: Instances | None = None,
+                      seed: int | None = None) -> tuple[PoseSet, Instances]:
         """Poses of a :class:`Frame` (with ``instances``, or the detector's) and the instances used (those with
         enough valid depth points). ``seed``: point sampling (default :attr:`seed`; ``demopose test`` uses
         ``eval.seed + frame index``)."""
@@ -377,8 +377,8 @@ class Predictor:
             with autocast(self.precision, self.device):
                 poses = self.model.poses_from_detections(frame, det)
             H, W = frame.depth.shape
-            return poses, FrameInstances(np.zeros((len(poses), H, W), bool), poses.class_ids, poses.scores,
-                                         np.full(len(poses), -1))
+            return poses, Instances(masks=np.zeros((len(poses), H, W), bool), class_ids=poses.class_ids,
+                                    scores=poses.scores)
         if instances is None:
             instances = self.instances(frame)
         if len(instances.class_ids) == 0:
@@ -388,8 +388,7 @@ class Predictor:
         with autocast(self.precision, self.device):
             poses, kept = predict_frame(self.model, frame, instances, self.n_points, seed, self.device,
                                         instances.features)
-        return poses, FrameInstances(instances.masks[kept], instances.class_ids[kept], instances.scores[kept],
-                                     instances.gt_index[kept])
+        return poses, replace(instances.select(kept), features=None)
 
     def predict(self, rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, masks: np.ndarray | None = None,
                 class_ids: np.ndarray | None = None, scores: np.ndarray | None = None,
@@ -419,7 +418,7 @@ class Predictor:
                 raise ValueError(f"class_ids: {bad} are not categories of {self.categories.name} "
                                  f"({[(c.id, c.name) for c in self.categories]})")
             sc = np.ones(len(masks)) if scores is None else _scores(scores, len(masks))
-            inst = FrameInstances(masks, class_ids, sc, np.full(len(masks), -1))
+            inst = Instances(masks=masks, class_ids=class_ids, scores=sc)
         return self.objects(*self.predict_frame(frame, inst))
 
     def _check_scale(self, frame: Frame, regions, class_ids) -> None:
@@ -427,7 +426,7 @@ class Predictor:
         check_object_scale(frame.depth, frame.K, regions, class_ids, self.categories, frame.frame_id or "input",
                            (frame.meta or {}).get("depth_scale"))
 
-    def objects(self, poses: PoseSet, inst: FrameInstances) -> list[ObjectPose]:
+    def objects(self, poses: PoseSet, inst: Instances) -> list[ObjectPose]:
         """:meth:`predict_frame`'s output as :class:`ObjectPose` objects, by decreasing score (each with its
         mask's 2D box)."""
         out = []

@@ -158,9 +158,8 @@ def measure_backend(spec: dict[str, Any]) -> dict[str, Any]:
 
     from demopose.benchmark.latency import _peak_rss_mb
     from demopose.data.user_frames import CameraFile, UserFrame, read_user_frame
-    from demopose.engine.inference import FrameInstances, frame_batch, poses_from_prediction, run_batch
     from demopose.geometry.pose import PoseSet
-    from demopose.models.mono import FrameDetections
+    from demopose.pipeline import Instances, frame_batch, poses_from_prediction, run_batch
     from demopose.predictor import Predictor
 
     threads = int(spec["threads"])
@@ -202,9 +201,9 @@ def measure_backend(spec: dict[str, Any]) -> dict[str, Any]:
             gt = None
             if use_gt:
                 nb = len(fd["gt_class_ids"])
-                gt = FrameDetections(boxes=np.asarray(fd["gt_boxes"], np.float64).reshape(nb, 4),
-                                     class_ids=np.asarray(fd["gt_class_ids"], np.int64), scores=np.ones(nb),
-                                     keypoints=np.zeros((nb, 9, 2)), rel_size=np.zeros((nb, 3)))
+                gt = Instances(boxes=np.asarray(fd["gt_boxes"], np.float64).reshape(nb, 4),
+                               class_ids=np.asarray(fd["gt_class_ids"], np.int64), scores=np.ones(nb),
+                               keypoints=np.zeros((nb, 9, 2)), rel_size=np.zeros((nb, 3)))
             _sync(device)
             t = [clock()]
             rgb, depth, K = read_user_frame(uf, cam)
@@ -223,8 +222,7 @@ def measure_backend(spec: dict[str, Any]) -> dict[str, Any]:
             if pred is None:
                 objects = predictor.objects(PoseSet.empty(), inst)
             else:
-                used = FrameInstances(inst.masks[kept], inst.class_ids[kept], inst.scores[kept], inst.gt_index[kept])
-                objects = predictor.objects(poses_from_prediction(pred, inst, kept), used)
+                objects = predictor.objects(poses_from_prediction(pred, inst, kept), inst.select(kept))
             t.append(clock())  # post
             if it < warmup:
                 continue

@@ -188,18 +188,17 @@ def overfit_detector(config: str = "mono_synth_small", overrides: list[str] | No
     from demopose.data.detection_samples import FrameDetectionDataset
     from demopose.data.frame import FrameSubset
     from demopose.engine import load_config
-    from demopose.engine.build import build_collate, build_frames, build_model_from_config
-    from demopose.engine.inference import gt_instances, run_inference
+    from demopose.engine.build import build_collate, build_frames, build_model_from_config, data_image_size
     from demopose.engine.trainer import seed_everything
     from demopose.evaluation import NOCSEvaluator
+    from demopose.pipeline import gt_instances, run_inference
 
     overrides = list(overrides or [])
     cfg = load_config(config, [*overrides, f"data.root={data}"])
     seed_everything(seed)
     model = build_model_from_config(cfg)
     frames = FrameSubset(build_frames(cfg, cfg.data.train_subset), range(images))
-    size = tuple(int(v) for v in cfg.data.get("input_size", (320, 320)))
-    ds = FrameDetectionDataset(frames, size, train=False)
+    ds = FrameDetectionDataset(frames, data_image_size(cfg, model), train=False)
     batch = build_collate(ds)([ds[i] for i in range(len(ds))])
     params = [p for p in model.parameters() if p.requires_grad]
     curve, seconds = _fit(model, batch, torch.optim.AdamW(params, lr=lr, weight_decay=0.0), steps, precision, 35.0,

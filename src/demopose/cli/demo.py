@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from demopose.data.nocs import NOCSDataset
-    from demopose.engine.inference import gt_instances
     from demopose.evaluation.errors import nearest_gt_errors
     from demopose.io import write_json_atomic, write_png_atomic
+    from demopose.pipeline import gt_instances
     from demopose.predictor import BUNDLED_CHECKPOINT, Predictor
     from demopose.synth.generate import SynthConfig, generate
     from demopose.viz.draw import draw_predictions_and_gt

@@ -143,10 +143,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
-    from demopose.engine.inference import gt_instances
     from demopose.evaluation.errors import nearest_gt_errors
     from demopose.evaluation.object_hits import ObjectTally
     from demopose.io import write_json_atomic, write_png_atomic
+    from demopose.pipeline import gt_instances
     from demopose.viz.draw import draw_predictions_and_gt, overlay_masks
 
     sources = _sources(args.input, args.max_frames)

@@ -1,6 +1,6 @@
 """Pretrain the offline distillation teacher: a Point-BERT on the synthetic generator's meshes (category
 classification + SimCLR contrast between two partial, rotated views), see
-:mod:`demopose.models.point_teacher`.
+:mod:`demopose.engine.teacher_pretrain`.
 
 Examples::
 
@@ -21,7 +21,8 @@ HELP = "pretrain the offline distillation teacher (Point-BERT) on the synthetic 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from demopose.models.point_teacher import TEACHER_ARCHS, PretrainConfig
+    from demopose.engine.teacher_pretrain import PretrainConfig
+    from demopose.models.point_teacher import TEACHER_ARCHS
 
     d = PretrainConfig()
     parser.add_argument("--out", required=True, help="teacher checkpoint to write (.pt)")
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from demopose.engine.dist import resolve_device
-    from demopose.models.point_teacher import PretrainConfig, config_dict, pretrain_teacher, save_teacher
+    from demopose.engine.teacher_pretrain import PretrainConfig, config_dict, pretrain_teacher
+    from demopose.models.point_teacher import save_teacher
 
     if args.steps < 1 or args.batch_size < 2:
         raise ValueError(f"--steps must be >= 1 and --batch-size >= 2 (got {args.steps}, {args.batch_size})")

@@ -51,11 +51,11 @@ def run(args: argparse.Namespace) -> int:
     from demopose.engine import load_config
     from demopose.engine.build import build_frames, build_mask_source, limit_frames
     from demopose.engine.dist import resolve_device
-    from demopose.engine.inference import run_inference
     from demopose.evaluation import NOCSEvaluator
     from demopose.evaluation.object_hits import ObjectTally
     from demopose.evaluation.report import format_table, metrics_document
     from demopose.io import write_json_atomic
+    from demopose.pipeline import run_inference
 
     cfg = load_config(args.config, [*args.overrides, f"data.root={args.data}"])
     device = resolve_device(args.device)
@@ -115,7 +115,7 @@ def _load_model(cfg, args):
 
     from demopose.engine.build import build_model_from_config
     from demopose.engine.checkpoint import load_checkpoint, load_model, load_weights
-    from demopose.engine.inference import inference_settings
+    from demopose.pipeline import inference_settings
 
     state = load_checkpoint(args.checkpoint)
     stored = state.get("config") if isinstance(state.get("config"), dict) else {}
@@ -134,8 +134,8 @@ def _load_model(cfg, args):
 def _detector_masks(model, args, device):
     """eval.masks=detector: the mask source of ``demopose predict`` (--detector, the model's own, the bundled)."""
     from demopose.engine.checkpoint import load_model
-    from demopose.engine.inference import detector_instances, find_detector
     from demopose.models.base import Detector
+    from demopose.pipeline import detector_instances, find_detector
     from demopose.predictor import BUNDLED_DETECTOR
 
     own = find_detector(model)

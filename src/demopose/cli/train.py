@@ -62,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
         build_train_set,
         limit_frames,
     )
-    from demopose.engine.inference import run_inference
     from demopose.engine.trainer import seed_everything
     from demopose.evaluation import NOCSEvaluator
+    from demopose.pipeline import run_inference
 
     overrides = list(args.overrides)
     if args.data:
@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         def evaluate(trainer: Trainer) -> dict[str, float]:
             ev = NOCSEvaluator(table, iou_mode=str(cfg.eval.iou))
             return run_inference(trainer.raw_model, val_frames, mask_source, ev, n_points=int(cfg.data.n_points),
-                                 seed=int(cfg.eval.seed), device=device, progress=False, indices=shard)
+                                 seed=int(cfg.eval.seed), device=device, progress=False, indices=shard,
+                                 gather=dist.gather_evaluator)
 
         hooks = default_hooks(int(cfg.train.checkpoint_every), int(cfg.train.log_every), evaluate,
                               int(cfg.train.eval_every), best_key=args.best_key, progress=not args.no_progress)

@@ -8,21 +8,23 @@
 * SPD ``<id>_label.pkl`` (``preprocess/pose_data.py``): per-instance class ids, boxes, scales,
   rotations, translations, instance ids, model names.
 
-All boxes are returned as ``x1 y1 x2 y2`` pixels.
+Each reader returns an :class:`~demopose.data.frame_instances.Instances` (boxes as ``x1 y1 x2 y2`` pixels).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from demopose.data.frame_instances import Instances
 from demopose.data.nocs_files import read_pickle
 
 __all__ = [
-    "Detections",
     "SPDLabel",
     "detections_path",
     "read_dualposenet_segmentation",
@@ -31,33 +33,18 @@ __all__ = [
 ]
 
 
-@dataclass
-class Detections:
-    """2D instance detections of one image.
+def __getattr__(name: str) -> Any:
+    if name == "Detections":  # deprecated alias, one release
+        warnings.warn("demopose.data.detections.Detections is deprecated: use demopose.data.Instances "
+                      "(keyword arguments)", DeprecationWarning, stacklevel=2)
+        return _detections_record
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    Attributes:
-        class_ids: ``(M,)`` int64 category ids (1-based).
-        scores: ``(M,)`` float64 confidences.
-        masks: ``(M, H, W)`` bool instance masks.
-        boxes: ``(M, 4)`` float64 ``x1 y1 x2 y2`` pixels.
-        source: the file read, if any.
-        meta: other keys of the file (e.g. the gt fields of DualPoseNet pickles).
-    """
 
-    class_ids: np.ndarray
-    scores: np.ndarray
-    masks: np.ndarray
-    boxes: np.ndarray
-    source: Path | None = None
-    meta: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.class_ids)
-
-    def select(self, index: np.ndarray) -> Detections:
-        """Subset by boolean mask or integer index ``(M,)``."""
-        return Detections(self.class_ids[index], self.scores[index], self.masks[index], self.boxes[index],
-                          self.source, self.meta)
+def _detections_record(class_ids: np.ndarray, scores: np.ndarray, masks: np.ndarray, boxes: np.ndarray,
+                       source: Path | None = None, meta: dict | None = None) -> Instances:
+    """The former ``Detections(class_ids, scores, masks, boxes, source, meta)`` constructor."""
+    return Instances(class_ids=class_ids, scores=scores, masks=masks, boxes=boxes, source=source, meta=meta or {})
 
 
 def _as_dict(obj: object, path: Path) -> dict:
@@ -66,7 +53,7 @@ def _as_dict(obj: object, path: Path) -> dict:
     return obj
 
 
-def _detections(d: dict, path: Path, keys: tuple[str, str, str, str]) -> Detections:
+def _detections(d: dict, path: Path, keys: tuple[str, str, str, str]) -> Instances:
     k_cls, k_score, k_mask, k_box = keys
     for k in keys:
         if k not in d:
@@ -89,17 +76,18 @@ def _detections(d: dict, path: Path, keys: tuple[str, str, str, str]) -> Detecti
     masks = np.ascontiguousarray(np.moveaxis(masks.astype(bool), 2, 0))
     y1, x1, y2, x2 = boxes.T
     meta = {k: v for k, v in d.items() if k not in keys}
-    return Detections(cls, scores, masks, np.stack([x1, y1, x2, y2], axis=-1).reshape(m, 4), path, meta)
+    return Instances(class_ids=cls, scores=scores, masks=masks,
+                     boxes=np.stack([x1, y1, x2, y2], axis=-1).reshape(m, 4), source=path, meta=meta)
 
 
-def read_dualposenet_segmentation(path: str | os.PathLike) -> Detections:
+def read_dualposenet_segmentation(path: str | os.PathLike) -> Instances:
     """Read a DualPoseNet ``segmentation_results`` pickle (boxes converted to x1 y1 x2 y2)."""
     p = Path(path)
     return _detections(_as_dict(read_pickle(p), p), p,
                        ("pred_class_ids", "pred_scores", "pred_masks", "pred_bboxes"))
 
 
-def read_spd_mrcnn(path: str | os.PathLike) -> Detections:
+def read_spd_mrcnn(path: str | os.PathLike) -> Instances:
     """Read an SPD ``mrcnn_results`` pickle (boxes converted to x1 y1 x2 y2)."""
     p = Path(path)
     return _detections(_as_dict(read_pickle(p), p), p, ("class_ids", "scores", "masks", "rois"))

@@ -15,12 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 from demopose.categories import get_table
 from demopose.data.instances import AugmentConfig, InstanceDataset
 from demopose.data.registry import get_reader
-from demopose.engine.inference import MaskSource, gt_instances, published_detections
 from demopose.engine.optim import build_optimizer, build_scheduler
 from demopose.models.base import Detector, PoseModel
+from demopose.pipeline import MaskSource, gt_instances, published_detections
 
 __all__ = ["build_collate", "build_frames", "build_instance_set", "build_mask_source", "build_model_from_config",
-           "build_optim", "build_train_set", "limit_frames", "require_data_root"]
+           "build_optim", "build_train_set", "data_image_size", "limit_frames", "require_data_root"]
 
 
 def require_data_root(cfg: DictConfig) -> Path:
@@ -49,7 +49,8 @@ def build_frames(cfg: DictConfig, subset: str):
 
 def build_train_set(cfg: DictConfig, model: PoseModel | Detector) -> InstanceDataset:
     """``data.sample``: ``instance`` (default; per-instance point clouds) or ``frame`` (whole letterboxed
-    images with detection targets, :mod:`demopose.data.detection_samples`; ``data.input_size: [W, H]``).
+    images with detection targets, :mod:`demopose.data.detection_samples`, of the detector's input size
+    ``model.image_size``: :func:`data_image_size`).
 
     The model says what else its instances need: ``model.image_size`` (DeMo-Pose: the letterboxed frame),
     ``model.rgb_size`` (CleanPose: the instance crop; else ``data.rgb_size``) and ``model.mesh_points``
@@ -61,12 +62,26 @@ def build_train_set(cfg: DictConfig, model: PoseModel | Detector) -> InstanceDat
 
         d_aug = {k: tuple(v) if isinstance(v, list) else v
                  for k, v in OmegaConf.to_container(cfg.data.get("augment", {}), resolve=True).items()}
-        size = tuple(int(v) for v in cfg.data.get("input_size", (320, 320)))
-        return FrameDetectionDataset(frames, size, train=True, augment=DetectionAugment(**d_aug),
+        return FrameDetectionDataset(frames, data_image_size(cfg, model), train=True, augment=DetectionAugment(**d_aug),
                                      cache=bool(cfg.data.get("cache_instances", True)))
     if cfg.data.get("sample", "instance") != "instance":
         raise ValueError(f"data.sample: expected 'instance' or 'frame', got {cfg.data.sample!r}")
     return build_instance_set(cfg, frames, model, train=True)
+
+
+def data_image_size(cfg: DictConfig, model: Detector) -> tuple[int, int]:
+    """``(W, H)`` of the letterboxed training images of a detector: its own input size (``model.image_size``, set
+    by ``model.args.input_size``). A config written before the data read it from the model may still hold
+    ``data.input_size``: equal, it is ignored; different, it is an error."""
+    if not isinstance(model, Detector):
+        raise ValueError(f"data.sample=frame: whole-frame detection samples train a detector (mono); "
+                         f"{type(model).__name__} reads instances (data.sample=instance)")
+    size = tuple(int(v) for v in model.image_size)
+    stale = cfg.data.get("input_size")
+    if stale is not None and tuple(int(v) for v in stale) != size:
+        raise ValueError(f"data.input_size {list(stale)} differs from the model's input size {list(size)} "
+                         f"(model.args.input_size): the data pipeline reads the model's; remove data.input_size")
+    return size
 
 
 def build_instance_set(cfg: DictConfig, frames, model: PoseModel, train: bool = True) -> InstanceDataset:
@@ -105,12 +120,11 @@ def build_mask_source(cfg: DictConfig) -> MaskSource:
 
 
 def build_model_from_config(cfg: DictConfig) -> torch.nn.Module:
+    """``build_model(model.name, **model.args)``: the builder reads the arguments into its config record
+    (:func:`~demopose.models.registry.config_from_overrides`)."""
     from demopose.models import build_model
 
     args = OmegaConf.to_container(cfg.model.get("args", {}), resolve=True) or {}
-    for k, v in list(args.items()):
-        if isinstance(v, list):
-            args[k] = tuple(v)
     return build_model(str(cfg.model.name), **args)
 
 

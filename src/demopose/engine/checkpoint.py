@@ -22,8 +22,10 @@ builder arguments changed, ``register_model(args_upgrades=...)``), so everything
 - Version 2: CleanPose's front-door / distillation options nested (``causal: {enabled, ...}``,
   ``distill: {enabled, ...}``) and its ``mlp_layout`` (default ``upstream``; a version-1 network is
   ``batchnorm``), :func:`demopose.models.cleanpose.upgrade_args_v1`.
-- Version 3: DeMo-Pose's ``rgb_norm`` (default ``layernorm``; a version-2 network fused the raw PAN features,
-  ``none``), :func:`demopose.models.demopose.upgrade_args_v2`.
+- Version 3: ``data.input_size`` removed: the data pipeline reads the detector's input size from the model
+  (``model.args.input_size``); :func:`_drop_data_input_size`.
+- Version 4: DeMo-Pose's ``rgb_norm`` (default ``layernorm``; a version-3 network fused the raw PAN features,
+  ``none``), :func:`demopose.models.demopose.upgrade_args_v3`.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from demopose.io import TRAINING_STATE_GLOBALS, atomic_path, load_torch_file, write_bytes_atomic
+from demopose.io import TRAINING_STATE_GLOBALS, atomic_path, load_torch_file, load_weights_file, write_bytes_atomic
 
 __all__ = ["CONFIG_VERSION", "LOGISTICS_KEYS", "ResumePoint", "capture_rng_state", "check_resume_config",
            "find_resume_checkpoint", "load_checkpoint", "load_model", "load_training_checkpoint", "load_weights",
@@ -51,7 +53,7 @@ __all__ = ["CONFIG_VERSION", "LOGISTICS_KEYS", "ResumePoint", "capture_rng_state
 
 log = logging.getLogger(__name__)
 
-CONFIG_VERSION = 3
+CONFIG_VERSION = 4
 """Version of the config schema this code writes into checkpoints (``state["config_version"]``; module
 docstring for the history)."""
 
@@ -59,8 +61,8 @@ docstring for the history)."""
 def upgrade_config(config: dict[str, Any], version: int) -> dict[str, Any]:
     """A run config stored under config ``version`` in today's schema (:data:`CONFIG_VERSION`); a copy.
 
-    Only ``config["model"]["args"]`` has changed between versions: the model family's registered
-    ``args_upgrades`` are applied one version after the other.
+    One version after the other, the run-config steps (:data:`_RUN_UPGRADES`) and the model family's registered
+    ``args_upgrades`` (for ``config["model"]["args"]``) are applied.
 
     Raises:
         ValueError: ``version`` is newer than this code knows (the checkpoint comes from a newer demopose).
@@ -70,16 +72,33 @@ def upgrade_config(config: dict[str, Any], version: int) -> dict[str, Any]:
         raise ValueError(f"config version {version} is newer than this demopose understands ({CONFIG_VERSION}); "
                          f"update demopose to load this checkpoint")
     out = copy.deepcopy(config)
-    model = out.get("model") if isinstance(out, dict) else None
-    if not isinstance(model, dict) or not model.get("name"):
+    if not isinstance(out, dict):
         return out
-    from demopose.models import registry  # importing demopose.models registers every family and its upgrades
-
     for v in range(version, CONFIG_VERSION):
+        if v in _RUN_UPGRADES:
+            out = _RUN_UPGRADES[v](out)
+        model = out.get("model")
+        if not isinstance(model, dict) or not model.get("name"):
+            continue
+        from demopose.models import registry  # importing demopose.models registers every family and its upgrades
+
         step = registry.args_upgrade(str(model["name"]), v)
         if step is not None:
             model["args"] = step(dict(model.get("args") or {}))
     return out
+
+
+def _drop_data_input_size(config: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 -> 3: ``data.input_size`` (kept equal to ``model.args.input_size`` by hand) is gone; the data
+    pipeline reads the model's input size."""
+    data = config.get("data")
+    if isinstance(data, dict):
+        data.pop("input_size", None)
+    return config
+
+
+_RUN_UPGRADES: dict[int, Any] = {2: _drop_data_input_size}
+"""``{v: fn}``: ``fn`` turns a whole run config of version ``v`` into version ``v + 1`` (in place, returned)."""
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -330,7 +349,6 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> to
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
-    args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
     model = build_model(name, **args)
     load_weights(model, path, f"model {name!r}", state=state)
     return model.to(map_location).eval()
@@ -353,9 +371,4 @@ def load_weights(module: torch.nn.Module, path: str | Path, what: str = "the mod
         if not Path(path).is_file():
             raise FileNotFoundError(f"{what}: checkpoint {path} does not exist")
         state = load_checkpoint(path)
-    weights = state.get("model", state) if isinstance(state, dict) else state  # bare state dicts too
-    try:
-        module.load_state_dict(weights)
-    except RuntimeError as e:
-        raise ValueError(f"{path}: the weights do not fit {what} ({str(e).splitlines()[0]})") from e
-    return state
+    return load_weights_file(module, path, what, state)

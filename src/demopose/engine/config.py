@@ -4,7 +4,12 @@ A config file may name one or more parents with ``_base_`` (a path relative to t
 a packaged config); parents are merged first, in order, and the child overrides them. Overrides are
 ``key.sub=value`` strings applied last. An override of a key that does not exist, or with a value of a
 different type than the existing one (int -> float is allowed), is an error that names the key — typos
-never pass silently. Packaged configs live in ``demopose/configs/*.yaml`` and are found by name; they name the
+never pass silently. The same holds inside a child file: each of its keys must exist in its parents, be one
+of the optional keys the engine reads with a default (:data:`OPTIONAL_KEYS`), or lie under a group whose
+consumer checks its own keys (:data:`OPEN_GROUPS`: ``model.args`` is checked by the model's builder); anything
+else is an error naming the file and the key. A file without ``_base_`` defines its keys.
+
+Packaged configs live in ``demopose/configs/*.yaml`` and are found by name; they name the
 weights shipped in the package as ``${asset:NAME}`` (:mod:`demopose.assets`), so they work from any folder.
 """
 
@@ -20,10 +25,29 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from demopose.assets import asset_path
 from demopose.io import write_text_atomic
 
-__all__ = ["PACKAGED_CONFIGS", "load_config", "apply_overrides", "save_config", "resolve_config_path",
-           "list_packaged_configs"]
+__all__ = ["OPEN_GROUPS", "OPTIONAL_KEYS", "PACKAGED_CONFIGS", "REMOVED_KEYS", "apply_overrides",
+           "list_packaged_configs", "load_config", "resolve_config_path", "save_config"]
 
 PACKAGED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+OPTIONAL_KEYS = frozenset({
+    "data.format", "data.depth", "data.sample", "data.augment", "data.cache_instances", "data.mesh_cache",
+    "data.rgb_size", "train.grad_clip", "train.sync_bn", "train.precision", "train.val_frames", "train.init_from",
+    "train.start_step", "eval.masks",
+})
+"""Keys the engine reads with a default when a config leaves them out (:mod:`demopose.engine.build`, the train and
+test commands): a child config file may add them although its parents do not set them."""
+
+OPEN_GROUPS = frozenset({"model.args", "data.augment", "train.optimizer", "train.scheduler"})
+"""Groups whose keys are checked by what reads them (the model's builder, the augmentation records, the optimiser
+and schedule builders): a child config file may add keys under them."""
+
+REMOVED_KEYS = {
+    "data.input_size": "the data pipeline reads the model's input size (the detector's image_size): set "
+                       "model.args.input_size only",
+}
+"""Keys that no longer exist, with what to do instead (named in the error of a config or an override that sets
+them)."""
 
 # ``${asset:NAME}`` in a config: the path of a weight file shipped in the package (demopose.assets).
 # register_new_resolver works on OmegaConf 2.3 and 2.4 (2.4 renames it register_resolver and warns).
@@ -66,7 +90,27 @@ def _load_tree(path: Path, stack: tuple[Path, ...] = ()) -> DictConfig:
     merged = OmegaConf.create()
     for b in bases:
         merged = OmegaConf.merge(merged, _load_tree(resolve_config_path(b, path.parent), stack + (path,)))
+    _check_known_keys(cfg, merged, path, bases)
     return OmegaConf.merge(merged, cfg)
+
+
+def _check_known_keys(child: DictConfig, base: DictConfig, path: Path, bases: list, prefix: str = "") -> None:
+    """Every key of a child config file exists in its merged parents, is optional or lies in an open group."""
+    for key in child.keys():  # noqa: SIM118 (keys() also lists MISSING values)
+        dotted = f"{prefix}{key}"
+        if dotted in OPEN_GROUPS:
+            continue
+        known = isinstance(base, DictConfig) and key in base.keys()  # noqa: SIM118
+        if not known and dotted not in OPTIONAL_KEYS:
+            hint = REMOVED_KEYS.get(dotted)
+            siblings = sorted(map(str, base.keys())) if isinstance(base, DictConfig) else []
+            raise ValueError(f"{path}: unknown config key {dotted!r}" + (f" (removed: {hint})" if hint else "") +
+                             f": not in its _base_ {', '.join(map(str, bases))}" +
+                             (f"; keys under {prefix[:-1] or 'the top level'}: {', '.join(siblings)}"
+                              if siblings else ""))
+        value, parent = child._get_node(key), base._get_node(key) if known else None
+        if isinstance(value, DictConfig) and isinstance(parent, DictConfig):
+            _check_known_keys(value, parent, path, bases, f"{dotted}.")
 
 
 def _parse_value(text: str) -> Any:
@@ -89,8 +133,10 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: str = "co
         if not (isinstance(node, DictConfig) and leaf in node.keys()):  # noqa: SIM118 (keys() also lists MISSING values)
             known = sorted(node.keys()) if isinstance(node, DictConfig) else []
             renamed = _renamed_model_arg(cfg, key)
+            removed = REMOVED_KEYS.get(key)
             raise ValueError(f"{source}: unknown config key {key!r}" +
                              (f" (renamed: {renamed})" if renamed else "") +
+                             (f" (removed: {removed})" if removed else "") +
                              (f"; keys under {parent or 'the top level'}: {', '.join(map(str, known))}"
                               if known else ""))
         old = None if OmegaConf.is_missing(node, leaf) else node[leaf]

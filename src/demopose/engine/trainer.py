@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from demopose._device import move_to_device
 from demopose.engine import dist
 from demopose.engine.checkpoint import (
     CONFIG_VERSION,
@@ -82,17 +83,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002
     torch.manual_seed(seed)
-
-
-def move_to_device(batch: Any, device: torch.device) -> Any:
-    """Move tensors inside nested dicts / lists / tuples to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: move_to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(move_to_device(v, device) for v in batch)
-    return batch
 
 
 def float32_outputs(value: Any) -> Any:

@@ -6,7 +6,7 @@
   poses to float rounding (PyTorch on CPU with its compiled kNN kernel, or under
   :func:`demopose.layers.knn.exact_distances`: the neighbour search the graph records; with the matrix-multiply
   search of PyTorch on GPU, real depth can differ by a swapped near-equidistant neighbour). ``eval()`` /
-  ``train()`` are no-ops and ``training`` is False, so :func:`demopose.engine.inference.run_inference` runs it
+  ``train()`` are no-ops and ``training`` is False, so :func:`demopose.pipeline.run_inference` runs it
   unchanged.
 - :class:`OrtMonoDetector` wraps a mono graph with the detector's inference API (``detect_images``,
   ``detect_frame``, ``poses_from_detections``, ``predict_frame``, ``feature_map``); decoding and NMS are the
@@ -73,10 +73,14 @@ def create_session(path: str | Path, providers: Sequence[str] | None = None, thr
     return ort.InferenceSession(str(p), sess_options=opts, providers=list(providers))
 
 
-def _tuples(config: Mapping[str, Any], cls: type) -> dict[str, Any]:
-    """A config dict read from JSON metadata with its list values as tuples and only ``cls``'s dataclass fields."""
+def _config(config: Mapping[str, Any], cls: type) -> Any:
+    """The ``cls`` record of a config dict read from JSON metadata (its fields only: exports of other versions may
+    hold others), read as the builders read their arguments (:func:`~demopose.models.registry.config_from_overrides`:
+    lists as tuples, nested options over the defaults)."""
+    from demopose.models.registry import config_from_overrides
+
     fields = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in fields}
+    return config_from_overrides(cls(), {k: v for k, v in config.items() if k in fields})
 
 
 def _np(x: Any, dtype) -> np.ndarray:
@@ -130,7 +134,7 @@ class OrtPoseModel(_OrtModule):
             raise ValueError(f"{self.path}: a {self.meta.get('graph')!r} graph, expected a pose graph")
         self.session = create_session(self.path, providers, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
-        self.config = GPVConfig(**_tuples(self.meta["config"], GPVConfig))
+        self.config = _config(self.meta["config"], GPVConfig)
         self.categories = get_table(self.meta["category_table"])
         self.num_classes = len(self.categories)
         self.n_points = int(self.meta["n_points"])
@@ -208,7 +212,7 @@ class OrtMonoDetector(_OrtModule):
     """
 
     def __init__(self, path: str | Path, providers: Sequence[str] | None = None, threads: int | None = None) -> None:
-        from demopose.models.gfl_head import LossWeights, make_priors
+        from demopose.models.gfl_head import make_priors
         from demopose.models.mono import MonoConfig
 
         self.path = Path(path)
@@ -216,11 +220,7 @@ class OrtMonoDetector(_OrtModule):
         if self.meta.get("graph") != "mono":
             raise ValueError(f"{self.path}: a {self.meta.get('graph')!r} graph, expected a mono graph")
         self.session = create_session(self.path, providers, threads)
-        c = dict(self.meta["config"])
-        c["input_size"] = tuple(int(v) for v in c["input_size"])
-        c["loss_weights"] = LossWeights(**c.get("loss_weights", {}))
-        fields = set(MonoConfig.__dataclass_fields__)
-        self.config = MonoConfig(**{k: v for k, v in c.items() if k in fields})
+        self.config = _config(self.meta["config"], MonoConfig)
         self.categories = get_table(self.meta["category_table"])
         self.class_ids = np.asarray(self.meta["class_ids"], dtype=np.int64)
         self.strides = tuple(int(s) for s in self.meta["strides"])

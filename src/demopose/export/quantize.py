@@ -198,7 +198,7 @@ def calibration_feeds(path: str | Path, data_root: str | Path, subset: str = "re
     from demopose.data.instances import collate_instances, sample_instance
     from demopose.data.nocs import NOCSDataset
     from demopose.engine.build import limit_frames
-    from demopose.engine.inference import gt_instances
+    from demopose.pipeline import gt_instances
 
     meta = read_metadata(path)
     table = get_table(meta["category_table"])

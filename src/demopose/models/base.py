@@ -8,7 +8,8 @@ Two kinds of model, each a :class:`typing.Protocol` that every family and the on
   :class:`~demopose.export.ort_backend.OrtDeMoPose`). ``model(batch, generator) -> PosePrediction``.
 - :class:`Detector`: finds the objects of a whole frame and their 2D boxes, projected cuboid keypoints and relative
   sizes (``mono``; :class:`~demopose.export.ort_backend.OrtMonoDetector`). ``detect_frame(frame) ->
-  FrameDetections``; its poses come from PnP (``poses_from_detections``).
+  Instances`` (:class:`~demopose.data.frame_instances.Instances`); its poses come from PnP
+  (``poses_from_detections``).
 
 Both name their configuration ``config``, their category table ``categories`` and what the data pipeline must
 give them in the same attributes (``image_size``, ``rgb_size``, ``mesh_points``), so the engine, the predictor and
@@ -32,8 +33,8 @@ from torch import nn
 if TYPE_CHECKING:
     from demopose.categories import CategoryTable
     from demopose.data.frame import Frame
+    from demopose.data.frame_instances import Instances
     from demopose.geometry.pose import PoseSet
-    from demopose.models.mono import FrameDetections
 
 __all__ = ["Detector", "PoseModel", "PosePrediction", "weights_key"]
 
@@ -148,11 +149,11 @@ class Detector(_Module, Protocol):
     categories: CategoryTable
     image_size: tuple[int, int]
 
-    def detect_frame(self, frame: Frame, device: torch.device | str | None = None) -> FrameDetections:
+    def detect_frame(self, frame: Frame, device: torch.device | str | None = None) -> Instances:
         """The objects of ``frame`` in its original pixels, with the detector's feature maps of the frame."""
         ...
 
-    def poses_from_detections(self, frame: Frame, det: FrameDetections) -> PoseSet:
+    def poses_from_detections(self, frame: Frame, det: Instances) -> PoseSet:
         """9-DoF poses of ``det`` (PnP on the keypoints, metric scale from the depth or the category mean)."""
         ...
 

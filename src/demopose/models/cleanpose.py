@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -68,8 +68,7 @@ from demopose.models.causal import (
     init_dictionary,
 )
 from demopose.models.distill import DistillOptions
-from demopose.models.feature_adjust import parse_options
-from demopose.models.registry import register_model
+from demopose.models.registry import config_from_overrides, register_model
 from demopose.models.rgb_encoder import build_rgb_encoder, sample_at_pixels
 
 __all__ = ["LEGACY_ARGS", "MLP_LAYOUTS", "CleanPose", "CleanPoseConfig", "CleanPoseLossWeights", "agpose",
@@ -580,19 +579,7 @@ def _config(base: CleanPoseConfig, overrides: Mapping) -> CleanPoseConfig:
         moved = ", ".join(f"{k} -> {LEGACY_ARGS[k]}" for k in legacy)
         raise ValueError(f"CleanPoseConfig: the front-door and distillation options are nested since config "
                          f"version 2 (model.args.causal.*, model.args.distill.*); renamed: {moved}")
-    unknown = set(overrides) - set(asdict(base))
-    if unknown:
-        raise ValueError(f"CleanPoseConfig: unknown fields {sorted(unknown)}; expected some of {sorted(asdict(base))}")
-    if "causal" in overrides:
-        overrides["causal"] = parse_options(FrontDoorOptions, overrides["causal"], "causal", base.causal)
-    if "distill" in overrides:
-        overrides["distill"] = parse_options(DistillOptions, overrides["distill"], "distill", base.distill)
-    if "loss" in overrides:
-        overrides["loss"] = parse_options(CleanPoseLossWeights, overrides["loss"], "loss", base.loss)
-    for k, v in list(overrides.items()):
-        if isinstance(v, list):
-            overrides[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v)
-    return replace(base, **overrides)
+    return config_from_overrides(base, overrides)
 
 
 def _agpose(cfg: CleanPoseConfig) -> CleanPoseConfig:

@@ -8,7 +8,7 @@ bilinearly sampled at the pixel of each of the ``N`` depth points (``N × C1``,
 present in training mode only, is supervised by the Mesh-Point Loss (``λ = 2000``,
 :mod:`demopose.models.mesh_point_loss`).
 
-Batch (``InstanceDataset(image_size=model.image_size)`` or :func:`demopose.engine.inference.predict_frame`):
+Batch (``InstanceDataset(image_size=model.image_size)`` or :func:`demopose.pipeline.predict_frame`):
 everything :class:`~demopose.models.gpv.GPVPose` reads, plus
 
 - ``image`` ``(F, 3, H_in, W_in)``: the letterboxed, normalised frames
@@ -18,7 +18,7 @@ everything :class:`~demopose.models.gpv.GPVPose` reads, plus
 - ``image_pixels`` ``(B, N, 2)``: each point's pixel in the letterboxed image
   (:func:`~demopose.models.mono.frame_to_input_pixels` of the original ``pixels``);
 - or, instead of ``image``, ``image_features``: the detector's PAN levels of those frames
-  (``FrameDetections.features``, ``{level: (F, C1, h, w)}``), so that inference after a detection pass does not
+  (``Instances.features``, ``{level: (F, C1, h, w)}``), so that inference after a detection pass does not
   run the backbone again (:meth:`DeMoPose.point_features`).
 
 The frozen detector stays a submodule, so a DeMo-Pose checkpoint is self-contained: it detects
@@ -27,16 +27,16 @@ The frozen detector stays a submodule, so a DeMo-Pose checkpoint is self-contain
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from demopose.categories import CategoryTable
+from demopose.io import load_weights_file
 from demopose.layers.feature_sampling import check_frame_inputs, sample_point_features
 from demopose.models.base import PosePrediction
 from demopose.models.feature_adjust import (
@@ -44,12 +44,11 @@ from demopose.models.feature_adjust import (
     CausalOptions,
     DistillOptions,
     FeatureAdjust,
-    parse_options,
 )
 from demopose.models.mono import MonoDetector
-from demopose.models.registry import build_model, register_model
+from demopose.models.registry import build_model, config_from_overrides, register_model
 
-__all__ = ["DeMoPose", "DeMoPoseConfig", "demopose", "demopose_small", "upgrade_args_v2"]
+__all__ = ["DeMoPose", "DeMoPoseConfig", "demopose", "demopose_small", "upgrade_args_v3"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ class DeMoPoseConfig:
             checkpoint). Ignored by :func:`demopose.engine.checkpoint.load_model`.
         fusion: ``concat`` (paper) | ``add`` | ``hadamard`` | ``mlp`` | ``attention``; None: no RGB
             (then the model is GPV-Pose + MPL).
-        rgb_norm: ``layernorm`` (default) | ``none`` (the paper; checkpoints before config version 3): the
+        rgb_norm: ``layernorm`` (default) | ``none`` (the paper; checkpoints before config version 4): the
             RGB point features' normalisation before the fusion (:mod:`demopose.models.fusion`).
         feature_levels: PAN levels sampled and concatenated (0 = stride 8, the finest).
         mesh_points: Mesh-Point head size ``M`` (1024; 0 disables the MPL).
@@ -103,10 +102,8 @@ class DeMoPose(nn.Module):
         if not isinstance(mono, MonoDetector):
             raise ValueError(f"DeMoPoseConfig.mono_model: {cfg.mono_model!r} is not a monocular detector")
         if cfg.mono_checkpoint:
-            from demopose.engine.checkpoint import load_weights
-
-            load_weights(mono, cfg.mono_checkpoint, "the detector (DeMoPoseConfig.mono_checkpoint; train it first: "
-                         "demopose train mono_synth_small ..., then point at its model_final.pt)")
+            load_weights_file(mono, cfg.mono_checkpoint, "the detector (DeMoPoseConfig.mono_checkpoint; train it "
+                              "first: demopose train mono_synth_small ..., then point at its model_final.pt)")
         self.mono = mono.freeze()
         n_levels = len(mono.strides)
         for lv in cfg.feature_levels:
@@ -120,8 +117,8 @@ class DeMoPose(nn.Module):
         if mono.config.category_table != self.pose.config.category_table:
             raise ValueError(f"DeMoPose: the detector's categories ({mono.config.category_table}) differ from the pose "
                              f"network's ({self.pose.config.category_table})")
-        causal = parse_options(CausalOptions, cfg.causal, "DeMoPoseConfig.causal")
-        distill = parse_options(DistillOptions, cfg.distill, "DeMoPoseConfig.distill")
+        causal = config_from_overrides(CausalOptions(), cfg.causal, "DeMoPoseConfig.causal")
+        distill = config_from_overrides(DistillOptions(), cfg.distill, "DeMoPoseConfig.distill")
         if causal.enabled or distill.enabled:  # CleanPose modules on the fused per-point features (feature_adjust)
             if self.pose.fusion is None:
                 raise ValueError("DeMoPoseConfig.causal / distill: they act on the fused features; set a fusion")
@@ -179,7 +176,7 @@ class DeMoPose(nn.Module):
             image_pixels: ``(B, N, 2)`` points' pixels in those images.
             image_index: ``(B,)`` frame of each instance (default ``arange(B)``, then ``F == B``).
             features: the detector's PAN levels of those frames, ``{level: (F, C_neck, h, w)}``
-                (``FrameDetections.features``), so that a detection pass is not run twice.
+                (``Instances.features``), so that a detection pass is not run twice.
         """
         check_frame_inputs(images, image_pixels, image_index, features, self.levels, self.mono.config.input_size,
                            self.mono.strides)
@@ -216,29 +213,18 @@ class DeMoPose(nn.Module):
 
 
 def _build(base: DeMoPoseConfig, overrides: dict[str, Any]) -> DeMoPose:
-    fields = set(DeMoPoseConfig.__dataclass_fields__)
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"model args: unknown DeMoPoseConfig field(s) {unknown}; expected some of {sorted(fields)}")
-    if "feature_levels" in overrides:
-        overrides["feature_levels"] = tuple(int(v) for v in overrides["feature_levels"])
-    for k in ("pose_args", "mono_args", "causal", "distill"):  # merge: a preset's args survive a partial override
-        if k in overrides:
-            overrides[k] = dict(getattr(base, k)) | dict(overrides[k] or {})
-    if overrides.get("mono_checkpoint"):
-        overrides["mono_checkpoint"] = os.fspath(overrides["mono_checkpoint"])
-    return DeMoPose(replace(base, **overrides))
+    return DeMoPose(config_from_overrides(base, overrides))
 
 
-def upgrade_args_v2(args: Mapping) -> dict:
-    """Builder arguments stored under config version 2 -> version 3: ``rgb_norm: none`` unless set (every
-    version-2 network fused the raw PAN features; the default is now ``layernorm``)."""
+def upgrade_args_v3(args: Mapping) -> dict:
+    """Builder arguments stored under config version 3 -> version 4: ``rgb_norm: none`` unless set (every
+    earlier network fused the raw PAN features; the default is now ``layernorm``)."""
     return {"rgb_norm": "none"} | dict(args)
 
 
 # files read at construction whose content a trained checkpoint already holds (load_model drops them)
 _PRETRAINED_ARGS = ("mono_checkpoint", "causal.dict_init")
-_REGISTRATION = dict(pretrained_args=_PRETRAINED_ARGS, args_upgrades={2: upgrade_args_v2})
+_REGISTRATION = dict(pretrained_args=_PRETRAINED_ARGS, args_upgrades={3: upgrade_args_v3})
 
 
 @register_model("demopose", **_REGISTRATION)

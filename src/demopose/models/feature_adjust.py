@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -37,8 +36,9 @@ from torch import nn
 from demopose._checks import check_shape
 from demopose.models.causal import FrontDoorModule, FrontDoorOptions, init_dictionary
 from demopose.models.distill import DistillOptions
+from demopose.models.registry import config_from_overrides
 
-__all__ = ["AdjustedFusion", "CausalOptions", "DistillOptions", "FeatureAdjust", "parse_options"]
+__all__ = ["AdjustedFusion", "CausalOptions", "DistillOptions", "FeatureAdjust"]
 
 
 @dataclass(frozen=True)
@@ -57,27 +57,6 @@ class CausalOptions(FrontDoorOptions):
     dim: int = 128
 
 
-def parse_options(cls, value: Any, field_name: str, base: Any = None):
-    """``None`` / a mapping / an instance -> ``cls``; a mapping overrides the fields of ``base`` (default
-    ``cls()``). Unknown keys name the field and the allowed ones; a bare ``true`` / ``false`` says to write
-    ``<field>.enabled``."""
-    base = cls() if base is None else base
-    if value is None:
-        return base
-    if isinstance(value, cls):
-        return value
-    if isinstance(value, bool) and "enabled" in {f.name for f in fields(cls)}:
-        raise ValueError(f"{field_name}: expected a mapping of {cls.__name__} fields, got {value!r}; to switch "
-                         f"the module on or off write {field_name}.enabled={str(value).lower()}")
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{field_name}: expected a mapping of {cls.__name__} fields, got {value!r}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise ValueError(f"{field_name}: unknown option(s) {unknown}; expected some of {sorted(known)}")
-    return replace(base, **dict(value))
-
-
 class FeatureAdjust(nn.Module):
     """Front door and/or distillation on fused per-point features (module docstring).
 
@@ -93,8 +72,8 @@ class FeatureAdjust(nn.Module):
     def __init__(self, channels: int, num_classes: int, causal: CausalOptions | Mapping | None = None,
                  distill: DistillOptions | Mapping | None = None) -> None:
         super().__init__()
-        self.causal = c = parse_options(CausalOptions, causal, "causal")
-        self.distill_options = d = parse_options(DistillOptions, distill, "distill")
+        self.causal = c = config_from_overrides(CausalOptions(), causal, "causal")
+        self.distill_options = d = config_from_overrides(DistillOptions(), distill, "distill")
         if c.tokens not in ("global", "points"):
             raise ValueError(f"causal.tokens: expected 'global' or 'points', got {c.tokens!r}")
         self.front_door = None

@@ -16,19 +16,19 @@ geometric features, ``fusion(g, r) = g`` — ``add``'s projection and the last l
 start at zero, ``hadamard``'s projection at weight 0 and bias 1. The RGB path then grows from zero instead of
 adding random noise to the geometric features: a depth network warm-started from GPV-Pose starts exactly where
 GPV-Pose was (``concat`` gets the same from :mod:`demopose.engine.warm_start`'s zero RGB columns), and a
-from-scratch one starts as GPV-Pose's architecture.
+from-scratch one starts as GPV-Pose's architecture. With random projections the warm-started ``add`` and
+``hadamard`` rows of the first ablation collapsed (IoU50 3.4 / 0.4, ``benchmarks/results/ablation_demopose``),
+while the same variants fitted from scratch pass the overfit check's rotation test
+(``benchmarks/results/overfit.json``). The gradients reach every projection from the first step (for
+``mlp`` / ``attention`` the inner layers from the second, once the zero layer has moved).
 
 RGB normalisation (``rgb_norm``, not in the paper): the frozen PAN features arrive with a per-channel RMS of
 about 5 against about 1.9 for the 3D-GC features at initialisation (``benchmarks/overfit_diagnostics.py``,
 ``feature_scales``), so with ``concat`` the 64 RGB channels carry more input energy than the 320 geometric ones and
 the heads' first layers start dominated by colour; fitted from scratch, the concatenating model missed the overfit
-check's 1 cm on 3 of 32 instances (``benchmarks/results/overfit.json``). ``rgb_norm="layernorm"`` puts each point's
-RGB vector through a LayerNorm over its channels (learned gain 1, bias 0 at start) before any fusion; ``"none"``
-(the paper, and checkpoints written before config version 3) uses the raw features. With random projections the warm-started ``add`` and
-``hadamard`` rows of the first ablation collapsed (IoU50 3.4 / 0.4, ``benchmarks/results/ablation_demopose``),
-while the same variants fitted from scratch pass the overfit check's rotation test
-(``benchmarks/results/overfit.json``). The gradients reach every projection from the first step (for
-``mlp`` / ``attention`` the inner layers from the second, once the zero layer has moved).
+check's 1 cm on 3 of 32 instances (``benchmarks/results/overfit.json``). ``rgb_norm="layernorm"`` puts each
+point's RGB vector through a LayerNorm over its channels (learned gain 1, bias 0 at start) before any fusion;
+``"none"`` (the paper, and checkpoints written before config version 4) uses the raw features.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Literal
 
 import torch
@@ -46,7 +46,7 @@ from demopose.models.gpv_fast import (
     split_first_layers,
     split_first_layers_supported,
 )
-from demopose.models.registry import register_model
+from demopose.models.registry import config_from_overrides, register_model
 
 __all__ = [
     "FACE_AXES",
@@ -66,6 +66,38 @@ FACE_AXES = (1, 0, 2, 0, 2, 1)
 """Object axis of each bounding-box face, face order ``[y+, x+, z+, x-, z-, y-]`` (GPV-Pose)."""
 FACE_SIGNS = (1.0, 1.0, 1.0, -1.0, -1.0, -1.0)
 """Outward direction of each face along its axis."""
+
+
+@dataclass(frozen=True)
+class GPVLossWeights:
+    """Loss weights of GPV-Pose's training terms (GPV-Pose config/config.py defaults; notes §1.8):
+    :attr:`GPVConfig.loss`, read by :func:`~demopose.models.gpv_loss.gpv_loss`."""
+
+    rot_1: float = 8.0  # Rot1, Rot1_cos
+    rot_2: float = 8.0  # Rot2, Rot2_cos
+    rot_regular: float = 4.0  # Rot_r_a
+    tran: float = 8.0
+    size: float = 8.0
+    r_con: float = 1.0
+    recon_n: float = 3.0  # face normals   } recon_per_p
+    recon_d: float = 3.0  # face distances }
+    recon_f: float = 1.0  # face confidences (recon_p_f)
+    recon_v: float = 1.0  # recon_point_vote
+    recon_bb_r: float = 1.0
+    recon_bb_t: float = 1.0
+    recon_bb_s: float = 1.0
+    recon_bb_self: float = 1.0
+    geo_p: float = 1.0
+    prop_pm: float = 2.0
+    prop_sym: float = 1.0  # Prop_sym_recon and Prop_sym_rt each
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, float]) -> GPVLossWeights:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise KeyError(f"GPVLossWeights: unknown weight(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**{k: float(v) for k, v in d.items()})
 
 
 @dataclass(frozen=True)
@@ -94,6 +126,7 @@ class GPVConfig:
             (:mod:`demopose.models.fusion`).
         mesh_points: points predicted by the training-only Mesh-Point Loss head (0: no MPL).
         mpl_weight: λ_MPL (2000, DeMo-Pose).
+        loss: the weights of the GPV-Pose loss terms (:class:`GPVLossWeights`; ``model.args.loss.<term>``).
     """
 
     backbone: Literal["gcn", "hs"] = "gcn"
@@ -116,6 +149,7 @@ class GPVConfig:
     rgb_norm: str = "none"
     mesh_points: int = 0
     mpl_weight: float = 2000.0
+    loss: GPVLossWeights = field(default_factory=GPVLossWeights)
 
     def __post_init__(self) -> None:
         if self.backbone not in ("gcn", "hs"):
@@ -501,12 +535,13 @@ class GPVPose(nn.Module):
 
     def loss(self, pred: PosePrediction, batch: Mapping[str, torch.Tensor], weights=None) -> dict[str, torch.Tensor]:
         """All GPV-Pose training loss terms (:func:`demopose.models.gpv_loss.gpv_loss`, without its ``loss`` total;
-        plus ``mpl`` with the Mesh-Point head). The engine minimises their sum."""
+        plus ``mpl`` with the Mesh-Point head), weighted by ``weights`` (default :attr:`GPVConfig.loss`). The
+        engine minimises their sum."""
         from demopose.models.gpv_loss import gpv_loss, gpv_symmetry_targets
 
         if "sym_info" not in batch:  # derive GPV's symmetry labels from the category table
             batch = {**batch, **gpv_symmetry_targets(self.categories, batch["class_ids"], batch.get("handle_visible"))}
-        losses = gpv_loss(pred, batch, weights)
+        losses = gpv_loss(pred, batch, self.config.loss if weights is None else weights)
         losses.pop("loss")  # the engine minimises the sum of the terms; no total inside the dict
         if "mesh_points" in pred.outputs:
             if "model_points" not in batch:
@@ -525,8 +560,8 @@ class GPVPose(nn.Module):
 
 
 def _build(config: GPVConfig, overrides: dict) -> GPVPose:
-    mean_sizes = overrides.pop("mean_sizes", None)
-    return GPVPose(replace(config, **overrides), mean_sizes=mean_sizes)
+    mean_sizes = overrides.pop("mean_sizes", None)  # a builder argument, not a config field
+    return GPVPose(config_from_overrides(config, overrides), mean_sizes=mean_sizes)
 
 
 @register_model("gpv")

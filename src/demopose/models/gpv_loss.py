@@ -39,7 +39,6 @@ Deliberate differences from the reference code (documented, not silent):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -49,40 +48,9 @@ from demopose._checks import check_shape
 from demopose.categories import CategoryTable
 from demopose.geometry.rotation import rectify_vectors, rotation_from_vectors
 from demopose.models.base import PosePrediction
-from demopose.models.gpv import FACE_AXES, FACE_SIGNS
+from demopose.models.gpv import FACE_AXES, FACE_SIGNS, GPVLossWeights
 
 __all__ = ["GPVLossWeights", "gpv_loss", "gpv_symmetry_targets"]
-
-
-@dataclass(frozen=True)
-class GPVLossWeights:
-    """Loss weights (GPV-Pose config/config.py defaults; notes §1.8)."""
-
-    rot_1: float = 8.0  # Rot1, Rot1_cos
-    rot_2: float = 8.0  # Rot2, Rot2_cos
-    rot_regular: float = 4.0  # Rot_r_a
-    tran: float = 8.0
-    size: float = 8.0
-    r_con: float = 1.0
-    recon_n: float = 3.0  # face normals   } recon_per_p
-    recon_d: float = 3.0  # face distances }
-    recon_f: float = 1.0  # face confidences (recon_p_f)
-    recon_v: float = 1.0  # recon_point_vote
-    recon_bb_r: float = 1.0
-    recon_bb_t: float = 1.0
-    recon_bb_s: float = 1.0
-    recon_bb_self: float = 1.0
-    geo_p: float = 1.0
-    prop_pm: float = 2.0
-    prop_sym: float = 1.0  # Prop_sym_recon and Prop_sym_rt each
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, float]) -> GPVLossWeights:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise KeyError(f"GPVLossWeights: unknown weight(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{k: float(v) for k, v in d.items()})
 
 
 # Confidence targets exp(-k ||.||^2): GPV-Pose fs_net_loss.py (13.7) and recon_loss.py (303.5).

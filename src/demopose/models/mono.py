@@ -19,7 +19,6 @@ Variants: ``mono`` (GhostNet 1.0x, Ghost-PAN 96, 416² input, head kernel 5) and
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,7 @@ from torch import fx, nn
 from demopose.categories import get_table
 from demopose.data.detection_samples import letterbox_image, letterbox_matrix
 from demopose.data.frame import Frame
+from demopose.data.frame_instances import Instances
 from demopose.geometry.pose import PoseSet
 from demopose.layers.bn_folding import fold_conv_bn
 from demopose.layers.nms import multiclass_nms
@@ -40,9 +40,9 @@ from demopose.models.gfl_head import GFLHead, LossWeights, decode_outputs
 from demopose.models.ghostnet import GhostNet, load_pretrained
 from demopose.models.keypoint_pose import poses_from_keypoints
 from demopose.models.pan import build_neck
-from demopose.models.registry import register_model
+from demopose.models.registry import config_from_overrides, register_model
 
-__all__ = ["DetectionHeadOutputs", "FrameDetections", "MonoConfig", "MonoDetector", "detections_to_frame",
+__all__ = ["DetectionHeadOutputs", "MonoConfig", "MonoDetector", "detections_to_frame",
            "frame_to_input_pixels", "letterbox_frame", "mono", "mono_small", "postprocess_detections"]
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def postprocess_detections(out: dict[str, torch.Tensor], priors: torch.Tensor, s
     return res
 
 
-def detections_to_frame(d: dict[str, torch.Tensor], M: np.ndarray, class_ids: np.ndarray) -> FrameDetections:
+def detections_to_frame(d: dict[str, torch.Tensor], M: np.ndarray, class_ids: np.ndarray) -> Instances:
     """One image's :func:`postprocess_detections` output mapped back through the letterbox ``M`` to original
     pixels; ``class_ids`` maps 0-based labels to category ids."""
     r, off = M[0, 0], M[0, 2]
@@ -101,9 +101,9 @@ def detections_to_frame(d: dict[str, torch.Tensor], M: np.ndarray, class_ids: np
     def back(a: torch.Tensor) -> np.ndarray:
         return (a.double().cpu().numpy() - off) / r
 
-    return FrameDetections(boxes=back(d["boxes"]), class_ids=class_ids[d["labels"].cpu().numpy()],
-                           scores=d["scores"].double().cpu().numpy(), keypoints=back(d["keypoints"]),
-                           rel_size=d["rel_size"].double().cpu().numpy())
+    return Instances(boxes=back(d["boxes"]), class_ids=class_ids[d["labels"].cpu().numpy()],
+                     scores=d["scores"].double().cpu().numpy(), keypoints=back(d["keypoints"]),
+                     rel_size=d["rel_size"].double().cpu().numpy())
 
 
 @dataclass(frozen=True)
@@ -165,33 +165,12 @@ class DetectionHeadOutputs:
         return {"cls": self.cls, "reg": self.reg, "kpt": self.kpt, "size": self.size}
 
 
-@dataclass
-class FrameDetections:
-    """Detections of one frame in original-image pixels.
-
-    Attributes: ``boxes (M, 4)`` x1 y1 x2 y2, ``class_ids (M,)`` 1-based, ``scores (M,)``,
-    ``keypoints (M, 9, 2)`` (8 corners NOCS order + centre), ``rel_size (M, 3)`` (unit diagonal);
-    ``features``: the detector's PAN levels of the letterboxed frame, ``{level: (1, C_neck, h, w)}`` (stride 8
-    is level 0), kept by :meth:`MonoDetector.detect_frame` so that DeMo-Pose's fusion reuses them instead of
-    running the backbone again (``batch["image_features"]``); None when not kept.
-    """
-
-    boxes: np.ndarray
-    class_ids: np.ndarray
-    scores: np.ndarray
-    keypoints: np.ndarray
-    rel_size: np.ndarray
-    features: dict[int, torch.Tensor] | None = None
-
-    def __len__(self) -> int:
-        return len(self.class_ids)
-
-
 class MonoDetector(nn.Module):
     """GhostNet–PAN–GFL detector of projected cuboids (module docstring); a
     :class:`~demopose.models.base.Detector`.
 
-    Inference: :meth:`detect_frame` (a :class:`FrameDetections`), :meth:`poses_from_detections`,
+    Inference: :meth:`detect_frame` (an :class:`~demopose.data.frame_instances.Instances` with boxes, keypoints
+    and relative sizes), :meth:`poses_from_detections`,
     :meth:`predict_frame`. Training: ``forward(batch)`` takes ``batch["image"] (B, 3, H_in, W_in)`` and returns the
     dense :class:`DetectionHeadOutputs` of every prior; ``loss(pred, batch)`` needs the targets of
     :func:`~demopose.data.detection_samples.collate_detection`.
@@ -331,9 +310,9 @@ class MonoDetector(nn.Module):
         return dets, feats
 
     @torch.no_grad()
-    def detect_frame(self, frame: Frame, device: torch.device | str | None = None) -> FrameDetections:
+    def detect_frame(self, frame: Frame, device: torch.device | str | None = None) -> Instances:
         """Letterbox ``frame.rgb`` to :attr:`MonoConfig.input_size`, detect, map back to original pixels (the PAN
-        levels are kept in ``FrameDetections.features``)."""
+        levels are kept in ``Instances.features``)."""
         image, M = letterbox_frame(frame, self.config.input_size)
         device = device or next(self.parameters()).device
         x = torch.from_numpy(image)[None].to(device)
@@ -349,7 +328,7 @@ class MonoDetector(nn.Module):
         det.features = dict(enumerate(feats))
         return det
 
-    def poses_from_detections(self, frame: Frame, det: FrameDetections, use_depth: bool = True) -> PoseSet:
+    def poses_from_detections(self, frame: Frame, det: Instances, use_depth: bool = True) -> PoseSet:
         """PnP + scale (depth median ratio when ``use_depth`` and the frame has depth, else category mean)."""
         depth = frame.depth if use_depth and frame.depth is not None and np.any(frame.depth > 0) else None
         return poses_from_keypoints(det.keypoints, det.rel_size, det.class_ids, det.scores, frame.K,
@@ -379,19 +358,7 @@ class _FeatureMap(nn.Module):
 
 
 def _build(base: MonoConfig, overrides: dict[str, Any]) -> MonoDetector:
-    if "loss_weights" in overrides and isinstance(overrides["loss_weights"], dict):
-        overrides["loss_weights"] = LossWeights(**overrides["loss_weights"])
-    if "input_size" in overrides:
-        overrides["input_size"] = tuple(int(v) for v in overrides["input_size"])
-    fields = set(MonoConfig.__dataclass_fields__)
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"model args: unknown MonoConfig field(s) {unknown}; expected some of {sorted(fields)}")
-    if overrides.get("pretrained"):
-        overrides["pretrained"] = os.fspath(overrides["pretrained"])
-    from dataclasses import replace
-
-    return MonoDetector(replace(base, **overrides))
+    return MonoDetector(config_from_overrides(base, overrides))
 
 
 @register_model("mono", pretrained_args=("pretrained",))
