@@ -15,7 +15,7 @@ Depth model (a structured-light / active-stereo camera such as Kinect v1 or Real
 
 Added in generator version 2 (off in ``DepthNoiseConfig.v1()``):
 
-* projector shadow: the pattern projector sits ``b = focal_baseline / f`` beside the camera, so a band
+* projector shadow: the pattern projector sits ``projector_baseline`` beside the camera, so a band
   beside every nearer surface (on the side away from the projector) receives no pattern and has no depth
   (Khoshelham & Elberink 2012, Fig. 1: the "shadow" of the IR projector); computed per image row from the
   projector column ``u_p = u - s·f·b/z`` (a pixel is shadowed when a pixel beside it reaches the projector
@@ -52,55 +52,57 @@ __all__ = ["ColorNoiseConfig", "DepthNoiseConfig", "add_color_noise", "add_depth
 class DepthNoiseConfig:
     """Parameters of :func:`add_depth_noise` (metres, pixels, degrees)."""
 
-    sigma_k: float = 1.5e-3
+    sigma_k: float = 2.0e-3
     correlated_fraction: float = 0.5
     focal_baseline: float = 43.5
     subpixel: int = 8
     edge_threshold: float = 0.02
     edge_width: tuple[int, int] = (1, 3)
-    edge_drop_prob: float = 0.8
+    edge_drop_prob: float = 0.05
     grazing_deg: float = 75.0
     dark_threshold: float = 0.06
-    speckle_prob: float = 0.002
+    speckle_prob: float = 0.004
     blobs: tuple[int, int] = (0, 4)
     blob_radius: tuple[float, float] = (2.0, 7.0)
     min_depth: float = 0.15
     max_depth: float = 4.0
     projector_shadow: bool = True
+    projector_baseline: float = 0.035
     projector_side: int = 1
-    flying_prob: float = 0.3
-    erosion_prob: float = 0.3
-    border_band: tuple[int, int] = (10, 35)
+    flying_prob: float = 0.02
+    erosion_prob: float = 0.15
+    border_band: tuple[int, int] = (8, 25)
     border_side: str = "left"
     specular_holes: float = 0.5
+    hole_blob_px: float = 3.0
 
     @classmethod
     def v1(cls) -> DepthNoiseConfig:
         """The generator-version-1 model (none of the version-2 artefacts)."""
-        return cls(projector_shadow=False, flying_prob=0.0, erosion_prob=0.0, border_band=(0, 0),
-                   specular_holes=0.0)
+        return cls(sigma_k=1.5e-3, edge_drop_prob=0.8, speckle_prob=0.002, projector_shadow=False, flying_prob=0.0,
+                   erosion_prob=0.0, border_band=(0, 0), specular_holes=0.0, hole_blob_px=0.0)
 
 
 @dataclass(frozen=True)
 class ColorNoiseConfig:
     """Parameters of :func:`add_color_noise` (intensities in 8-bit units)."""
 
-    blur_sigma: tuple[float, float] = (0.3, 0.9)
+    blur_sigma: tuple[float, float] = (0.1, 0.5)
     gain: float = 0.05
     shot: tuple[float, float] = (0.2, 0.6)
     read: tuple[float, float] = (1.0, 3.0)
-    exposure: tuple[float, float] = (-0.5, 0.5)
+    exposure: tuple[float, float] = (-0.2, 0.6)
     saturation: tuple[float, float] = (0.6, 1.1)
-    motion_blur_prob: float = 0.2
-    motion_blur_px: tuple[float, float] = (1.0, 5.0)
-    vignetting: tuple[float, float] = (0.0, 0.4)
-    jpeg_quality: tuple[int, int] = (60, 95)
+    motion_blur_prob: float = 0.1
+    motion_blur_px: tuple[float, float] = (1.0, 4.0)
+    vignetting: tuple[float, float] = (0.0, 0.3)
+    jpeg_quality: tuple[int, int] = (70, 95)
 
     @classmethod
     def v1(cls) -> ColorNoiseConfig:
         """The generator-version-1 model (no exposure, saturation, motion blur, vignetting or JPEG)."""
-        return cls(exposure=(0.0, 0.0), saturation=(1.0, 1.0), motion_blur_prob=0.0, vignetting=(0.0, 0.0),
-                   jpeg_quality=(0, 0))
+        return cls(blur_sigma=(0.3, 0.9), exposure=(0.0, 0.0), saturation=(1.0, 1.0), motion_blur_prob=0.0,
+                   vignetting=(0.0, 0.0), jpeg_quality=(0, 0))
 
 
 @functools.lru_cache(maxsize=4)
@@ -167,10 +169,14 @@ def add_depth_noise(depth: np.ndarray, normals: np.ndarray, albedo: np.ndarray, 
     p_graze = np.clip((cos_lim - cos) / max(cos_lim, 1e-6), 0, 1) * 0.9 + (cos < cos_lim) * 0.1
     hole |= valid & (rng.random((H, W), dtype=np.float32) < p_graze)
 
-    # dark surfaces
+    # dark surfaces (version 2: the holes come in blobs, a spatially correlated uniform field)
     lum = (albedo.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / 255.0
     p_dark = np.clip((cfg.dark_threshold - lum) / cfg.dark_threshold, 0, 1)
-    hole |= valid & (rng.random((H, W), dtype=np.float32) < p_dark)
+    if cfg.hole_blob_px > 0:
+        u_dark = _blob_uniform(rng, H, W, cfg.hole_blob_px)
+    else:
+        u_dark = rng.random((H, W), dtype=np.float32)
+    hole |= valid & (u_dark < p_dark)
 
     # speckles and blobs
     hole |= rng.random((H, W), dtype=np.float32) < cfg.speckle_prob
@@ -198,7 +204,7 @@ def add_depth_noise(depth: np.ndarray, normals: np.ndarray, albedo: np.ndarray, 
             rim = valid & ((far - dz) > cfg.edge_threshold)
             hole |= rim & (rng.random((H, W), dtype=np.float32) < cfg.erosion_prob)
     if cfg.projector_shadow:
-        hole |= projector_shadow(depth, focal, cfg.focal_baseline, cfg.projector_side)
+        hole |= projector_shadow(depth, focal, cfg.projector_baseline, cfg.projector_side)
     if cfg.border_band[1] > 0:
         bw = int(round(rng.uniform(cfg.border_band[0], cfg.border_band[1]) * W / 640.0))
         if bw > 0:
@@ -206,22 +212,30 @@ def add_depth_noise(depth: np.ndarray, normals: np.ndarray, albedo: np.ndarray, 
                   "bottom": np.s_[H - bw:, :]}[cfg.border_side]
             hole[sl] = True
     if cfg.specular_holes > 0 and specular is not None:
-        hole |= valid & (rng.random((H, W), dtype=np.float32) < cfg.specular_holes * specular)
+        hole |= valid & (u_dark < cfg.specular_holes * specular)
 
     return np.where(hole, 0.0, z).astype(np.float32)
 
 
-def projector_shadow(depth: np.ndarray, focal: float, focal_baseline: float = 43.5, side: int = 1) -> np.ndarray:
+def _blob_uniform(rng: np.random.Generator, H: int, W: int, sigma: float) -> np.ndarray:
+    """``(H, W)`` float32 values with a uniform marginal on [0, 1] but correlated over ``sigma`` pixels
+    (Gaussian-blurred white noise through the logistic approximation of the normal CDF)."""
+    g = cv2.GaussianBlur(rng.standard_normal((H, W), dtype=np.float32), (0, 0), sigma)
+    g /= max(float(g.std()), 1e-6)
+    return (1.0 / (1.0 + np.exp(-1.702 * g))).astype(np.float32)
+
+
+def projector_shadow(depth: np.ndarray, focal: float, baseline: float = 0.035, side: int = 1) -> np.ndarray:
     """Pixels the pattern projector cannot reach (occluded from it by a nearer surface).
 
-    The projector is ``b = focal_baseline / 580`` m beside the camera along ``side · x`` (``+1``: to the
-    right in the image), so a surface point at depth ``z`` is lit from projector column
-    ``u_p = u - side · focal · b / z``; along a row, a point is in shadow when a point on the projector's
-    side of it maps to a projector column at or before its own (a nearer surface blocks the ray).
+    The projector is ``baseline`` metres beside the camera along ``side · x`` (``+1``: to the right in
+    the image), so a surface point at depth ``z`` is lit from projector column
+    ``u_p = u - side · focal · baseline / z``; along a row, a point is in shadow when a point on the
+    projector's side of it maps to a projector column at or before its own (a nearer surface blocks the ray).
 
     Args:
         depth: ``(H, W)`` float metres, 0 = no surface. focal: focal length in pixels.
-        focal_baseline: ``f · b`` in px·m at the 580 px nominal focal length. side: ``+1`` or ``-1``.
+        baseline: projector-camera distance, metres. side: ``+1`` or ``-1``.
 
     Returns:
         ``(H, W)`` bool shadow mask (False off surfaces).
@@ -229,7 +243,7 @@ def projector_shadow(depth: np.ndarray, focal: float, focal_baseline: float = 43
     valid = depth > 0
     H, W = depth.shape
     disp = np.zeros((H, W), np.float32)
-    np.divide(np.float32(focal * focal_baseline / 580.0), depth, out=disp, where=valid)
+    np.divide(np.float32(focal * baseline), depth, out=disp, where=valid)
     u = np.arange(W, dtype=np.float32)[None, :]
     up = np.where(valid, u - side * disp, np.inf) if side > 0 else np.where(valid, -(u + disp), np.inf)
     if side < 0:  # mirror the rows: the scan always runs away from the projector

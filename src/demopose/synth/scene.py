@@ -166,13 +166,14 @@ class SceneConfig:
     tilt_prob: float = 0.15
     wall_prob: float = 0.85
     table_half: tuple[float, float] = (0.32, 0.24)
-    color_temperature: tuple[float, float] = (2700.0, 8000.0)
+    color_temperature: tuple[float, float] = (2500.0, 6500.0)
     min_height: float = 0.1
 
     @classmethod
     def v1(cls) -> SceneConfig:
         """Generator version 1's ranges."""
-        return cls(distractors=(0, 3), distance=(0.55, 1.0), elevation=(25.0, 70.0), roll=5.0, min_height=0.25)
+        return cls(distractors=(0, 3), distance=(0.55, 1.0), elevation=(25.0, 70.0), roll=5.0, min_height=0.25,
+                   color_temperature=(2700.0, 8000.0))
 
 
 # --------------------------------------------------------------------------------------------------
