@@ -199,7 +199,7 @@ def add_depth_noise(depth: np.ndarray, normals: np.ndarray, albedo: np.ndarray, 
             edge = valid & ((dzf - near) > cfg.edge_threshold) & ~hole
             fly = edge & (rng.random((H, W), dtype=np.float32) < cfg.flying_prob)
             w = rng.random((H, W), dtype=np.float32)
-            z = np.where(fly, near + w * (dz - near), z)
+            z = np.where(fly, np.round((near + w * (dz - near)) * 1000.0) / 1000.0, z)
         if cfg.erosion_prob > 0:  # the outermost pixels of nearer surfaces
             rim = valid & ((far - dz) > cfg.edge_threshold)
             hole |= rim & (rng.random((H, W), dtype=np.float32) < cfg.erosion_prob)
@@ -267,7 +267,8 @@ def add_color_noise(rgb: np.ndarray, rng: np.random.Generator,
     """
     img = rgb.astype(np.float32)
     s = float(rng.uniform(*cfg.blur_sigma))
-    img = cv2.GaussianBlur(img, (0, 0), s)
+    if s > 0:
+        img = cv2.GaussianBlur(img, (0, 0), s)
     img *= (1.0 + cfg.gain * rng.uniform(-1, 1, 3)).astype(np.float32)
     shot = float(rng.uniform(*cfg.shot))
     read = float(rng.uniform(*cfg.read))
