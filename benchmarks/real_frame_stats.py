@@ -7,7 +7,8 @@ never by a pose score on the fixture (``../shared/MEASURE.md``). For each frame 
 * depth holes: the share of pixels without depth overall, on the support plane (table / floor region:
   pixels whose back-projected point lies within 1.5 cm of the RANSAC plane, closed by a 15 px
   morphological closing so that holes inside it count, objects excluded), on the object masks, and in
-  5 px bands just left / right of the object masks (a projector shadow falls on one side; the
+  5 px bands just left / right of the object masks; the share of isolated hole pixels (no other hole
+  in their 3×3 neighbourhood: speckle) (a projector shadow falls on one side; the
   object masks are the ground-truth objects only, distractors and clutter count as background); the width
   of the leading / trailing image columns that are mostly (>= 80 %) without depth;
 * depth noise against depth: on the support plane, the standard deviation of the residual of a least
@@ -133,8 +134,10 @@ def depth_stats(depth: np.ndarray, objects: np.ndarray, rng: np.random.Generator
     jump = valid3 & (np.abs(zl - zr) > 0.03)
     lo, hi = np.minimum(zl, zr), np.maximum(zl, zr)
     between = jump & (depth > lo + 0.01) & (depth < hi - 0.01)
+    isolated = hole & (cv2.blur(hole.astype(np.float32), (3, 3)) < 0.2)  # no other hole in its 3x3
     return {
         "hole_rate_overall": round(float(hole.mean()), 4),
+        "isolated_hole_rate": round(float(isolated.mean()), 5),
         "hole_rate_support_plane": round(float(hole[plane].mean()), 4) if plane.any() else None,
         "support_plane_share": round(float(plane.mean()), 3),
         "hole_rate_objects": round(float(hole[objects].mean()), 4) if objects.any() else None,
@@ -224,7 +227,15 @@ def main() -> None:
                                         **summarise([frame_stats(s, rng) for s in stems])}
     import torch
 
-    result["machine"] = {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+    cpu, flags = platform.machine(), []
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        cpu = next(ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name"))
+        have = set(next(ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")))
+        flags = [f for f in ("amx_tile", "avx512_bf16", "avx2") if f in have]
+    except (OSError, StopIteration):
+        pass
+    result["machine"] = {"cpus": os.cpu_count(), "cpu": cpu, "cpu_flags": flags,
                          "python": platform.python_version(), "torch": torch.__version__,
                          "platform": platform.platform()}
     write_json_atomic(args.out, result)

@@ -61,7 +61,7 @@ class DepthNoiseConfig:
     edge_drop_prob: float = 0.05
     grazing_deg: float = 75.0
     dark_threshold: float = 0.06
-    speckle_prob: float = 0.004
+    speckle_prob: float = 0.0005
     blobs: tuple[int, int] = (0, 4)
     blob_radius: tuple[float, float] = (2.0, 7.0)
     min_depth: float = 0.15
@@ -91,7 +91,7 @@ class ColorNoiseConfig:
     gain: float = 0.05
     shot: tuple[float, float] = (0.2, 0.6)
     read: tuple[float, float] = (1.0, 3.0)
-    exposure: tuple[float, float] = (-0.2, 0.6)
+    exposure: tuple[float, float] = (-0.3, 0.4)
     saturation: tuple[float, float] = (0.6, 1.1)
     motion_blur_prob: float = 0.1
     motion_blur_px: tuple[float, float] = (1.0, 4.0)
@@ -167,7 +167,11 @@ def add_depth_noise(depth: np.ndarray, normals: np.ndarray, albedo: np.ndarray, 
     cos = np.abs(np.einsum("hwc,hwc->hw", _unit_rays(H, W, float(focal)), normals.astype(np.float32)))
     cos_lim = np.cos(np.radians(cfg.grazing_deg))
     p_graze = np.clip((cos_lim - cos) / max(cos_lim, 1e-6), 0, 1) * 0.9 + (cos < cos_lim) * 0.1
-    hole |= valid & (rng.random((H, W), dtype=np.float32) < p_graze)
+    if cfg.hole_blob_px > 0:  # version 2: in blobs (real grazing-angle losses are patches, not speckle)
+        u_graze = _blob_uniform(rng, H, W, cfg.hole_blob_px)
+    else:
+        u_graze = rng.random((H, W), dtype=np.float32)
+    hole |= valid & (u_graze < p_graze)
 
     # dark surfaces (version 2: the holes come in blobs, a spatially correlated uniform field)
     lum = (albedo.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / 255.0
