@@ -9,7 +9,8 @@ Two measurements:
   5 warm-up frames): scene composition, rendering (Embree, with shadows), sensor noise, and writing,
   in wall-clock and in CPU seconds per frame (CPU time is less disturbed by other processes).
 
-Writes ``benchmarks/results/synth_fps.json``. Run: ``python benchmarks/synth_fps.py --frames 60 --workers 2``.
+Writes ``benchmarks/results/synth_fps.json``. Run: ``python benchmarks/synth_fps.py --frames 60 --workers 2``
+(``--preset v1`` times generator version 1's settings with today's code).
 The machine's load average is recorded, because other processes sharing the CPUs slow it down.
 """
 
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from demopose.io import write_json_atomic
-from demopose.synth.generate import SynthConfig, _write, generate, intrinsics_for, make_pool
+from demopose.synth.generate import GENERATOR_VERSION, SynthConfig, _write, generate, intrinsics_for, make_pool
 from demopose.synth.noise import add_color_noise, add_depth_noise
 from demopose.synth.render import get_renderer
 from demopose.synth.scene import compose_scene
@@ -41,15 +42,16 @@ def stage_times(cfg: SynthConfig, n: int, clock=time.perf_counter, warmup: int =
 
     times: dict[str, list[float]] = {"compose": [], "render": [], "noise": [], "write": []}
     for i in range(n + warmup):
-        s_scene, s_noise = frame_seed(cfg.seed, cfg.split, i).spawn(2)
+        s_scene, s_noise, s_extra = frame_seed(cfg.seed, cfg.split, i).spawn(3)
         t0 = clock()
-        scene = compose_scene(np.random.default_rng(s_scene), pool, K, cfg.scene)
+        scene = compose_scene(np.random.default_rng(s_scene), pool, K, cfg.scene, cfg.randomization,
+                              np.random.default_rng(s_extra))
         t1 = clock()
         r = renderer.render(scene, K)
         t2 = clock()
         rng = np.random.default_rng(s_noise)
-        depth = add_depth_noise(r.depth, r.normals, r.albedo, rng, focal=K.fx)
-        color = add_color_noise(r.color, rng)
+        depth = add_depth_noise(r.depth, r.normals, r.albedo, rng, focal=K.fx, cfg=cfg.depth, specular=r.specular)
+        color = add_color_noise(r.color, rng, cfg.color)
         t3 = clock()
         _write(cfg, SynthFrame(i, scene, r, color, depth, K))
         t4 = clock()
@@ -67,13 +69,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--style", default="camera")
     ap.add_argument("--stage-frames", type=int, default=10)
+    ap.add_argument("--preset", default="v2", help="generator settings preset (v1: version 1's frames)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "synth_fps.json"))
     args = ap.parse_args()
 
     load_before = os.getloadavg()
     ru0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory() as d:
-        cfg = SynthConfig(out=d, frames=args.frames, seed=0, workers=args.workers, style=args.style)
+        cfg = SynthConfig(out=d, frames=args.frames, seed=0, workers=args.workers, style=args.style,
+                          preset=args.preset)
         rep = generate(cfg, progress=False)
     ru1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = sum(b.ru_utime + b.ru_stime - a.ru_utime - a.ru_stime for a, b in zip(ru0, ru1))
@@ -82,11 +86,14 @@ def main() -> None:
     for clock, out in ((time.perf_counter, stages), (time.process_time, stages_cpu)):
         with tempfile.TemporaryDirectory() as d:
             out.update(stage_times(SynthConfig(out=d, frames=args.stage_frames, seed=1, style=args.style,
-                                               models_per_category=1), args.stage_frames, clock))
+                                               models_per_category=1, preset=args.preset), args.stage_frames, clock))
     result = {
         "command": f"python benchmarks/synth_fps.py --frames {args.frames} --workers {args.workers} "
-                   f"--style {args.style}",
-        "equivalent_cli": f"demopose synth OUT --frames {args.frames} --workers {args.workers} --style {args.style}",
+                   f"--style {args.style} --preset {args.preset}",
+        "equivalent_cli": f"demopose synth OUT --frames {args.frames} --workers {args.workers} --style {args.style} "
+                          f"--preset {args.preset}",
+        "generator_version": GENERATOR_VERSION,
+        "preset": args.preset,
         "image_size": [640, 480],
         "frames": args.frames,
         "workers": args.workers,

@@ -23,7 +23,7 @@ import multiprocessing as mp
 import os
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,10 @@ import numpy as np
 from demopose.categories import NOCS_REAL
 from demopose.geometry.camera import CAMERA_INTRINSICS, REAL_INTRINSICS, Intrinsics
 from demopose.io import write_json_atomic, write_text_atomic
-from demopose.synth.noise import add_color_noise, add_depth_noise
+from demopose.synth.noise import ColorNoiseConfig, DepthNoiseConfig, add_color_noise, add_depth_noise
 from demopose.synth.render import RenderOutput, get_renderer
 from demopose.synth.scene import ModelPool, Scene, SceneConfig, compose_scene
+from demopose.synth.settings import PRESETS, Randomization, preset
 from demopose.synth.writer import STYLES, frame_paths, remove_stray_temp_files, write_frame
 
 __all__ = ["GENERATOR_VERSION", "GenerateReport", "SynthConfig", "SynthFrame", "frame_seed", "generate",
@@ -42,9 +43,12 @@ __all__ = ["GENERATOR_VERSION", "GenerateReport", "SynthConfig", "SynthFrame", "
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped with every change of what the generator makes for given settings (scenes, rendering, noise, file
-encodings); recorded in each split's ``_synth.json`` (a split recorded without one was made by version 1)."""
+encodings); recorded in each split's ``_synth.json`` (a split recorded without one was made by version 1).
+Version 2 added domain randomisation (materials, lights, backgrounds, clutter, cameras) and sensor
+artefacts (:mod:`demopose.synth.settings`); ``preset="v1"`` still makes version 1's frames bit for bit, but
+a split is always recorded with the version of the code that wrote it."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,9 @@ class SynthConfig:
             of such a category is one of them with probability ``user_mesh_fraction``, else procedural.
         start_method: multiprocessing start method (None: ``fork`` where available, else ``spawn``;
             use ``spawn`` from a process that already runs threads, e.g. a training loop).
+        preset: ``"v2"`` (default) or ``"v1"`` (generator version 1's frames); fills every sub-setting
+            left None. scene: camera and layout ranges. randomization: materials, lights, backgrounds,
+            clutter. depth, color: the sensor models (used when ``noise``).
     """
 
     out: str
@@ -83,9 +90,18 @@ class SynthConfig:
     user_meshes: str | None = None
     user_mesh_fraction: float = 0.5
     start_method: str | None = None
-    scene: SceneConfig = field(default_factory=SceneConfig)
+    preset: str = "v2"
+    scene: SceneConfig | None = None
+    randomization: Randomization | None = None
+    depth: DepthNoiseConfig | None = None
+    color: ColorNoiseConfig | None = None
 
     def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset: expected one of {PRESETS}, got {self.preset!r}")
+        for name, value in zip(("scene", "randomization", "depth", "color"), preset(self.preset)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         if self.style not in STYLES:
             raise ValueError(f"style: expected one of {STYLES}, got {self.style!r}")
         if self.frames < 0:
@@ -175,15 +191,18 @@ def _with_user_meshes(make_object: Any, folder: Path, fraction: float) -> Any:
 def make_frame(cfg: SynthConfig, index: int, pool: ModelPool, renderer: Any = None) -> SynthFrame:
     """Compose, render and (if ``cfg.noise``) corrupt frame ``index``."""
     K = intrinsics_for(cfg.style, cfg.width, cfg.height)
-    s_scene, s_noise = frame_seed(cfg.seed, cfg.split, index).spawn(2)
-    scene = compose_scene(np.random.default_rng(s_scene), pool, K, cfg.scene)
+    # the first two streams are those of version 1 (spawn(3)[:2] == spawn(2)); the third feeds what
+    # version 2 adds to a scene
+    s_scene, s_noise, s_extra = frame_seed(cfg.seed, cfg.split, index).spawn(3)
+    scene = compose_scene(np.random.default_rng(s_scene), pool, K, cfg.scene, cfg.randomization,
+                          np.random.default_rng(s_extra))
     renderer = renderer if renderer is not None else get_renderer(cfg.renderer)
     r = renderer.render(scene, K)
     color, depth = r.color, r.depth
     if cfg.noise:
         rng = np.random.default_rng(s_noise)
-        depth = add_depth_noise(r.depth, r.normals, r.albedo, rng, focal=K.fx)
-        color = add_color_noise(r.color, rng)
+        depth = add_depth_noise(r.depth, r.normals, r.albedo, rng, focal=K.fx, cfg=cfg.depth, specular=r.specular)
+        color = add_color_noise(r.color, rng, cfg.color)
     return SynthFrame(index=index, scene=scene, render=r, color=color, depth=depth, intrinsics=K)
 
 

@@ -42,6 +42,9 @@ class RenderOutput:
         normals: ``(H, W, 3)`` float32 unit surface normals (camera frame, facing the camera), 0 on misses.
         albedo: ``(H, W, 3)`` uint8 RGB surface colour before lighting.
         handle: ``(H, W)`` bool, pixels showing a mug-handle face.
+        specular: ``(H, W)`` float32 in [0, 1], strength of the mirror reflection straight back to the
+            camera (glossy materials facing it; what saturates a structured-light sensor), or None when
+            no instance is glossy.
     """
 
     color: np.ndarray
@@ -51,6 +54,7 @@ class RenderOutput:
     normals: np.ndarray
     albedo: np.ndarray
     handle: np.ndarray
+    specular: np.ndarray | None = None
 
 
 @dataclass
@@ -127,6 +131,7 @@ def shade(scene: Scene, intrinsics: Intrinsics, hits: Hits, lit: np.ndarray | No
     alb = np.zeros((P, 3), np.float32)
     nocs = np.full((P, 3), np.nan, np.float32)
     handle = np.zeros(P, bool)
+    glossy: list[tuple[np.ndarray, float, float]] = []  # (pixels, ks, shininess)
     for gi, (V, F) in enumerate(geoms):
         sel = np.flatnonzero(g == gi)
         if len(sel) == 0:
@@ -143,6 +148,13 @@ def shade(scene: Scene, intrinsics: Intrinsics, hits: Hits, lit: np.ndarray | No
             nocs[sel] = w0 * Vn[tri[:, 0]] + w1 * Vn[tri[:, 1]] + w2 * Vn[tri[:, 2]]
             alb[sel] = inst.face_colors[p]
             handle[sel] = inst.handle_faces[p]
+            m = inst.material
+            if m is not None:
+                from demopose.synth.materials import apply_material
+
+                alb[sel] = np.clip(apply_material(alb[sel], nocs[sel], m), 0, 255)
+                if m.specular > 0:
+                    glossy.append((sel, m.specular, m.shininess))
         else:
             w1, w2 = hits.b1[sel, None], hits.b2[sel, None]
             w0 = 1.0 - w1 - w2
@@ -161,14 +173,35 @@ def shade(scene: Scene, intrinsics: Intrinsics, hits: Hits, lit: np.ndarray | No
     if lit is not None:
         lam *= lit
     radiance = lam[:, None] * scene.light.color.astype(np.float32)
+    lights = [(L, scene.light.color.astype(np.float32), lit)]
+    for extra in scene.extra_lights:  # no shadows
+        Le = (extra.direction / np.linalg.norm(extra.direction)).astype(np.float32)
+        radiance += np.maximum(nrm @ Le, 0.0)[:, None] * extra.color.astype(np.float32)
+        lights.append((Le, extra.color.astype(np.float32), None))
     radiance += scene.light.ambient.astype(np.float32)
     radiance *= alb
+    specular = None
+    if glossy:  # Blinn-Phong highlights, white (dielectric), on the glossy instances' pixels only
+        specular = np.zeros(P, np.float32)
+        dirs = _ray_dirs(K)
+        for sel, ks, sh in glossy:
+            n = nrm[sel]
+            view = -dirs[sel] / np.linalg.norm(dirs[sel], axis=1, keepdims=True)
+            for Ll, col, lt in lights:
+                h = Ll[None, :] + view
+                h /= np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-6)
+                hl = ks * np.maximum(np.einsum("ij,ij->i", n, h), 0.0) ** sh * (n @ Ll > 0)
+                if lt is not None:
+                    hl *= lt[sel]
+                radiance[sel] += (255.0 * hl)[:, None] * col
+            specular[sel] = ks * np.maximum(np.einsum("ij,ij->i", n, view), 0.0) ** (4 * sh)
+        specular = specular.reshape(H, W)
     radiance += 0.5
     color = np.minimum(radiance, 255).astype(np.uint8)
     return RenderOutput(color=color.reshape(H, W, 3), depth=depth.reshape(H, W),
                         instance=instance.reshape(H, W), nocs=nocs.reshape(H, W, 3),
                         normals=nrm.reshape(H, W, 3), albedo=alb.astype(np.uint8).reshape(H, W, 3),
-                        handle=handle.reshape(H, W))
+                        handle=handle.reshape(H, W), specular=specular)
 
 
 class EmbreeRenderer:

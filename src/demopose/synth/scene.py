@@ -69,6 +69,8 @@ class Instance:
         R, t: pose object -> camera, ``(3, 3)`` and ``(3,)`` metres.
         handle_faces: ``(F,)`` bool, faces of a mug handle (all False for other objects).
         source: the original model object (for writing its files).
+        material: optional :class:`demopose.synth.materials.Material` (per-pixel texture, gloss, dark);
+            None: the flat per-face colours (generator version 1).
     """
 
     inst_id: int
@@ -85,6 +87,7 @@ class Instance:
     t: np.ndarray
     handle_faces: np.ndarray
     source: Any = None
+    material: Any = None
 
     @property
     def scale(self) -> float:
@@ -131,8 +134,9 @@ class Scene:
 
     Attributes:
         instances: objects with ids 1..N in order. surfaces: background geometry (instance id 0).
-        light: the lighting. camera_height: camera height above the table (m).
+        light: the lighting (casts shadows). camera_height: camera height above the table (m).
         world_from_camera: ``(4, 4)`` camera pose in the composition world frame (y up, table y=0).
+        extra_lights: further directional lights without shadows (and without ambient).
     """
 
     instances: list[Instance]
@@ -140,6 +144,7 @@ class Scene:
     light: Light
     camera_height: float = 0.0
     world_from_camera: np.ndarray = field(default_factory=lambda: np.eye(4))
+    extra_lights: list[Light] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -148,18 +153,27 @@ class SceneConfig:
 
     ``objects``/``distractors``: inclusive count ranges. ``distance``: camera-to-target distance.
     ``elevation``: camera pitch above the table plane. ``tilt_prob``: probability that an object is
-    tilted (a small random tilt, or lying on its side for bottles and cans).
+    tilted (a small random tilt, or lying on its side for bottles and cans). ``min_height``: lowest
+    camera height above the table. ``roll``: +- image roll. Defaults: generator version 2 (hand-held and
+    tabletop captures, 0.3-1.5 m); :meth:`v1` gives version 1's ranges.
     """
 
     objects: tuple[int, int] = (1, 6)
-    distractors: tuple[int, int] = (0, 3)
-    distance: tuple[float, float] = (0.55, 1.0)
-    elevation: tuple[float, float] = (25.0, 70.0)
-    roll: float = 5.0
+    distractors: tuple[int, int] = (0, 4)
+    distance: tuple[float, float] = (0.3, 1.5)
+    elevation: tuple[float, float] = (15.0, 80.0)
+    roll: float = 10.0
     tilt_prob: float = 0.15
     wall_prob: float = 0.85
     table_half: tuple[float, float] = (0.32, 0.24)
-    color_temperature: tuple[float, float] = (2700.0, 8000.0)
+    color_temperature: tuple[float, float] = (2500.0, 6500.0)
+    min_height: float = 0.1
+
+    @classmethod
+    def v1(cls) -> SceneConfig:
+        """Generator version 1's ranges."""
+        return cls(distractors=(0, 3), distance=(0.55, 1.0), elevation=(25.0, 70.0), roll=5.0, min_height=0.25,
+                   color_temperature=(2700.0, 8000.0))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -393,19 +407,30 @@ def _sample_light(rng: np.random.Generator, cfg: SceneConfig) -> tuple[np.ndarra
 
 
 def compose_scene(rng: np.random.Generator, pool: ModelPool, intrinsics: Intrinsics,
-                  cfg: SceneConfig = SceneConfig()) -> Scene:
+                  cfg: SceneConfig = SceneConfig(), randomization: Any = None,
+                  rng_extra: np.random.Generator | None = None) -> Scene:
     """Compose one random scene.
 
     Args:
-        rng: the frame's generator (all randomness of the scene comes from it).
+        rng: the frame's generator (all randomness of a version-1 scene comes from it).
         pool: where the object models come from.
         intrinsics: used to keep at least one category object in view.
         cfg: parameter ranges.
+        randomization: :class:`demopose.synth.settings.Randomization` (None: all off, version 1).
+        rng_extra: the generator of everything :class:`~demopose.synth.settings.Randomization` adds
+            (materials, extra lights, clutter; required when it is on), so that the draws of ``rng`` are
+            those of version 1.
 
     Returns:
         the :class:`Scene` (camera frame). Instances that fall outside the image are kept (as in
         NOCS, where ``_meta.txt`` lists every scene object).
     """
+    from demopose.synth.backgrounds import background_texture, clutter_surfaces
+    from demopose.synth.settings import Randomization
+
+    rz = randomization if randomization is not None else Randomization()
+    if rz.enabled and rng_extra is None:
+        raise ValueError("compose_scene: randomization is on, pass rng_extra")
     # ---- objects on the table (world: y up, table top y = 0)
     n_obj = int(rng.integers(cfg.objects[0], cfg.objects[1] + 1))
     n_dis = int(rng.integers(cfg.distractors[0], cfg.distractors[1] + 1)) if pool.make_distractor else 0
@@ -450,7 +475,7 @@ def compose_scene(rng: np.random.Generator, pool: ModelPool, intrinsics: Intrins
         r = rng.uniform(*cfg.distance)
         target = centre + np.array([rng.uniform(-0.05, 0.05), rng.uniform(0.0, 0.06), rng.uniform(-0.05, 0.05)])
         eye = target + r * np.array([math.cos(el) * math.cos(az), math.sin(el), math.cos(el) * math.sin(az)])
-        if eye[1] < 0.25:
+        if eye[1] < cfg.min_height:
             continue
         cam = look_at(eye, target, roll_deg=rng.uniform(-cfg.roll, cfg.roll))
         n_in = 0
@@ -483,6 +508,11 @@ def compose_scene(rng: np.random.Generator, pool: ModelPool, intrinsics: Intrins
             model_id=pool.model_id(category, k), synset=synset, vertices=V, faces=F, face_colors=colors,
             extents=ext, R=Rc @ R, t=Rc @ p + tc, handle_faces=_handle_faces(obj, V, F, ext, category),
             source=obj))
+    if rz.textured > 0 or rz.specular > 0 or rz.dark > 0:
+        from demopose.synth.materials import sample_material
+
+        for inst in instances:
+            inst.material = sample_material(rng_extra, rz.textured, rz.specular, rz.dark)
 
     # ---- background: table top, floor, optional wall (world), then to camera frame
     def to_cam(Vw: np.ndarray) -> np.ndarray:
@@ -490,25 +520,37 @@ def compose_scene(rng: np.random.Generator, pool: ModelPool, intrinsics: Intrins
 
     surfaces = []
     tw, td = rng.uniform(0.45, 0.8), rng.uniform(0.35, 0.6)
-    table_kind = str(rng.choice(["wood", "wood", "noise", "checker"]))
+    table_kind = str(rng.choice(list(rz.table_textures)))
     V, F, uv = _grid(np.array([-tw, 0.0, -td]), np.array([2 * tw, 0, 0]), np.array([0, 0, 2 * td]),
                      16, 12, tile=rng.uniform(0.3, 0.8))
-    surfaces.append(Surface("table", to_cam(V), F, uv, procedural_texture(table_kind, rng)))
+    surfaces.append(Surface("table", to_cam(V), F, uv, background_texture(table_kind, rng)))
     floor_y = -rng.uniform(0.7, 0.78)
     V, F, uv = _grid(np.array([-4.0, floor_y, -4.0]), np.array([8.0, 0, 0]), np.array([0, 0, 8.0]),
                      16, 16, tile=rng.uniform(0.3, 1.0))
     surfaces.append(Surface("floor", to_cam(V), F, uv,
-                            procedural_texture(str(rng.choice(["noise", "checker", "wood"])), rng)))
+                            background_texture(str(rng.choice(list(rz.floor_textures))), rng)))
     if rng.random() < cfg.wall_prob:
         back = -np.array([math.cos(az), 0.0, math.sin(az)])  # horizontal direction away from the camera
         side = np.array([-back[2], 0.0, back[0]])
         dist = rng.uniform(0.5, 1.5)
         corner = back * (max(tw, td) + dist) - side * 3.0 + np.array([0, floor_y, 0])
         V, F, uv = _grid(corner, side * 6.0, np.array([0, 2.5, 0]), 16, 8, tile=rng.uniform(0.4, 1.2))
-        surfaces.append(Surface("wall", to_cam(V), F, uv, procedural_texture("noise", rng)))
+        walls = rz.wall_textures
+        wall_kind = walls[0] if len(walls) == 1 else str(walls[int(rng_extra.integers(len(walls)))])
+        surfaces.append(Surface("wall", to_cam(V), F, uv, background_texture(wall_kind, rng)))
+    if rz.clutter[1] > 0:
+        n_clutter = int(rng_extra.integers(rz.clutter[0], rz.clutter[1] + 1))
+        surfaces += clutter_surfaces(rng_extra, n_clutter, placed, (hx + 0.08, hz + 0.08), to_cam,
+                                     standing=rz.clutter_standing)
 
     d_world, diffuse, ambient = _sample_light(rng, cfg)
     light = Light(direction=Rc @ d_world, color=diffuse, ambient=ambient)
+    extra = []
+    if rz.lights[1] > 1:
+        from demopose.synth.lighting import sample_extra_lights
+
+        n_lights = int(rng_extra.integers(rz.lights[0], rz.lights[1] + 1))
+        extra = sample_extra_lights(rng_extra, n_lights - 1, Rc, cfg.color_temperature, rz.light_strength)
     world_from_camera = np.linalg.inv(cam)
     return Scene(instances=instances, surfaces=surfaces, light=light, camera_height=float(eye[1]),
-                 world_from_camera=world_from_camera)
+                 world_from_camera=world_from_camera, extra_lights=extra)
