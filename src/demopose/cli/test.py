@@ -16,6 +16,9 @@ of the weight files its builder reads at training time (a detector, a distillati
 data, the point count and the evaluation settings. ``eval.masks=detector`` takes the objects and masks from a
 monocular detector (``--detector CKPT``; default: the model's own, else the small detector shipped in the
 package), as ``demopose predict`` does.
+
+The split is ``data.test_subset`` (``real_test`` in the synthetic presets, whose training validates on
+``real_val``; REAL275 configs: ``real_test``, which their training also validates on, the published practice).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="config file or packaged config name (the one the model was trained with)")
     parser.add_argument("checkpoint", help="checkpoint file (last.pt / best.pt)")
     parser.add_argument("data", help="dataset root")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides: key.sub=value (e.g. data.val_subset=real_test)")
+    parser.add_argument("overrides", nargs="*",
+                        help="dotted overrides: key.sub=value (e.g. data.test_subset=camera_val)")
     parser.add_argument("--out", help="output folder (default: <checkpoint folder>/test_<subset>)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--max-frames", type=int, default=0, help="evaluate at most this many frames (0: all)")
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = _load_model(cfg, args)
     model.to(device)
-    subset = str(cfg.data.val_subset)
+    subset = test_subset(cfg)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"test_{subset}"
     frames = build_frames(cfg, subset)
     idx = limit_frames(len(frames), args.max_frames)
@@ -107,6 +111,13 @@ def run(args: argparse.Namespace) -> int:
             plot_ap_curves(res, out / f"ap_curves_{mode}.png")
     print(f"wrote {out / 'metrics.json'} and {len(idx)} results pkls under {out / 'results'}")
     return 0
+
+
+def test_subset(cfg) -> str:
+    """The split ``demopose test`` scores: ``data.test_subset``, or for a config without one (a file of its own
+    with no ``_base_``, written before the key existed) its ``data.val_subset``, which it was tested on then."""
+    value = cfg.data.get("test_subset")
+    return str(value if value is not None else cfg.data.val_subset)
 
 
 def _load_model(cfg, args):
