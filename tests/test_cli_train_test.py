@@ -22,7 +22,7 @@ def test_train_resume_and_test(tiny_data, tmp_path, capsys):
     assert (run / "last.pt").is_file() and (run / "config.yaml").is_file()
     assert set(torch.load(run / "model_final.pt", weights_only=False)) == {"model", "config", "step", "config_version"}
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert lines[-1]["step"] == 4 and "val/nocs/mean/iou25" in lines[-1]
+    assert lines[-1]["step"] == 4 and "val/nocs/mean/iou25" in lines[-1]  # validated on real_val (its 2 frames)
     # a second run with a larger budget resumes from step 4 instead of starting over
     assert main([*args, "train.max_steps=6"]) == 0
     steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -57,6 +57,21 @@ def test_train_reports_config_errors(tmp_path, capsys):
     assert "data.root is not set" in capsys.readouterr().err
     assert main(["train", "no_such_config"]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_missing_validation_split(tiny_data, tmp_path, capsys, caplog):
+    """Training never falls back to the test split: a missing val split stops it at once, naming the split and the
+    command that makes it; with train.eval_every=0 it trains without validation."""
+    args = ["train", "gpv_synth_small", "--data", str(tiny_data), "--no-progress", "train.batch_size=2",
+            "train.num_workers=0", "train.max_steps=1", "data.n_points=128", "data.val_subset=real_holdout"]
+    assert main([*args, "--out", str(tmp_path / "a"), "train.eval_every=1"]) == 1
+    err = capsys.readouterr().err
+    assert "data.val_subset='real_holdout'" in err and "--split holdout" in err and "train.eval_every=0" in err
+    assert not (tmp_path / "a").exists()  # nothing was built or written
+    assert main([*args, "--out", str(tmp_path / "b"), "train.eval_every=0"]) == 0
+    assert "training without validation" in caplog.text
+    lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert not any(k.startswith("val/") for r in lines for k in r)
 
 
 def test_continue_from_weights_only_checkpoint_at_its_step(tiny_data, tmp_path):

@@ -50,6 +50,21 @@ def test_version_3_demopose_fused_raw_rgb():
     assert build_model("demopose_small").pose.fusion.rgb_norm is not None  # today's default: layernorm
 
 
+def test_version_4_tested_on_its_val_subset():
+    """A version-4 run config has no data.test_subset: `demopose test` scored its val_subset, which it keeps."""
+    old = {"model": {"name": "gpv_small", "args": {}}, "data": {"val_subset": "real_test", "n_points": 128}}
+    up = upgrade_config(old, 4)
+    assert up["data"] == {"val_subset": "real_test", "test_subset": "real_test", "n_points": 128}
+    both = {"data": {"val_subset": "real_val", "test_subset": "real_test"}}
+    assert upgrade_config(both, 4) == both  # a key already there is kept
+    assert CONFIG_VERSION == 5
+    # today's presets: validation on a split of its own, testing on the test split
+    cfg = load_config("gpv_synth_small")
+    assert (cfg.data.val_subset, cfg.data.test_subset) == ("real_val", "real_test")
+    real = load_config("gpv_real275")  # REAL275's published practice: val = test
+    assert real.data.val_subset == real.data.test_subset == "real_test"
+
+
 def test_upgrade_config_touches_only_the_families_that_changed():
     cfg = {"model": {"name": "cleanpose_small", "args": {"causal": False}}, "train": {"seed": 3}}
     up = upgrade_config(cfg, 1)

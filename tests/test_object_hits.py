@@ -53,3 +53,17 @@ def test_tally_counts_and_summary():
                                                    "10deg10cm": 2}}
     assert "3/4 (75.0 %)" in tally.format()
     assert ObjectTally(TABLE).summary()["fraction"]["10deg5cm"] is None
+
+
+def test_per_object_table():
+    pred, gt = _frame()
+    tally = ObjectTally(TABLE)
+    tally.add(pred, gt, "scene/0000")
+    lines = tally.format_rows().splitlines()
+    assert "≤10°/5cm" in lines[1] and "≤5°/5cm" in lines[1]
+    rows = [line.split() for line in lines[2:]]
+    assert [r[1] for r in rows] == ["bottle", "mug", "laptop", "mug"]
+    assert rows[0][2:] == ["0.0*", "3.0", "yes", "yes", "found"]  # y-symmetric: the * mark
+    assert rows[1][2:] == ["7.0", "1.0", "yes", "no", "found"]
+    assert rows[2][2:] == ["-", "-", "no", "no", "missed"]
+    assert rows[3][2:] == ["8.0*", "4.0", "yes", "no", "found"]

@@ -150,6 +150,8 @@ def test_cli_predict_on_nocs_frame_and_user_folder(tiny_checkpoint, tmp_path, ca
                  "--masks", "gt"]) == 0
     doc = json.loads((out / "Real_test_scene_1_0000.json").read_text())
     assert len(doc["objects"]) == 5 and "error_vs_gt" in doc["objects"][0]
+    table = [x for x in capsys.readouterr().out.splitlines() if x.startswith("Real_test_scene_1_0000  ")]
+    assert len(table) == 5  # the per-object table of `demopose test`, one row per ground-truth object
     assert (out / "Real_test_scene_1_0000_overlay.png").is_file()
     # a folder of colour + 16-bit depth PNGs with camera.json
     f = load_frame(REAL)

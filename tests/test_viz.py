@@ -18,6 +18,7 @@ from demopose.viz import (
     draw_pose_set,
     draw_predictions_and_gt,
     overlay_masks,
+    pose_overlay,
 )
 
 FIX = Path(__file__).parent / "fixtures" / "nocs_sample"
@@ -68,6 +69,20 @@ def test_predictions_and_gt_and_behind_camera():
     assert white > 0  # dashed white ground truth
     low = draw_predictions_and_gt(BLANK, pred, gt, K, min_score=0.0)
     assert (low.max(-1) > 0).sum() > (img.max(-1) > 0).sum()  # the low-score box appears
+
+
+def test_pose_overlay_masks_and_legend():
+    """The picture of `demopose predict` / `demopose test --overlays`: tinted masks, boxes, a legend with ground
+    truth only."""
+    gt, pred = _one(t=(0.05, 0, 1.0)), _one(score=0.9)
+    m = np.zeros((1, 240, 320), bool)
+    m[0, 5:15, 5:15] = True
+    img = pose_overlay(BLANK, pred, gt, K, masks=m)
+    assert img[10, 10].any() and img.shape == BLANK.shape
+    assert img[225:240, :40].any()  # the legend in the bottom-left corner
+    assert not pose_overlay(BLANK, pred, None, K)[225:240, :40].any()  # no ground truth: no legend
+    assert np.array_equal(pose_overlay(BLANK, pred, gt, K, masks=np.zeros((0, 240, 320), bool)),
+                          pose_overlay(BLANK, pred, gt, K))
 
 
 def test_overlay_and_contact_sheet():

@@ -4,6 +4,7 @@ Example (DeMo-Pose's Tables 1–3 on synthetic data)::
 
     demopose synth data/synth --frames 400 --style real --split train --seed 1 --workers 2
     demopose synth data/synth --frames 100 --style real --split test --seed 2 --workers 2
+    demopose synth data/synth --frames 50 --style real --split val --seed 3 --workers 2
     demopose ablate demopose --data data/synth --out runs/ablation_demopose --steps 3000 --detector-steps 3000
 
 Every variant is trained from scratch once per seed (3 seeds for the rows the papers' claims rest on, 2 for
@@ -26,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from demopose.benchmark.ablation import STUDIES
 
     parser.add_argument("study", choices=sorted(STUDIES), help="which study")
-    parser.add_argument("--data", required=True, help="dataset root (the configs' train and test subsets)")
+    parser.add_argument("--data", required=True, help="dataset root (the configs' train, val and test subsets: "
+                                                       "data.train_subset, data.val_subset, data.test_subset)")
     parser.add_argument("--out", required=True, help="study folder")
     parser.add_argument("--steps", type=int, default=3000, help="training steps of every pose variant")
     parser.add_argument("--detector-steps", type=int, default=3000, help="training steps of the detector variant")

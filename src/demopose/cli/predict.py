@@ -23,10 +23,12 @@ and ``demopose test ... eval.masks=gt`` give the same poses for the same frame.
 Writes ``<out>/<name>.json`` (every object's class, score, R, t (m), size (m), 2D box, ``size_clamped`` when
 an extent was predicted below 5 mm and raised to it; with ground truth, the errors of the matched prediction
 and every ground-truth object no prediction found, under ``missed``) and ``<out>/<name>_overlay.png``
-(predictions solid with axes, ground truth dashed white). Frames with no object and missed objects are also
-reported on the console. Where the frames have ground truth (a NOCS folder such as REAL275's), the command ends
-with the count of objects posed within 5°/2 cm … 10°/10 cm (each ground-truth object against the nearest
-prediction of its class, :mod:`demopose.evaluation.object_hits`), also written to ``<out>/objects_within.json``.
+(the masks the network ran on, predictions solid with axes, ground truth dashed white, a legend). Frames with no
+object and missed objects are also reported on the console. Where the frames have ground truth (a NOCS folder such
+as REAL275's), the command ends with the count of objects posed within 5°/2 cm … 10°/10 cm (each ground-truth
+object against the nearest prediction of its class, :mod:`demopose.evaluation.object_hits`), also written to
+``<out>/objects_within.json``, after the per-object table of ``demopose test`` (for up to 20 frames, or with
+``--per-object``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
                         help="inference runtime (onnxruntime: a .pt is exported once to ~/.cache/demopose/onnx; "
                              "or pass an exported .onnx as --checkpoint)")
+    parser.add_argument("--per-object", action="store_true",
+                        help="frames with ground truth: print the per-object table (every ground-truth object's "
+                             "errors, as `demopose test` does) also for more than 20 frames")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -143,11 +148,12 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
+    from demopose.cli.test import PER_OBJECT_FRAMES
     from demopose.evaluation.errors import nearest_gt_errors
     from demopose.evaluation.object_hits import ObjectTally
     from demopose.io import write_json_atomic, write_png_atomic
     from demopose.pipeline import gt_instances
-    from demopose.viz.draw import draw_predictions_and_gt, overlay_masks
+    from demopose.viz.draw import pose_overlay
 
     sources = _sources(args.input, args.max_frames)
     predictor, ckpt, detector = _build_predictor(args)
@@ -197,11 +203,8 @@ def run(args: argparse.Namespace) -> int:
         if has_gt:
             doc["missed"] = missed
         write_json_atomic(out / f"{name}.json", doc)
-        img = rgb
-        if len(used.masks) and used.masks.any():
-            img = overlay_masks(img, used.masks[order] if len(used.masks) == len(order) else used.masks, alpha=0.25)
-        gt = frame.ground_truth() if has_gt else None
-        img = draw_predictions_and_gt(img, poses, gt, K, predictor.categories)
+        masks = used.masks[order] if len(used.masks) == len(order) else used.masks
+        img = pose_overlay(rgb, poses, frame.ground_truth() if has_gt else None, K, predictor.categories, masks)
         write_png_atomic(out / f"{name}_overlay.png", img[:, :, ::-1])
         if not objects:
             empty.append(name)
@@ -225,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
     if n_missed:
         print(f"{n_missed} ground-truth object(s) missed (listed under 'missed' in the JSON files)")
     if tally.rows:
+        if args.per_object or len(sources) <= PER_OBJECT_FRAMES:
+            print(tally.format_rows())
         print(tally.format())
         write_json_atomic(out / "objects_within.json", {"checkpoint": str(ckpt), "masks": args.masks,
                                                          "summary": tally.summary(), "objects": tally.rows})

@@ -7,8 +7,16 @@ Example::
 Writes ``results/results_<frame>.pkl`` (NOCS format, scoreable by ``demopose eval`` and by other
 toolkits; earlier pkls in that folder are removed first, so it holds this run's frames only), ``metrics.json``,
 ``objects.json`` (every ground-truth object's errors against the nearest prediction of its class,
-:mod:`demopose.evaluation.object_hits`) and ``ap_curves_<mode>.png`` into ``--out``, and prints the AP table
-and the count of objects within 5°/2 cm … 10°/10 cm.
+:mod:`demopose.evaluation.object_hits`) and ``ap_curves_<mode>.png`` into ``--out``, and prints the AP table,
+every ground-truth object's errors (a table: frame, category, rotation error in °, translation error in cm, within
+10°/5 cm, within 5°/5 cm, found or missed; for up to 20 frames, or with ``--per-object``) and the count of objects
+within 5°/2 cm … 10°/10 cm. ``--overlays N`` draws the first N frames as ``demopose predict`` does (predictions
+solid with axes, ground truth dashed white) into ``<out>/overlays``.
+
+On a real NOCS folder (the REAL275 layout: ``Real/test/scene_<k>``, ``gts/real_test``, ``obj_models/real_test``)::
+
+    demopose test demopose_synth_small src/demopose/assets/demopose_synth_small.pt NOCS eval.masks=detector \
+        --overlays 5 --out runs/real_test
 
 The model is rebuilt as the checkpoint was trained (its stored ``config.model``; CONFIG's model section only for
 checkpoints without one), so a packaged config runs a checkpoint trained with other model options and needs none
@@ -16,20 +24,27 @@ of the weight files its builder reads at training time (a detector, a distillati
 data, the point count and the evaluation settings. ``eval.masks=detector`` takes the objects and masks from a
 monocular detector (``--detector CKPT``; default: the model's own, else the small detector shipped in the
 package), as ``demopose predict`` does.
+
+The split is ``data.test_subset`` (``real_test`` in the synthetic presets, whose training validates on
+``real_val``; REAL275 configs: ``real_test``, which their training also validates on, the published practice).
 """
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "evaluate a checkpoint on a dataset split: results pkls, NOCS metrics table, plots"
+HELP = "evaluate a checkpoint on a dataset split: results pkls, NOCS metrics table, per-object errors, plots"
+
+PER_OBJECT_FRAMES = 20
+"""Up to this many frames the per-object table is printed without ``--per-object``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="config file or packaged config name (the one the model was trained with)")
     parser.add_argument("checkpoint", help="checkpoint file (last.pt / best.pt)")
     parser.add_argument("data", help="dataset root")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides: key.sub=value (e.g. data.val_subset=real_test)")
+    parser.add_argument("overrides", nargs="*",
+                        help="dotted overrides: key.sub=value (e.g. data.test_subset=camera_val)")
     parser.add_argument("--out", help="output folder (default: <checkpoint folder>/test_<subset>)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--max-frames", type=int, default=0, help="evaluate at most this many frames (0: all)")
@@ -37,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                            "objects and masks (default: the model's own, else the bundled one)")
     parser.add_argument("--score-threshold", type=float, default=0.3,
                         help="with eval.masks=detector: minimum detection score")
+    parser.add_argument("--per-object", action="store_true",
+                        help=f"print every ground-truth object's errors (a table) also for more than "
+                             f"{PER_OBJECT_FRAMES} frames (up to that many frames it is always printed)")
+    parser.add_argument("--overlays", type=int, default=0, metavar="N",
+                        help="write the overlay pictures of `demopose predict` (predictions solid with axes, ground "
+                             "truth dashed white) for the first N frames to <out>/overlays (default 0: none)")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -61,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = _load_model(cfg, args)
     model.to(device)
-    subset = str(cfg.data.val_subset)
+    subset = test_subset(cfg)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"test_{subset}"
     frames = build_frames(cfg, subset)
     idx = limit_frames(len(frames), args.max_frames)
@@ -77,11 +98,18 @@ def run(args: argparse.Namespace) -> int:
         if args.detector:
             raise ValueError("--detector: only used with eval.masks=detector")
         mask_source = build_mask_source(cfg)
+    if args.overlays < 0:
+        raise ValueError(f"--overlays: expected a number of frames >= 0, got {args.overlays}")
     tally = ObjectTally(table)  # every ground-truth object against the nearest prediction of its class
+    overlays = _Overlays(out / "overlays", args.overlays, table)
+
+    def on_frame(frame, pred, gt) -> None:
+        tally.add(pred, gt, frame.frame_id or "")
+        overlays.add(frame, pred, gt)
+
     metrics = run_inference(model, frames, mask_source, ev, results_dir=out / "results",
                             n_points=int(cfg.data.n_points), seed=int(cfg.eval.seed), device=device,
-                            progress=not args.no_progress, indices=idx,
-                            on_frame=lambda frame, pred, gt: tally.add(pred, gt, frame.frame_id or ""))
+                            progress=not args.no_progress, indices=idx, on_frame=on_frame)
     seconds = time.perf_counter() - t0  # frame loading, masks, sampling, network, scoring, pkl writes
     timing = {"frames": len(idx), "seconds": round(seconds, 3), "fps": round(len(idx) / max(seconds, 1e-9), 2),
               "torch_threads": torch.get_num_threads(), "device": str(device),
@@ -91,6 +119,11 @@ def run(args: argparse.Namespace) -> int:
     det2d = {k: v for k, v in metrics.items() if k.startswith("det2d/")}  # self-detecting models (mono)
     for k, v in sorted(det2d.items()):
         print(f"{k}: {v:.4f}")
+    if tally.rows and (args.per_object or len(idx) <= PER_OBJECT_FRAMES):
+        print(tally.format_rows())
+    elif tally.rows:
+        print(f"({tally.summary()['objects']} objects in {len(idx)} frames: every object's errors are in "
+              f"{out / 'objects.json'}; --per-object prints them)")
     print(tally.format())
     write_json_atomic(out / "objects.json", {"summary": tally.summary(), "objects": tally.rows})
     extra = {"detection_2d": det2d} if det2d else {}
@@ -106,7 +139,42 @@ def run(args: argparse.Namespace) -> int:
         for mode, res in ev.results.items():
             plot_ap_curves(res, out / f"ap_curves_{mode}.png")
     print(f"wrote {out / 'metrics.json'} and {len(idx)} results pkls under {out / 'results'}")
+    if overlays.written:
+        print(f"wrote {len(overlays.written)} overlay picture(s) to {overlays.folder}")
     return 0
+
+
+class _Overlays:
+    """``--overlays N``: the picture of ``demopose predict`` (:func:`~demopose.viz.draw.pose_overlay`) for the
+    first ``limit`` frames, ``<folder>/<frame id>_overlay.png``; the folder's overlays of an earlier run are
+    removed first (it holds this run's pictures only)."""
+
+    def __init__(self, folder, limit: int, categories) -> None:
+        self.folder, self.limit, self.categories = folder, int(limit), categories
+        self.written: list = []
+        if self.limit > 0 and folder.is_dir():
+            for p in sorted(folder.glob("*_overlay.png")):
+                p.unlink()
+
+    def add(self, frame, pred, gt) -> None:
+        """Draw one frame's predictions (a PoseSet) and ground truth (a PoseSet, empty without any)."""
+        if len(self.written) >= self.limit:
+            return
+        from demopose.io import write_png_atomic
+        from demopose.viz.draw import pose_overlay
+
+        name = (frame.frame_id or f"frame_{len(self.written):06d}").replace("/", "_")
+        img = pose_overlay(frame.rgb, pred, gt if frame.poses is not None else None, frame.K, self.categories)
+        path = self.folder / f"{name}_overlay.png"
+        write_png_atomic(path, img[:, :, ::-1])  # RGB -> the BGR order of OpenCV's PNG writer
+        self.written.append(path)
+
+
+def test_subset(cfg) -> str:
+    """The split ``demopose test`` scores: ``data.test_subset``, or for a config without one (a file of its own
+    with no ``_base_``, written before the key existed) its ``data.val_subset``, which it was tested on then."""
+    value = cfg.data.get("test_subset")
+    return str(value if value is not None else cfg.data.val_subset)
 
 
 def _load_model(cfg, args):

@@ -17,6 +17,12 @@ Resuming checks the settings against those the checkpoint was trained with: run 
 schedule, batch, seed ...) is refused unless ``--allow-changed-config``. Every change is logged and recorded
 in ``resumes.jsonl`` and ``config.yaml``. A damaged ``last.pt`` falls back to ``last.prev.pt`` / ``best.pt``
 (with a warning); partial files of interrupted checkpoint writes are removed.
+
+Training validates on ``data.val_subset`` (``best.pt``, the curves), a split of its own in the synthetic presets
+(``real_val``: ``demopose synth DATA --frames 50 --style real --split val --seed 3``), never the split
+``demopose test`` scores (``data.test_subset``). A missing validation split stops the command before anything is
+built, naming the split and the command that makes it; with ``train.eval_every=0`` the run goes on without
+validation (a warning).
 """
 
 from __future__ import annotations
@@ -55,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
     from demopose.engine import Trainer, TrainerConfig, default_hooks, dist, load_config, save_config
     from demopose.engine.build import (
         build_collate,
-        build_frames,
         build_mask_source,
         build_model_from_config,
         build_optim,
@@ -82,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         OmegaConf.update(cfg, "train.precision", resolve_precision(cfg.train.get("precision", "auto"), device),
                          merge=True)
         run_dir = Path(str(cfg.output.dir))
+        val_frames = validation_frames(cfg)  # before anything is built: a missing split fails at once
         resume_from = None if args.no_resume else _resume_point(run_dir, cfg, device, args.allow_changed_config)
         seed_everything(int(cfg.train.seed))  # identical init on every rank; the sampler shards the data
         model = build_model_from_config(cfg)
@@ -94,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
             init_state = load_checkpoint(str(cfg.train.init_from))
             warm_start(model, str(cfg.train.init_from), state=init_state)
         opt, sched = build_optim(cfg, model)
-        val_frames = build_frames(cfg, cfg.data.val_subset)
-        val_idx = limit_frames(len(val_frames), int(cfg.train.get("val_frames", 0)))
+        n_val = len(val_frames) if val_frames is not None else 0
+        val_idx = limit_frames(n_val, int(cfg.train.get("val_frames", 0)))
         shard = val_idx[dist.rank():: dist.world_size()]
         mask_source = build_mask_source(cfg)
         table = get_table(cfg.data.categories)
@@ -106,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
                                  seed=int(cfg.eval.seed), device=device, progress=False, indices=shard,
                                  gather=dist.gather_evaluator)
 
-        hooks = default_hooks(int(cfg.train.checkpoint_every), int(cfg.train.log_every), evaluate,
+        hooks = default_hooks(int(cfg.train.checkpoint_every), int(cfg.train.log_every),
+                              evaluate if val_frames is not None else None,
                               int(cfg.train.eval_every), best_key=args.best_key, progress=not args.no_progress)
         tcfg = TrainerConfig(max_steps=int(cfg.train.max_steps), batch_size=int(cfg.train.batch_size),
                              num_workers=int(cfg.train.num_workers), grad_clip=cfg.train.grad_clip,
@@ -134,6 +141,37 @@ def run(args: argparse.Namespace) -> int:
     finally:
         dist.cleanup()
     return 0
+
+
+def validation_frames(cfg):
+    """The frames of ``data.val_subset``, the split training validates on (best.pt, curves), never the test split
+    of the synthetic presets (``data.test_subset``); None when that split does not exist and ``train.eval_every``
+    is 0 (training then runs without validation, with a warning).
+
+    Raises:
+        FileNotFoundError: the split does not exist and ``train.eval_every`` > 0; the message names the split and
+            how to make it (for generated data, the ``demopose synth ... --split val`` command).
+    """
+    from demopose.engine.build import build_frames, require_data_root
+
+    root = require_data_root(cfg)  # a missing data.root is named as such, not as a missing split
+    subset = str(cfg.data.val_subset)
+    try:
+        return build_frames(cfg, subset)
+    except FileNotFoundError as e:
+        style, _, split = subset.partition("_")
+        make = ""
+        if str(cfg.data.get("format", "nocs")) == "nocs" and style in ("real", "camera") and split:
+            make = (f"; for generated data make it with `demopose synth {root} --frames 50 --style {style} "
+                    f"--split {split} --seed 3` (a seed no other split uses)")
+        if int(cfg.train.eval_every) > 0:
+            raise FileNotFoundError(
+                f"data.val_subset={subset!r}: the validation split is missing ({e}){make}; or set data.val_subset "
+                f"to a split of {root} that is not the test split, or train.eval_every=0 to train without "
+                f"validation") from None
+        log.warning("data.val_subset=%r: the validation split is missing (%s); training without validation "
+                    "(train.eval_every=0)%s", subset, e, make)
+        return None
 
 
 def _resume_point(run_dir, cfg, device, allow_changed: bool):

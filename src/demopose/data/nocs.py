@@ -454,6 +454,19 @@ def read_split_list(path: Path, top_dir: Path) -> list[Path]:
     return out
 
 
+def _split_hint(root: Path) -> str:
+    """What a missing split's error adds: the subsets ``root`` has, or the dataset root when ``root`` is a folder
+    inside the layout (``Real``, ``Real/test``, a scene)."""
+    have = [f"{top.lower()}_{d.name}" for top in ("Real", "CAMERA") if (root / top).is_dir()
+            for d in sorted((root / top).iterdir()) if d.is_dir()]
+    if have:
+        return f"; subsets under this root: {', '.join(have)}"
+    for up in (root, *root.parents):
+        if up.name in ("Real", "CAMERA"):
+            return f"; the dataset root is the folder holding {up.name}/: {up.parent}"
+    return "; the dataset root is the folder holding Real/ (REAL275) and/or CAMERA/ (CAMERA25)"
+
+
 class NOCSDataset:
     """A NOCS subset as a sequence of :class:`Frame`.
 
@@ -487,7 +500,8 @@ class NOCSDataset:
         top_dir = self.root / top
         split_dir = top_dir / split
         if not split_dir.is_dir():
-            raise FileNotFoundError(f"{split_dir}: folder not found (subset {subset!r} of root {self.root})")
+            raise FileNotFoundError(f"{split_dir}: folder not found (subset {subset!r} of root {self.root})"
+                                    + _split_hint(self.root))
         list_file = top_dir / f"{split}_list.txt"
         if use_list_file and list_file.is_file():
             self.frames = read_split_list(list_file, top_dir)

@@ -26,6 +26,9 @@ builder arguments changed, ``register_model(args_upgrades=...)``), so everything
   (``model.args.input_size``); :func:`_drop_data_input_size`.
 - Version 4: DeMo-Pose's ``rgb_norm`` (default ``layernorm``; a version-3 network fused the raw PAN features,
   ``none``), :func:`demopose.models.demopose.upgrade_args_v3`.
+- Version 5: ``data.test_subset``, the split ``demopose test`` scores, apart from ``data.val_subset`` (the split
+  training validates on); a version-4 config tested on its ``val_subset``, which it keeps as ``test_subset``,
+  :func:`_add_test_subset`.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ __all__ = ["CONFIG_VERSION", "LOGISTICS_KEYS", "ResumePoint", "capture_rng_state
 
 log = logging.getLogger(__name__)
 
-CONFIG_VERSION = 4
+CONFIG_VERSION = 5
 """Version of the config schema this code writes into checkpoints (``state["config_version"]``; module
 docstring for the history)."""
 
@@ -97,7 +100,15 @@ def _drop_data_input_size(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-_RUN_UPGRADES: dict[int, Any] = {2: _drop_data_input_size}
+def _add_test_subset(config: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 -> 5: ``data.test_subset`` is new; a version-4 run was tested on its ``data.val_subset``."""
+    data = config.get("data")
+    if isinstance(data, dict) and "test_subset" not in data and "val_subset" in data:
+        data["test_subset"] = data["val_subset"]
+    return config
+
+
+_RUN_UPGRADES: dict[int, Any] = {2: _drop_data_input_size, 4: _add_test_subset}
 """``{v: fn}``: ``fn`` turns a whole run config of version ``v`` into version ``v + 1`` (in place, returned)."""
 
 
@@ -268,10 +279,11 @@ def find_resume_checkpoint(run_dir: str | Path, map_location: str | torch.device
 
 LOGISTICS_KEYS = ("train.max_steps", "train.eval_every", "train.checkpoint_every", "train.log_every",
                   "train.num_workers", "train.precision", "train.val_frames", "train.device", "data.root",
-                  "output.dir", "eval.")
+                  "data.test_subset", "output.dir", "eval.")
 """Config keys (``eval.``: every key under it) that may change when a run is resumed: run length, cadence of
-evaluation / checkpoints / logs, loader workers, precision, device, where the data and the run are. Every other
-key (model, data subsets, augmentation, optimiser, schedule, batch, seed ...) changes what the run means."""
+evaluation / checkpoints / logs, loader workers, precision, device, where the data and the run are, the split
+``demopose test`` scores. Every other key (model, training and validation subsets, augmentation, optimiser,
+schedule, batch, seed ...) changes what the run means."""
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

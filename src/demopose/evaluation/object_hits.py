@@ -22,11 +22,15 @@ from demopose.categories import CategoryTable
 from demopose.evaluation.errors import rotation_error_deg, translation_error_cm
 from demopose.geometry import PoseSet
 
-__all__ = ["OBJECT_THRESHOLDS", "ObjectTally", "object_errors"]
+__all__ = ["OBJECT_THRESHOLDS", "TABLE_THRESHOLDS", "ObjectTally", "object_errors"]
 
 OBJECT_THRESHOLDS = {"5deg2cm": (5.0, 2.0), "5deg5cm": (5.0, 5.0), "10deg2cm": (10.0, 2.0),
                      "10deg5cm": (10.0, 5.0), "10deg10cm": (10.0, 10.0)}
 """Name -> (degrees, centimetres) of the thresholds :class:`ObjectTally` counts."""
+
+TABLE_THRESHOLDS = ("10deg5cm", "5deg5cm")
+"""The thresholds of the per-object table's yes/no columns (:meth:`ObjectTally.format_rows`), those the issue
+targets and ``../shared/MEASURE.md`` quote."""
 
 
 def object_errors(pred: PoseSet, gt: PoseSet, categories: CategoryTable) -> list[dict]:
@@ -78,9 +82,13 @@ class ObjectTally:
         self.rows.extend(rows)
         return rows
 
+    def within(self, row: dict, name: str) -> bool:
+        """Whether one row (of :meth:`add`) lies within threshold ``name`` (a missed object never does)."""
+        deg, cm = self.thresholds[name]
+        return bool(row["found"] and row["rotation_deg"] <= deg and row["translation_cm"] <= cm)
+
     def _hits(self, rows: list[dict]) -> dict[str, int]:
-        return {name: sum(1 for r in rows if r["found"] and r["rotation_deg"] <= deg and r["translation_cm"] <= cm)
-                for name, (deg, cm) in self.thresholds.items()}
+        return {name: sum(1 for r in rows if self.within(r, name)) for name in self.thresholds}
 
     def summary(self) -> dict:
         """``{"objects", "found", "within": {name: count}, "fraction": {name: share in [0, 1] or None without objects},
@@ -104,4 +112,33 @@ class ObjectTally:
             k = s["within"][name]
             lines.append(f"  {deg:g}°/{cm:g} cm: {k}/{n} ({100 * k / max(n, 1):.1f} %)")
         lines.append(f"  found (a prediction of the class): {s['found']}/{n}")
+        return "\n".join(lines)
+
+    def format_rows(self, columns: tuple[str, ...] = TABLE_THRESHOLDS) -> str:
+        """Every ground-truth object as one line: frame, category, rotation error (°), translation error (cm), a
+        yes/no column per threshold of ``columns`` and whether a prediction of its class was found.
+
+        A ``*`` after the rotation error marks an object scored on its y axis only (bottle, bowl, can, a mug
+        whose handle is not visible); a missed object shows ``-`` for both errors.
+        """
+        heads = []
+        for name in columns:
+            deg, cm = self.thresholds[name]
+            heads.append(f"≤{deg:g}°/{cm:g}cm")
+        frame_w = max([5] + [len(str(r["frame"])) for r in self.rows])
+        cat_w = max([8] + [len(r["category"]) for r in self.rows])
+        col_w = [max(len(h), 3) for h in heads]
+        head = (f"{'frame':<{frame_w}}  {'category':<{cat_w}}  {'rot °':>7}  {'trans cm':>8}  "
+                + "  ".join(f"{h:>{w}}" for h, w in zip(heads, col_w)) + "  object")
+        lines = ["per-object errors (each ground-truth object against the nearest prediction of its class; "
+                 "* = scored on the y axis only):", head]
+        for r in self.rows:
+            if r["found"]:
+                rot = f"{r['rotation_deg']:6.1f}" + ("*" if r.get("y_symmetric") else " ")
+                trans = f"{r['translation_cm']:8.1f}"
+            else:
+                rot, trans = f"{'-':>6} ", f"{'-':>8}"
+            marks = "  ".join(f"{'yes' if self.within(r, c) else 'no':>{w}}" for c, w in zip(columns, col_w))
+            lines.append(f"{r['frame']:<{frame_w}}  {r['category']:<{cat_w}}  {rot}  {trans}  {marks}  "
+                         f"{'found' if r['found'] else 'missed'}")
         return "\n".join(lines)

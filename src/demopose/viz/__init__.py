@@ -12,6 +12,7 @@ from demopose.viz.draw import (
     draw_pose_set,
     draw_predictions_and_gt,
     overlay_masks,
+    pose_overlay,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "draw_pose_set",
     "draw_predictions_and_gt",
     "overlay_masks",
+    "pose_overlay",
 ]

@@ -35,6 +35,7 @@ __all__ = [
     "draw_pose_set",
     "draw_predictions_and_gt",
     "overlay_masks",
+    "pose_overlay",
 ]
 
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -200,15 +201,42 @@ def draw_pose_set(image: np.ndarray, poses: PoseSet, K: np.ndarray, categories: 
 
 def draw_predictions_and_gt(image: np.ndarray, predictions: PoseSet, ground_truth: PoseSet | None,
                             K: np.ndarray, categories: CategoryTable | None = None,
-                            min_score: float = 0.0) -> np.ndarray:
+                            min_score: float = 0.0, legend: bool = False) -> np.ndarray:
     """Ground truth as dashed white boxes (no axes), predictions as solid per-class boxes with axes
-    and ``name score`` labels; predictions below ``min_score`` are skipped."""
+    and ``name score`` labels; predictions below ``min_score`` are skipped.
+
+    Args:
+        legend: write which is which in the bottom-left corner (when there is ground truth).
+    """
     img = _check_image(image)
-    if ground_truth is not None and len(ground_truth):
+    has_gt = ground_truth is not None and len(ground_truth) > 0
+    if has_gt:
         img = draw_pose_set(img, ground_truth, K, categories, dashed=True, axes=False, labels=False,
                             color=GT_COLOR, thickness=1)
     keep = predictions.scores >= min_score
-    return draw_pose_set(img, predictions.select(keep), K, categories)
+    img = draw_pose_set(img, predictions.select(keep), K, categories)
+    if legend and has_gt:
+        img = draw_label(img, "solid: predicted   dashed white: ground truth", (4, img.shape[0]), (40, 40, 40))
+    return img
+
+
+def pose_overlay(image: np.ndarray, predictions: PoseSet, ground_truth: PoseSet | None, K: np.ndarray,
+                 categories: CategoryTable | None = None, masks: np.ndarray | None = None) -> np.ndarray:
+    """The overlay picture of ``demopose predict`` and ``demopose test --overlays``: the instance masks the
+    network ran on (``(N, H, W)`` bool, tinted; optional), the ground truth dashed white and the predictions
+    solid with axes and ``name score`` labels (:func:`draw_predictions_and_gt`), with a legend when there is
+    ground truth.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB. K: ``(3, 3)`` intrinsics. ground_truth: None for frames without it.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB.
+    """
+    img = _check_image(image)
+    if masks is not None and len(masks) and np.asarray(masks).any():
+        img = overlay_masks(img, masks, alpha=0.25)
+    return draw_predictions_and_gt(img, predictions, ground_truth, K, categories, legend=True)
 
 
 def draw_frame(frame, masks: bool = True, axes: bool = True, labels: bool = True,
