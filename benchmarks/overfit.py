@@ -37,7 +37,9 @@ FAMILIES = {
     "demopose_small_hadamard": ("demopose_synth_small", ["model.args.fusion=hadamard"]),
     "demopose_small_mlp": ("demopose_synth_small", ["model.args.fusion=mlp"]),
     "demopose_small_attention": ("demopose_synth_small", ["model.args.fusion=attention"]),
-    "cleanpose_small": ("cleanpose_synth_small", []),
+    # AG-Pose / CleanPose augment inside the network in training mode (a random SE(3) and scale per instance,
+    # models/cleanpose.py online_aug): off, like the data augmentation, so that the 32 instances stay fixed
+    "cleanpose_small": ("cleanpose_synth_small", ["model.args.online_aug=false"]),
     "mono_small": ("mono_synth_small", []),
 }
 

@@ -6,7 +6,7 @@ import torch
 
 from demopose.data.instances import InstanceDataset, collate_instances
 from demopose.data.nocs import NOCSDataset
-from demopose.engine.checkpoint import load_model, save_checkpoint
+from demopose.engine.checkpoint import CONFIG_VERSION, load_model, save_checkpoint
 from demopose.layers.feature_sampling import sample_feature_map
 from demopose.models import build_model
 from demopose.models.mono import frame_to_input_pixels
@@ -130,7 +130,7 @@ def test_load_model_round_trip(tmp_path):
     path = tmp_path / "m.pt"
     cfg = {"model": {"name": "demopose_small", "args": {"mono_args": {"input_size": [64, 64]}, "mesh_points": 32,
                                                         "mono_checkpoint": "/nonexistent/mono.pt"}}}
-    save_checkpoint(path, {"model": m.state_dict(), "config": cfg, "step": 1})
+    save_checkpoint(path, {"model": m.state_dict(), "config": cfg, "step": 1, "config_version": CONFIG_VERSION})
     m2 = load_model(path)  # mono_checkpoint is dropped: the weights are in the checkpoint
     m.eval()
     b = _batch(m)

@@ -11,7 +11,7 @@ import torch
 from demopose.cli import main
 from demopose.data.nocs import NOCSDataset, load_frame
 from demopose.data.user_frames import read_camera_json
-from demopose.engine.checkpoint import save_checkpoint
+from demopose.engine.checkpoint import CONFIG_VERSION, save_checkpoint
 from demopose.models import build_model
 from demopose.pipeline.masks import masks_from_boxes, support_plane
 from demopose.predictor import Predictor, validate_inputs
@@ -28,7 +28,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     m = build_model("demopose_small", **args)
     p = tmp_path_factory.mktemp("ckpt") / "demopose_tiny.pt"
     save_checkpoint(p, {"model": m.state_dict(), "config": {"model": {"name": "demopose_small", "args": args}},
-                        "step": 0})
+                        "step": 0, "config_version": CONFIG_VERSION})
     return p
 
 

@@ -130,7 +130,14 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: str = "co
         key = key.strip().lstrip("-")
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
-        if not (isinstance(node, DictConfig) and leaf in node.keys()):  # noqa: SIM118 (keys() also lists MISSING values)
+        known = isinstance(node, DictConfig) and leaf in node.keys()  # noqa: SIM118 (keys() also lists MISSING values)
+        if (not known and key.startswith("model.args.") and isinstance(node, DictConfig | None)
+                and _renamed_model_arg(cfg, key) is None):
+            # the model's builder checks its arguments (names, types, nesting) when the model is built, so a model
+            # argument the config file leaves at the builder's default can be set here
+            OmegaConf.update(cfg, key, _parse_value(text), merge=True)
+            continue
+        if not known:
             known = sorted(node.keys()) if isinstance(node, DictConfig) else []
             renamed = _renamed_model_arg(cfg, key)
             removed = REMOVED_KEYS.get(key)
