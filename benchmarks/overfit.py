@@ -46,7 +46,7 @@ FAMILIES = {
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--data", help="the demopose synth dataset (its Real/train split); not needed with --table")
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--instances", type=int, default=32)
     ap.add_argument("--images", type=int, default=16)
@@ -56,7 +56,13 @@ def main() -> int:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--table", action="store_true", help="print the results file's families as a Markdown table")
     args = ap.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(args.out.read_text())))
+        return 0
+    if not args.data:
+        ap.error("--data is required (unless --table)")
 
     sys.path.insert(0, str(REPO / "src"))
     import torch
@@ -91,6 +97,23 @@ def main() -> int:
                    machine=machine_description(), threads=args.threads, data=str(args.data))
         write_json_atomic(args.out, doc)  # after every family: an interrupted run keeps what it measured
     return 0
+
+
+def markdown_table(doc: dict) -> str:
+    """The families of a results file as the Markdown table of docs/checkpoints.md."""
+    rows = ["| family | rgb_norm | within 5° / 1 cm (mean of draws) | one draw | rotation median / max (°) | "
+            "translation median / max (cm) | loss first → last | steps | s |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in doc["families"].items():
+        if r.get("ap50") is not None:
+            rows.append(f"| {name} | – | AP50 {r['ap50']:.2f}: {'pass' if r['passed'] else 'fail'} | – | – | – | "
+                        f"{r['loss_first']:.2f} → {r['loss_last']:.2f} | {r['steps']} | {r['seconds']:.0f} |")
+            continue
+        rows.append(f"| {name} | {r.get('rgb_norm', '–')} | {100 * r['within_5deg_1cm']:.0f} %: "
+                    f"{'pass' if r['passed'] else 'fail'} | {100 * r['within_5deg_1cm_single_draw']:.0f} % | "
+                    f"{r['rotation_deg_median']:.2f} / {r['rotation_deg_max']:.2f} | "
+                    f"{r['translation_cm_median']:.2f} / {r['translation_cm_max']:.2f} | "
+                    f"{r['loss_first']:.1f} → {r['loss_last']:.2f} | {r['steps']} | {r['seconds']:.0f} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
