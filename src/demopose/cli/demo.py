@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demopose_demo", help="output folder (default: ./demopose_demo)")
     parser.add_argument("--seed", type=int, default=11, help="scene seed (the bundled model saw seed 1 only)")
     parser.add_argument("--checkpoint", help="model checkpoint (default: the bundled DeMo-Pose)")
+    parser.add_argument("--preset", choices=("v1", "v2"), default="v1",
+                        help="generator version of the scene (default v1: the frames the bundled model was trained on; "
+                             "v2: demopose synth's default, docs/synthetic_data.md)")
     parser.add_argument("--masks", choices=("detector", "gt"), default="detector",
                         help="instance masks: the model's detector + depth (default) or the ground truth")
     parser.add_argument("--score-threshold", type=float, default=0.3, help="minimum detection score")
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     scene_root = out / "scene"
     generate(SynthConfig(out=str(scene_root), frames=1, seed=args.seed, style="real", split="test",
-                         models_per_category=4), progress=False)
+                         models_per_category=4, preset=args.preset), progress=False)
     frame = NOCSDataset(scene_root, "real_test", load_nocs=False)[0]
     t_scene = time.perf_counter() - t0
     ckpt = args.checkpoint or BUNDLED_CHECKPOINT
