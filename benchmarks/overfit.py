@@ -91,7 +91,12 @@ def main() -> int:
                   f"{d['translation_cm_median']:.2f} / {d['translation_cm_max']:.2f} cm, loss {r.loss_first:.2f} -> "
                   f"{r.loss_last:.2f}, {'PASS' if r.passed else 'FAIL'} ({time.perf_counter() - t0:.0f} s)",
                   flush=True)
-        doc["families"][name] = {"config": config, **r.to_dict(), "points": args.points, "lr": args.lr,
+        extra = {}
+        if config.startswith("demopose"):  # which RGB normalisation the fused row ran with (docs table column)
+            from demopose.engine import load_config
+
+            extra["rgb_norm"] = str(load_config(config, overrides).model.args.get("rgb_norm", "layernorm"))
+        doc["families"][name] = {"config": config, **r.to_dict(), **extra, "points": args.points, "lr": args.lr,
                                  "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": list(os.getloadavg())}
         doc.update(command="python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
                    machine=machine_description(), threads=args.threads, data=str(args.data))

@@ -69,3 +69,14 @@ def test_version_2_configs_lose_data_input_size():
     assert up["data"] == {"n_points": 1028} and up["model"] == cfg["model"]
     assert cfg["data"]["input_size"] == [320, 320]  # a copy
     assert upgrade_config(cfg, 1)["data"] == {"n_points": 1028}
+
+
+def test_a_model_argument_the_file_leaves_out_can_be_overridden_and_the_builder_checks_it():
+    cfg = load_config("cleanpose_synth_small", ["model.args.online_aug=false", "model.args.causal.heads=2"])
+    assert cfg.model.args.online_aug is False and cfg.model.args.causal.heads == 2
+    assert cfg.model.args.causal.dict_size == 16  # the file's other options stay
+    typo = load_config("gpv_synth_small", ["model.args.head_dropoutt=0.1"])
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['head_dropoutt'\]"):
+        build_model_from_config(typo)
+    with pytest.raises(ValueError, match="unknown config key 'data.n_pointz'"):  # outside model.args: refused at once
+        load_config("gpv_synth_small", ["data.n_pointz=3"])
