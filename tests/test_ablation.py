@@ -108,3 +108,18 @@ def test_real_study_runs_and_resumes_seed_by_seed(tiny_synth, tmp_path):
     assert "mlp_layout: batchnorm" in config and "seed: 1" in config and "init_from: null" in config
     assert (out / "agpose_bn" / "seed0" / "test" / "metrics.json").stat().st_mtime_ns == first  # not rerun
     assert "± " in (out / "results.md").read_text()
+
+
+def test_warm_started_study_is_recorded_and_never_mixed_with_scratch_rows(tmp_path):
+    """--init-from: the pose rows' commands start from the given weights (the detector row is untouched), the
+    results and the tables say so, and the folder refuses to take rows started otherwise."""
+    out = tmp_path / "study"
+    _fake_metrics(out / "gpv" / "seed0" / "test" / "metrics.json", 0.5)  # finished: nothing is run
+    doc = run_study("demopose", tmp_path, out, 2, 2, only=["gpv"], seeds=1, init_from="w.pt",
+                    detector_checkpoint="det.pt")
+    assert doc["init_from"] == "w.pt"
+    train_cmd = doc["rows"]["gpv"]["seeds"][0]["train_command"]
+    assert "train.init_from=w.pt" in train_cmd and "train.init_from=null" not in train_cmd
+    assert "warm-started from `w.pt`" in (out / "results.md").read_text()
+    with pytest.raises(ValueError, match="init_from"):
+        run_study("demopose", tmp_path, out, 2, 2, only=["gpv"], seeds=1, detector_checkpoint="det.pt")

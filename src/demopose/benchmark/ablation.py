@@ -195,7 +195,7 @@ def _seed_dir(out: Path, variant: str, k: int) -> Path:
 def run_study(study: str, data: str | os.PathLike, out: str | os.PathLike, steps: int, detector_steps: int,
               only: Sequence[str] | None = None, detector_checkpoint: str | None = None,
               extra: Sequence[str] = (), test_frames: int = 0, threads: int | None = None,
-              seeds: int | None = None) -> dict:
+              seeds: int | None = None, init_from: str | None = None) -> dict:
     """Train and test every variant of ``study`` with each of its seeds (skipping finished seeds), then write
     the tables.
 
@@ -213,6 +213,10 @@ def run_study(study: str, data: str | os.PathLike, out: str | os.PathLike, steps
         threads: ``OMP_NUM_THREADS`` for the subprocesses (None: inherited).
         seeds: seeds of every variant (None: :func:`seed_count`'s defaults, 3 for the claims' rows, 2 others).
             Seed ``k`` trains with ``train.seed=k``, so rows with the same ``k`` share their data order.
+        init_from: a warm-started study: every pose variant starts from these weights (``train.init_from``; new
+            layers as :mod:`demopose.engine.warm_start` leaves them) instead of from scratch. The papers' tables
+            are from scratch; this answers another question (what each change does to a trained network) and is
+            recorded in ``results.json`` (``init_from``) and the tables' header.
 
     Returns:
         the results document written to ``<out>/results.json``.
@@ -230,6 +234,11 @@ def run_study(study: str, data: str | os.PathLike, out: str | os.PathLike, steps
         if key in ("train.init_from", "train.seed"):
             raise ValueError(f"override {o!r}: the study sets {key} itself (every row from scratch, "
                              f"train.seed=k for seed k); warm-started or single-seed runs are `demopose train` runs")
+    previous = _read_metrics(out / "results.json")
+    if previous is not None and previous.get("init_from") != (str(init_from) if init_from else None):
+        raise ValueError(f"{out / 'results.json'}: this study folder was run with init_from="
+                         f"{previous.get('init_from')!r}, not {init_from!r}: rows started from different weights "
+                         f"would share one table; use another --out")
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(int(threads))
@@ -242,7 +251,8 @@ def run_study(study: str, data: str | os.PathLike, out: str | os.PathLike, steps
         commands[v.name] = []
         for k in range(1 if given else seed_count(v, seeds)):  # a given detector is one checkpoint: one row
             run_dir = _seed_dir(out, v.name, k)
-            ov = [*extra, f"train.max_steps={n_steps}", f"train.seed={k}", "train.init_from=null",
+            start = init_from if (init_from and v.budget == "pose") else "null"
+            ov = [*extra, f"train.max_steps={n_steps}", f"train.seed={k}", f"train.init_from={start}",
                   *(o.replace("{half_steps}", str(n_steps // 2)) for o in v.overrides)]
             if v.needs_detector:
                 ov.append(f"model.args.mono_checkpoint={detector}")
@@ -278,6 +288,7 @@ def run_study(study: str, data: str | os.PathLike, out: str | os.PathLike, steps
                                                               "seconds": time.time() - t0,
                                                               "train_command": train_cmd, "test_command": test_cmd})
     doc = collect_rows(st, out, steps, detector_steps, detector_checkpoint, commands, threads)
+    doc["init_from"] = str(init_from) if init_from else None
     write_json_atomic(out / "results.json", doc)
     write_text_atomic(out / "results.md", format_markdown(st, doc))
     return doc
@@ -376,12 +387,17 @@ def _machine() -> str:
     return f"{m['cpu'] or 'unknown CPU'}, {m['cores']} logical cores" + (f", {m['gpu']}" if m.get("gpu") else "")
 
 
+def _start_text(doc: dict) -> str:
+    start = doc.get("init_from")
+    return f"every pose row warm-started from `{start}`" if start else "every row trained from scratch"
+
+
 def format_markdown(st: Study, doc: dict) -> str:
     """The study's tables in markdown: ``mean ± std`` over the seeds (legacy NOCS IoU as published, then the
     exact-IoU variant); ``≈`` marks a difference to the table's reference row smaller than the seed spread
     (:func:`within_spread`)."""
     lines = [f"Machine: {doc['machine']}; AP in %, mean over categories, then mean ± standard deviation over the "
-             f"seeds (n: seeds; every row trained from scratch, train.seed = 0 .. n-1); FPS = test frames / "
+             f"seeds (n: seeds; {_start_text(doc)}, train.seed = 0 .. n-1); FPS = test frames / "
              f"inference wall time (ground-truth masks for the point models; the detector finds its own objects). "
              f"≈: the difference to the table's reference row (first, in bold) is smaller than the seed spread, "
              f"|Δ| < √(s_row² + s_ref²)."]

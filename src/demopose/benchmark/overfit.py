@@ -8,8 +8,9 @@ wrong target, a broken gradient, a head that cannot express the answer), not a b
   split, sampled once with fixed seeds and no augmentation (no mask noise, no 3D augmentation), one batch of all
   of them every step, the family's own loss, Adam with its learning rate decayed by a cosine to 1 % over the
   run, and every dropout layer off (the check asks whether the network can fit, not how it generalises);
-  then in eval mode (running BatchNorm statistics), the prediction averaged over ``draws`` random draws of the
-  model's own randomness (GPV-Pose's random pooling subsets move a fitted translation by about half a
+  then in eval mode (running BatchNorm statistics, recomputed in fp32 on the instances after a bf16 fit, as
+  ``demopose train`` does: :mod:`demopose.engine.precise_bn`), the prediction averaged over ``draws`` random
+  draws of the model's own randomness (GPV-Pose's random pooling subsets move a fitted translation by about half a
   centimetre per draw, so one draw cannot show a sub-centimetre fit: ``benchmarks/overfit_diagnostics.py``;
   the single-draw share is reported beside it), on the same
   samples: each instance's rotation error (the y-axis angle for y-symmetric ones, as the NOCS protocol) and
@@ -52,6 +53,7 @@ class OverfitResult:
     draws: int | None = None
     ap50: float | None = None
     loss_curve: list[tuple[int, float]] | None = None
+    precise_bn: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -133,6 +135,8 @@ def overfit_pose(config: str, overrides: list[str] | None = None, data: str = ""
     predictions averaged over that many draws of the model's randomness (1: a single draw)."""
     from demopose.engine import load_config
     from demopose.engine.build import build_model_from_config
+    from demopose.engine.precise_bn import update_bn_stats, wants_precise_bn
+    from demopose.engine.precision import resolve_precision
     from demopose.engine.trainer import seed_everything
 
     overrides = list(overrides or [])
@@ -146,6 +150,11 @@ def overfit_pose(config: str, overrides: list[str] | None = None, data: str = ""
     batch = _fixed_instances(cfg, model, instances)
     params = [p for p in model.parameters() if p.requires_grad]
     curve, seconds = _fit(model, batch, torch.optim.Adam(params, lr=lr), steps, precision, 5.0, log_every)
+    # as `demopose train` does (train.precise_bn=auto): BatchNorm statistics collected under bf16 do not fit fp32
+    # inference, so they are recomputed in fp32 on the fitted instances (4 passes: the random pooling differs)
+    precise_bn = wants_precise_bn("auto", resolve_precision(precision), model)
+    if precise_bn:
+        update_bn_stats(model, [batch] * 4)
     pred, single = _averaged_prediction(model, batch, draws)
     rot, trans = _errors(pred, batch)
     within = float(np.mean((rot < 5.0) & (trans < 1.0)))
@@ -155,7 +164,7 @@ def overfit_pose(config: str, overrides: list[str] | None = None, data: str = ""
                          passed=within >= pass_fraction, rotation_deg=rot.round(3).tolist(),
                          translation_cm=trans.round(4).tolist(), within_5deg_1cm=within,
                          within_5deg_1cm_single_draw=float(np.mean((r1 < 5.0) & (t1 < 1.0))), draws=draws,
-                         loss_curve=curve)
+                         loss_curve=curve, precise_bn=precise_bn)
 
 
 @dataclass

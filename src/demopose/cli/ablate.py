@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS of the runs (default: inherited)")
     parser.add_argument("--seeds", type=int, help="seeds of every variant (default: 3 for the rows the papers' "
                                                   "claims rest on, 2 for the others)")
+    parser.add_argument("--init-from", metavar="CHECKPOINT",
+                        help="warm-started study: every pose variant starts from these weights (train.init_from) "
+                             "instead of from scratch; recorded in results.json and the tables")
     parser.add_argument("overrides", nargs="*", help="dotted overrides for every variant (train.batch_size=16 ...)")
 
 
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     doc = run_study(args.study, args.data, args.out, args.steps, args.detector_steps, only=only,
                     detector_checkpoint=args.detector_checkpoint, extra=args.overrides,
-                    test_frames=args.test_frames, threads=args.threads, seeds=args.seeds)
+                    test_frames=args.test_frames, threads=args.threads, seeds=args.seeds,
+                    init_from=args.init_from)
     print(format_markdown(STUDIES[args.study], doc))
     print(f"wrote {args.out}/results.md and {args.out}/results.json")
     return 0

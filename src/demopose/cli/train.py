@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         build_train_set,
         limit_frames,
     )
+    from demopose.engine.precise_bn import PreciseBNHook, wants_precise_bn
     from demopose.engine.trainer import seed_everything
     from demopose.evaluation import NOCSEvaluator
     from demopose.pipeline import run_inference
@@ -115,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
         hooks = default_hooks(int(cfg.train.checkpoint_every), int(cfg.train.log_every),
                               evaluate if val_frames is not None else None,
                               int(cfg.train.eval_every), best_key=args.best_key, progress=not args.no_progress)
+        if wants_precise_bn(cfg.train.get("precise_bn", "auto"), str(cfg.train.precision), model):
+            # first: the evaluation and the final checkpoint see statistics that fit fp32 inference
+            hooks.insert(0, PreciseBNHook(train_set, build_collate(train_set),
+                                          batches=int(cfg.train.get("precise_bn_batches", 32)),
+                                          every=int(cfg.train.eval_every) if val_frames is not None else 0))
         tcfg = TrainerConfig(max_steps=int(cfg.train.max_steps), batch_size=int(cfg.train.batch_size),
                              num_workers=int(cfg.train.num_workers), grad_clip=cfg.train.grad_clip,
                              seed=int(cfg.train.seed), sync_bn=bool(cfg.train.get("sync_bn", False)),

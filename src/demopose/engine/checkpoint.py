@@ -278,10 +278,11 @@ def find_resume_checkpoint(run_dir: str | Path, map_location: str | torch.device
 
 
 LOGISTICS_KEYS = ("train.max_steps", "train.eval_every", "train.checkpoint_every", "train.log_every",
-                  "train.num_workers", "train.precision", "train.val_frames", "train.device", "data.root",
-                  "data.test_subset", "output.dir", "eval.")
+                  "train.num_workers", "train.precision", "train.precise_bn", "train.precise_bn_batches",
+                  "train.val_frames", "train.device", "data.root", "data.test_subset", "output.dir", "eval.")
 """Config keys (``eval.``: every key under it) that may change when a run is resumed: run length, cadence of
-evaluation / checkpoints / logs, loader workers, precision, device, where the data and the run are, the split
+evaluation / checkpoints / logs, loader workers, precision and the BatchNorm statistics recomputed for evaluation,
+device, where the data and the run are, the split
 ``demopose test`` scores. Every other key (model, training and validation subsets, augmentation, optimiser,
 schedule, batch, seed ...) changes what the run means."""
 

@@ -33,7 +33,7 @@ PACKAGED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 OPTIONAL_KEYS = frozenset({
     "data.format", "data.depth", "data.sample", "data.augment", "data.cache_instances", "data.mesh_cache",
     "data.rgb_size", "train.grad_clip", "train.sync_bn", "train.precision", "train.val_frames", "train.init_from",
-    "train.start_step", "eval.masks", "data.test_subset",
+    "train.start_step", "train.precise_bn", "train.precise_bn_batches", "eval.masks", "data.test_subset",
 })
 """Keys the engine reads with a default when a config leaves them out (:mod:`demopose.engine.build`, the train and
 test commands): a child config file may add them although its parents do not set them."""
