@@ -143,7 +143,8 @@ def make_object(category: str, rng: np.random.Generator, shapes=None) -> SynthOb
     n_handle = int(info.pop("handle_faces", 0))
     if category == "mug":
         obj.handle_faces = np.arange(len(mesh.faces)) >= len(mesh.faces) - n_handle
-    obj.params = {"scale": scale, "factor": factor, **info}
+    obj.params = {"scale": scale, "factor": factor,
+                  **{k: float(v) if isinstance(v, np.floating) else v for k, v in info.items()}}
     return obj
 
 
