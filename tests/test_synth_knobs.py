@@ -1,4 +1,5 @@
-"""Generator version 2 knobs: each does what it says, is recorded, is deterministic; v1 reproduces version 1."""
+"""Generator version 2 knobs: each does what it says, is recorded, is deterministic; v1 and v2 reproduce their
+versions' frames; each split records its frames' version."""
 
 from __future__ import annotations
 
@@ -16,13 +17,19 @@ from demopose.synth.materials import TEXTURE_KINDS, Material, apply_material, sa
 from demopose.synth.noise import ColorNoiseConfig, DepthNoiseConfig, add_color_noise, add_depth_noise, projector_shadow
 from demopose.synth.render import EmbreeRenderer
 from demopose.synth.scene import SceneConfig, compose_scene
-from demopose.synth.settings import V2_RANDOMIZATION, Randomization, preset
+from demopose.synth.settings import V2_RANDOMIZATION, V3_SHAPES, Randomization, preset
 
 # sha256 of (color, depth, instance) of frames made by the generator before version 2 (commit 7c456be),
 # seed 3, split "test", 96x72, one model per category; `preset="v1"` must reproduce them bit for bit
 V1_FRAMES = {
     ("real", True, 0): "2f64f3197f8cdb35397b55e89c78efe7663b99d64954c157842c5f7877be2aaa",
     ("camera", True, 1): "0acd18fa24fd9d7bce95dfccf5f8b8075ab7d01eb2d3d47848f49b1c8b743b63",
+}
+# the same for frames made by the generator before version 3 (commit fc55e1a) with its default preset "v2";
+# `preset="v2"` must reproduce them bit for bit
+V2_FRAMES = {
+    ("real", True, 0): "a205bad3155be6cf43b14189d85e3141501ecda1217373c8bb32d0f3f4fe42ef",
+    ("camera", True, 1): "7f0b4b56d17309246e57b2677132de6d3b64c6dc0b9c9b457e5c77c77d25b431",
 }
 OFF = ColorNoiseConfig(blur_sigma=(0.0, 0.0), gain=0.0, shot=(0.0, 0.0), read=(0.0, 0.0), exposure=(0.0, 0.0),
                        saturation=(1.0, 1.0), motion_blur_prob=0.0, vignetting=(0.0, 0.0), jpeg_quality=(0, 0))
@@ -49,20 +56,30 @@ def test_v1_preset_reproduces_version_1_frames(key):
     assert _frame_hash(_cfg(style=style, noise=noise, preset="v1"), index) == V1_FRAMES[key]
 
 
-def test_v2_is_the_default_deterministic_per_seed_and_differs_from_v1():
-    assert GENERATOR_VERSION == 2
+@pytest.mark.parametrize("key", list(V2_FRAMES))
+def test_v2_preset_reproduces_version_2_frames(key):
+    style, noise, index = key
+    cfg = _cfg(style=style, noise=noise, preset="v2")
+    assert cfg.shapes is None and cfg.frames_version == 2
+    assert _frame_hash(cfg, index) == V2_FRAMES[key]
+
+
+def test_v3_is_the_default_deterministic_per_seed_and_differs_from_v2():
+    assert GENERATOR_VERSION == 3
     cfg = _cfg(style="real")
-    assert cfg.preset == "v2" and cfg.randomization == V2_RANDOMIZATION
+    assert cfg.preset == "v3" and cfg.randomization == V2_RANDOMIZATION and cfg.shapes == V3_SHAPES
+    assert cfg.frames_version == 3
     a, b = _frame_hash(cfg, 0), _frame_hash(cfg, 0)
     assert a == b
     assert a != _frame_hash(_cfg(style="real", seed=4), 0)
-    assert a != V1_FRAMES[("real", True, 0)]
+    assert a != V2_FRAMES[("real", True, 0)]
     with pytest.raises(ValueError, match="preset"):
         _cfg(preset="v9")
 
 
 def test_preset_v1_has_every_knob_off():
-    scene, rz, depth, color = preset("v1")
+    scene, rz, depth, color, shapes = preset("v1")
+    assert shapes is None and preset("v2")[4] is None and preset("v3")[4] == V3_SHAPES
     assert rz == Randomization() and not rz.enabled
     assert not depth.projector_shadow and depth.flying_prob == depth.erosion_prob == depth.specular_holes == 0
     assert color.jpeg_quality == (0, 0) and color.vignetting == (0.0, 0.0) and color.motion_blur_prob == 0
@@ -221,7 +238,7 @@ def test_camera_distance_and_elevation_ranges(pool):
 
 
 # ------------------------------------------------------------------------------------------------- CLI
-def test_cli_knobs_are_recorded_and_v1_records_version_2(tmp_path):
+def test_cli_knobs_are_recorded_and_each_preset_records_its_version(tmp_path):
     root = tmp_path / "d"
     argv = ["synth", str(root), "--frames", "1", "--style", "real", "--size", "64x48", "--no-progress",
             "--models-per-category", "1", "--vignetting", "0.1,0.2", "--lights", "2", "--textured", "0.5",
@@ -229,7 +246,7 @@ def test_cli_knobs_are_recorded_and_v1_records_version_2(tmp_path):
     assert cli_main(argv) == 0
     doc = json.loads((root / "Real" / "train_synth.json").read_text())
     c = doc["config"]
-    assert doc["generator_version"] == GENERATOR_VERSION == 2 and c["preset"] == "v2"
+    assert doc["generator_version"] == GENERATOR_VERSION == 3 and c["preset"] == "v3"
     assert c["color"]["vignetting"] == [0.1, 0.2] and c["randomization"]["lights"] == [2, 2]
     assert c["randomization"]["textured"] == 0.5 and c["depth"]["projector_shadow"] is False
     assert c["randomization"]["table_textures"] == ["carpet", "paper"] and c["scene"]["distance"] == [0.4, 0.9]
@@ -241,15 +258,47 @@ def test_cli_knobs_are_recorded_and_v1_records_version_2(tmp_path):
                      "--models-per-category", "1"]) == 0
     doc = json.loads((old / "CAMERA" / "train_synth.json").read_text())
     assert doc["config"]["preset"] == "v1" and doc["config"]["randomization"]["clutter"] == [0, 0]
-    assert doc["generator_version"] == 2
+    assert doc["generator_version"] == 1 and "shapes" not in doc["config"]
+    # a shape knob needs version 3
+    assert cli_main(["synth", str(tmp_path / "x"), "--frames", "1", "--preset", "v2", "--lid-angle", "90,100"]) == 1
+
+
+def _small(tmp_path, **kw) -> SynthConfig:
+    return SynthConfig(**{"out": str(tmp_path), "frames": 1, "width": 64, "height": 48, "models_per_category": 1,
+                          **kw})
+
+
+def test_a_split_records_its_frames_version_and_is_extended_only_with_it(tmp_path):
+    info = tmp_path / "CAMERA" / "train_synth.json"
+    v2 = _small(tmp_path, preset="v2")
+    generate(v2, progress=False)
+    doc = json.loads(info.read_text())
+    # the record version-2 code writes (same version, same config keys): either code extends it
+    assert doc["generator_version"] == 2 and "shapes" not in doc["config"]
+    assert generate(replace(v2, frames=2), progress=False).written == 1
+    with pytest.raises(ValueError, match="holds frames of generator version 2"):
+        generate(_small(tmp_path, frames=3), progress=False)  # v3 frames into a v2 split
+    # a --preset v1 split written by version-2 code was recorded as version 2: extended, record kept
+    v1 = _small(tmp_path / "v1", preset="v1")
+    generate(v1, progress=False)
+    info1 = tmp_path / "v1" / "CAMERA" / "train_synth.json"
+    doc = json.loads(info1.read_text())
+    assert doc["generator_version"] == 1
+    doc["generator_version"] = 2
+    info1.write_text(json.dumps(doc))
+    assert generate(replace(v1, frames=2), progress=False).written == 1
+    assert json.loads(info1.read_text())["generator_version"] == 2
 
 
 def test_extending_a_version_1_split_is_refused(tmp_path):
-    cfg = SynthConfig(out=str(tmp_path), frames=1, width=64, height=48, models_per_category=1, preset="v1")
+    cfg = _small(tmp_path, preset="v1")
     generate(cfg, progress=False)
     info = tmp_path / "CAMERA" / "train_synth.json"
     doc = json.loads(info.read_text())
-    doc["generator_version"] = 1
+    # what version-1 code wrote: no version, none of the version-2 settings
+    del doc["generator_version"]
+    for k in ("preset", "scene", "randomization", "depth", "color"):
+        doc["config"].pop(k)
     info.write_text(json.dumps(doc))
-    with pytest.raises(ValueError, match="generator version 1"):
+    with pytest.raises(ValueError, match="other settings"):
         generate(replace(cfg, frames=2), progress=False)

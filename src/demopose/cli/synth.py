@@ -5,17 +5,23 @@ and lights, rendered by Embree ray casting, with structured-light depth noise an
 with --no-noise). Frame i is a function of (--seed, --split, i) only: the output is the same for any
 --workers, and an interrupted run is completed by running the same command again.
 
-Generator version 2 (the default, --preset v2) randomises materials (per-pixel procedural textures,
-gloss, dark objects), lights, backgrounds and clutter, camera distance and angle, and models more sensor
-artefacts (projector shadow, flying pixels, edge erosion, a border band without depth, specular holes;
-exposure, saturation, motion blur, vignetting, JPEG); --preset v1 makes generator version 1's frames.
-Each knob below overrides the preset; every setting is recorded in <split>_synth.json
-(docs/synthetic_data.md: the defaults and the real-frame statistics behind them).
+Generator version 3 (the default, --preset v3) is version 2 plus object shape and size variety: sizes
+(NOCS scale) and proportions per category around the REAL275 / CAMERA mean sizes, laptop lids opened
+70-150 degrees, mug handles of several kinds and sizes, cameras with lenses of several lengths and
+diameters or with a body cap only, bottle shoulders and bowl walls of several profiles.
+Version 2 (--preset v2) randomises materials (per-pixel procedural textures, gloss, dark objects), lights,
+backgrounds and clutter, camera distance and angle, and models more sensor artefacts (projector shadow,
+flying pixels, edge erosion, a border band without depth, specular holes; exposure, saturation, motion
+blur, vignetting, JPEG); --preset v2 and --preset v1 make generator version 2's and 1's frames bit for
+bit. Each knob below overrides the preset (the shape knobs need version 3); every setting is recorded in
+<split>_synth.json, with the generator version of the frames (the preset's)
+(docs/synthetic_data.md: the defaults and the statistics behind them).
 
 Examples:
   demopose synth data/synth --frames 1000 --workers 2                 # CAMERA/train/...
   demopose synth data/synth --frames 200 --style real --split test    # Real/test/scene_k/...
   demopose synth data/v1 --frames 200 --preset v1                     # generator version 1's frames
+  demopose synth data/s --frames 100 --lid-angle 90,120 --size-range can=0.9,1.1 --lens-share 1
 """
 
 from __future__ import annotations
@@ -64,6 +70,28 @@ def _kinds(text: str) -> tuple[str, ...]:
     return kinds
 
 
+def _names(allowed: tuple[str, ...]):
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(k.strip() for k in text.split(",") if k.strip())
+        if not names or set(names) - set(allowed):
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {allowed}, got {text!r}")
+        return names
+    return parse
+
+
+def _category_range(text: str) -> tuple[str, tuple[float, float]]:
+    from demopose.synth.settings import SHAPE_CATEGORIES
+
+    cat, _, rest = text.partition("=")
+    if cat.strip() not in SHAPE_CATEGORIES or not rest:
+        raise argparse.ArgumentTypeError(f"expected CATEGORY=LOW,HIGH with CATEGORY one of {SHAPE_CATEGORIES}, "
+                                         f"got {text!r}")
+    lo, hi = _range(float)(rest)
+    if lo <= 0:
+        raise argparse.ArgumentTypeError(f"expected 0 < LOW <= HIGH, got {text!r}")
+    return cat.strip(), (lo, hi)
+
+
 # flag -> (settings group, field, type, help); a flag left out keeps the preset's value
 KNOBS: dict[str, tuple[str, str, object, str]] = {
     "--textured": ("randomization", "textured", _share, "share of objects with a procedural texture"),
@@ -92,19 +120,62 @@ KNOBS: dict[str, tuple[str, str, object, str]] = {
     "--motion-blur": ("color", "motion_blur_prob", _share, "share of frames with motion blur"),
 }
 
+# version-3 shape knobs (settings.ShapeVariety); the per-category ones may be repeated
+SHAPE_KNOBS: dict[str, tuple[str, object, str]] = {
+    "--size-range": ("sizes", _category_range,
+                     "repeatable: object diagonal (NOCS scale) as a multiple of the REAL275 "
+                     "mean size's diagonal (v3: 0.8,1.2 for every category)"),
+    "--aspect-range": ("aspects", _category_range,
+                       "repeatable: main proportion; bottle/bowl/can height/diameter, mug "
+                       "height/body diameter, camera height/width, laptop base depth/width (v3: bottle=2,3.25 "
+                       "bowl=0.32,0.58 camera=0.56,0.98 can=1.32,2.65 laptop=0.62,0.78 mug=0.58,1.64)"),
+    "--lid-angle": ("lid_angle", _range(float), "laptop lid opening LOW,HIGH degrees (90 = upright; v3: 70,150)"),
+    "--handle-kinds": ("handle_kinds", _names(("round", "square", "ear")),
+                       "mug handle kinds drawn from, of round,square,ear (v3: all three)"),
+    "--handle-reach": ("handle_reach", _range(float),
+                       "mug handle reach LOW,HIGH as a multiple of the body diameter (v3: 0.22,0.53)"),
+    "--handle-thickness": ("handle_thickness", _range(float),
+                           "mug handle tube radius LOW,HIGH as a multiple of the mug height (v3: 0.04,0.08)"),
+    "--lens-share": ("lens_share", _share, "share of cameras with a lens barrel; the others show a lens mount "
+                                           "with a body cap (v3: 0.67)"),
+    "--lens-length": ("lens_length", _range(float),
+                      "camera lens length LOW,HIGH as a multiple of the body width (v3: 0.25,0.85)"),
+    "--lens-diameter": ("lens_diameter", _range(float),
+                        "camera lens diameter LOW,HIGH as a multiple of the body height (v3: 0.45,0.75)"),
+    "--bottle-shoulders": ("bottle_shoulders", _names(("round", "conical", "flat", "straight")),
+                           "bottle shoulder profiles drawn from, of round,conical,flat,straight (v3: all four)"),
+    "--bowl-flare": ("bowl_flare", _range(float),
+                     "bowl wall curve exponent LOW,HIGH (<1 steep, >1 flared; v3: 0.5,2)"),
+}
+
 
 def settings_from_args(args: argparse.Namespace) -> dict:
-    """``{"preset", "scene", "randomization", "depth", "color"}`` for :class:`SynthConfig`: the preset's
-    settings with every knob given on the command line replacing its value."""
+    """``{"preset", "scene", "randomization", "depth", "color", "shapes"}`` for :class:`SynthConfig`: the
+    preset's settings with every knob given on the command line replacing its value.
+
+    Raises:
+        ValueError: a shape knob with a preset before version 3 (which has no shape settings).
+    """
     from dataclasses import replace
 
     from demopose.synth.settings import preset
 
-    groups = dict(zip(("scene", "randomization", "depth", "color"), preset(args.preset)))
+    groups = dict(zip(("scene", "randomization", "depth", "color", "shapes"), preset(args.preset)))
     for flag, (group, name, _t, _h) in KNOBS.items():
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             groups[group] = replace(groups[group], **{name: value})
+    for flag, (name, _t, _h) in SHAPE_KNOBS.items():
+        value = getattr(args, flag[2:].replace("-", "_"), None)
+        if value is None:
+            continue
+        if groups["shapes"] is None:
+            raise ValueError(f"{flag}: a generator version-3 shape knob; --preset {args.preset} has no shape "
+                             "settings (use --preset v3, the default)")
+        if name in ("sizes", "aspects"):
+            groups["shapes"] = groups["shapes"].replace_ranges(name, dict(value))
+        else:
+            groups["shapes"] = replace(groups["shapes"], **{name: value})
     return {"preset": args.preset, **groups}
 
 
@@ -126,11 +197,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="your own meshes as DIR/<category>/*.obj|glb|ply (y up; canonicalised and scaled), "
                              "mixed with the procedural ones")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--preset", choices=("v1", "v2"), default="v2",
-                        help="generator version whose defaults to use (default v2; v1 reproduces version-1 frames)")
+    parser.add_argument("--preset", choices=("v1", "v2", "v3"), default="v3",
+                        help="generator version whose defaults to use (default v3; v2 and v1 reproduce version-2 and "
+                             "version-1 frames bit for bit, and the split is recorded as that version)")
     knobs = parser.add_argument_group("generator knobs (override the preset; docs/synthetic_data.md)")
     for flag, (_g, _n, typ, text) in KNOBS.items():
         knobs.add_argument(flag, type=typ, default=None, help=text)
+    shapes = parser.add_argument_group("version-3 shape knobs (override --preset v3; docs/synthetic_data.md)")
+    for flag, (name, typ, text) in SHAPE_KNOBS.items():
+        if name in ("sizes", "aspects"):
+            shapes.add_argument(flag, type=typ, action="append", default=None, metavar="CATEGORY=LOW,HIGH",
+                                help=text)
+        else:
+            shapes.add_argument(flag, type=typ, default=None, help=text)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,8 +8,9 @@ the order in which frames are made, and switching the noise off leaves the scene
 A frame is complete when its ``_meta.txt`` exists (written last). On start, incomplete frames'
 files and temp files left by killed writes are removed, complete frames are skipped.
 
-A split records its settings and :data:`GENERATOR_VERSION` in ``<CAMERA|Real>/<split>_synth.json``; resuming or
-extending it with other settings or another generator version is refused (its frames would mix two
+A split records its settings and the generator version of its frames (:attr:`SynthConfig.frames_version`: the
+preset's version, see :data:`GENERATOR_VERSION`) in ``<CAMERA|Real>/<split>_synth.json``; resuming or extending
+it with other settings or frames of another generator version is refused (its frames would mix two
 generators). The split list ``<split>_list.txt`` never shrinks: a run asking for fewer frames than the split
 holds is refused, and entries already listed are kept.
 """
@@ -17,6 +18,7 @@ holds is refused, and entries already listed are kept.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import logging
 import multiprocessing as mp
@@ -35,7 +37,7 @@ from demopose.io import write_json_atomic, write_text_atomic
 from demopose.synth.noise import ColorNoiseConfig, DepthNoiseConfig, add_color_noise, add_depth_noise
 from demopose.synth.render import RenderOutput, get_renderer
 from demopose.synth.scene import ModelPool, Scene, SceneConfig, compose_scene
-from demopose.synth.settings import PRESETS, Randomization, preset
+from demopose.synth.settings import PRESET_VERSIONS, PRESETS, Randomization, ShapeVariety, preset
 from demopose.synth.writer import STYLES, frame_paths, remove_stray_temp_files, write_frame
 
 __all__ = ["GENERATOR_VERSION", "GenerateReport", "SynthConfig", "SynthFrame", "frame_seed", "generate",
@@ -43,12 +45,19 @@ __all__ = ["GENERATOR_VERSION", "GenerateReport", "SynthConfig", "SynthFrame", "
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2
-"""Bumped with every change of what the generator makes for given settings (scenes, rendering, noise, file
-encodings); recorded in each split's ``_synth.json`` (a split recorded without one was made by version 1).
-Version 2 added domain randomisation (materials, lights, backgrounds, clutter, cameras) and sensor
-artefacts (:mod:`demopose.synth.settings`); ``preset="v1"`` still makes version 1's frames bit for bit, but
-a split is always recorded with the version of the code that wrote it."""
+GENERATOR_VERSION = 3
+"""The newest generator version this code makes; bumped with every change of what the generator makes for
+given settings (scenes, rendering, noise, file encodings). Version 2 added domain randomisation (materials,
+lights, backgrounds, clutter, cameras) and sensor artefacts, version 3 object shape and size variety
+(:mod:`demopose.synth.settings`). ``preset="v1"`` and ``preset="v2"`` still make those versions' frames bit
+for bit.
+
+Each split's ``_synth.json`` records the version of its *frames*, :attr:`SynthConfig.frames_version` (the
+preset's version; 3 as soon as a version-3 shape setting is on), not the version of the code that wrote
+them: a ``--preset v2`` split written by this code is recorded as version 2, like one written by version-2
+code, and either code can extend the other's (same record, same frames). A split recorded without a version
+was made by version 1. Version-2 code recorded every split, ``--preset v1`` ones included, as version 2;
+such a split is extended with the version recorded, since this code makes the same frames for it."""
 
 
 @dataclass(frozen=True)
@@ -68,9 +77,11 @@ class SynthConfig:
             of such a category is one of them with probability ``user_mesh_fraction``, else procedural.
         start_method: multiprocessing start method (None: ``fork`` where available, else ``spawn``;
             use ``spawn`` from a process that already runs threads, e.g. a training loop).
-        preset: ``"v2"`` (default) or ``"v1"`` (generator version 1's frames); fills every sub-setting
-            left None. scene: camera and layout ranges. randomization: materials, lights, backgrounds,
-            clutter. depth, color: the sensor models (used when ``noise``).
+        preset: ``"v3"`` (default), ``"v2"`` or ``"v1"`` (generator version 2's or 1's frames); fills every
+            sub-setting left None. scene: camera and layout ranges. randomization: materials, lights,
+            backgrounds, clutter. depth, color: the sensor models (used when ``noise``). shapes: object
+            size and shape variety (:class:`~demopose.synth.settings.ShapeVariety`; None: the preset's,
+            which is None before version 3, i.e. version 1 and 2's builders).
     """
 
     out: str
@@ -90,16 +101,17 @@ class SynthConfig:
     user_meshes: str | None = None
     user_mesh_fraction: float = 0.5
     start_method: str | None = None
-    preset: str = "v2"
+    preset: str = "v3"
     scene: SceneConfig | None = None
     randomization: Randomization | None = None
     depth: DepthNoiseConfig | None = None
     color: ColorNoiseConfig | None = None
+    shapes: ShapeVariety | None = None
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"preset: expected one of {PRESETS}, got {self.preset!r}")
-        for name, value in zip(("scene", "randomization", "depth", "color"), preset(self.preset)):
+        for name, value in zip(("scene", "randomization", "depth", "color", "shapes"), preset(self.preset)):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         if self.style not in STYLES:
@@ -111,11 +123,19 @@ class SynthConfig:
         if not self.split or "/" in self.split:
             raise ValueError(f"split: expected a plain name such as 'train', got {self.split!r}")
 
+    @property
+    def frames_version(self) -> int:
+        """The generator version whose frames these settings make: the preset's, or 3 when ``shapes`` is set."""
+        return max(PRESET_VERSIONS[self.preset], 3 if self.shapes is not None else 1)
+
     def identity(self) -> dict:
-        """The settings that determine the frames' content (must match when resuming)."""
+        """The settings that determine the frames' content (must match when resuming). ``shapes`` is left
+        out while None (versions 1 and 2), so that the record is the one version-2 code writes."""
         d = dataclasses.asdict(self)
         for k in ("out", "frames", "workers", "start_method"):
             d.pop(k)
+        if d["shapes"] is None:
+            d.pop("shapes")
         return d
 
 
@@ -158,6 +178,8 @@ def make_pool(cfg: SynthConfig) -> ModelPool:
     """The model pool of a run, from ``cfg.model_factory``."""
     mod = importlib.import_module(cfg.model_factory)
     make_object = mod.make_object
+    if cfg.shapes is not None:  # version 3: a factory that takes the shape variety
+        make_object = functools.partial(make_object, shapes=cfg.shapes)
     if cfg.user_meshes:
         make_object = _with_user_meshes(make_object, Path(cfg.user_meshes), cfg.user_mesh_fraction)
     return ModelPool(cfg.seed, cfg.split, cfg.models_per_category, make_object,
@@ -259,15 +281,20 @@ def _check_info(cfg: SynthConfig, K: Intrinsics) -> None:
         except (ValueError, TypeError, AttributeError) as e:
             raise ValueError(f"{p}: not a readable generator record ({e}); the split's settings are unknown: use "
                              f"another output folder") from None
-        if version != GENERATOR_VERSION:
-            raise ValueError(f"{p}: this split was made by generator version {version}, this is version "
-                             f"{GENERATOR_VERSION}; frames of two versions would be mixed: use another output folder")
+        # the code of every version from cfg.frames_version on makes the same frames for these settings
+        if not cfg.frames_version <= version <= GENERATOR_VERSION:
+            raise ValueError(f"{p}: this split holds frames of generator version {version}, these settings make "
+                             f"version {cfg.frames_version}'s (preset {cfg.preset!r}); frames of two versions would "
+                             f"be mixed: use another output folder")
         if old != ident:
             diff = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
             shown = "; ".join(f"{k}: {old.get(k)!r} recorded, {ident.get(k)!r} now" for k in diff)
             raise ValueError(f"{p}: this split was generated with other settings ({shown}); "
                              "use the same settings to resume, or another output folder")
-    write_json_atomic(p, {"generator": "demopose.synth", "generator_version": GENERATOR_VERSION, "config": ident,
+        recorded = version  # kept: the code that wrote it reads the same record back
+    else:
+        recorded = cfg.frames_version
+    write_json_atomic(p, {"generator": "demopose.synth", "generator_version": recorded, "config": ident,
                           "intrinsics": {"fx": K.fx, "fy": K.fy, "cx": K.cx, "cy": K.cy,
                                          "width": K.width, "height": K.height}})
 

@@ -6,8 +6,12 @@ documented in :mod:`demopose.synth.shapes` (mug handle +x, camera lens +x, lapto
 The NOCS normalised model is ``mesh.vertices / norm(extents)``.
 
 Sizes: each procedural category draws its part dimensions around the REAL275 mean size
-(``NOCS_REAL[name].mean_size``, notes/depth_and_eval.md §1.5), roughly +-25 % per part; the resulting
-extents stay inside :data:`SIZE_RANGES` (a multiple of the mean size, per axis; tests check it).
+(``NOCS_REAL[name].mean_size``, notes/depth_and_eval.md §1.5). Versions 1-2 (``shapes=None``): roughly +-25 %
+per part; the resulting extents stay inside :data:`SIZE_RANGES` (a multiple of the mean size, per axis; tests
+check it). Version 3 (a :class:`~demopose.synth.settings.ShapeVariety`): the proportions come from the shape
+knobs and the finished mesh is scaled uniformly so that its diagonal (the NOCS scale) is a draw from
+``shapes.size(category)`` times the mean size's diagonal; the extents then stay inside :data:`SIZE_RANGES_V3`
+with the default knobs.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import trimesh
@@ -28,6 +32,7 @@ from demopose.synth.shapes import BUILDERS
 __all__ = [
     "CATEGORIES",
     "SIZE_RANGES",
+    "SIZE_RANGES_V3",
     "SynthObject",
     "canonicalize_mesh",
     "load_user_mesh",
@@ -51,6 +56,17 @@ SIZE_RANGES: dict[str, tuple[tuple[float, float, float], tuple[float, float, flo
     "mug": ((0.7, 0.7, 0.7), (1.35, 1.4, 1.35)),
 }
 
+SIZE_RANGES_V3: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    # (low, high) multiples of the REAL mean size (x, y, z) that every version-3 instance with the default
+    # ShapeVariety stays inside (the extremes of 300 draws per category, widened by ~5 %; tests check it)
+    "bottle": ((0.6, 0.7, 0.6), (1.5, 1.35, 1.45)),
+    "bowl": ((0.75, 0.5, 0.75), (1.3, 1.5, 1.3)),
+    "camera": ((0.4, 0.45, 0.6), (2.3, 1.5, 1.45)),
+    "can": ((0.65, 0.6, 0.6), (1.7, 1.35, 1.6)),
+    "laptop": ((0.55, 0.4, 0.7), (1.45, 1.75, 1.45)),
+    "mug": ((0.6, 0.55, 0.55), (1.4, 2.2, 1.3)),
+}
+
 
 @dataclass
 class SynthObject:
@@ -63,6 +79,9 @@ class SynthObject:
         mesh: metres, NOCS canonical frame, centred on its tight axis-aligned box, y up.
         extents: ``(3,)`` tight box extents in metres (``== mesh.extents``).
         face_colors: ``(F, 3)`` uint8 RGB albedo per face.
+        handle_faces: ``(F,)`` bool, the mug handle's faces (version 3), or None (the scene finds them
+            geometrically, :func:`demopose.synth.scene._handle_faces`).
+        params: the drawn shape parameters (version 3; see :mod:`demopose.synth.shapes`).
     """
 
     name: str
@@ -71,6 +90,8 @@ class SynthObject:
     mesh: trimesh.Trimesh
     extents: np.ndarray
     face_colors: np.ndarray
+    handle_faces: np.ndarray | None = None
+    params: dict = field(default_factory=dict)
 
     @property
     def scale(self) -> float:
@@ -91,8 +112,16 @@ def _name(prefix: str, rng: np.random.Generator) -> str:
     return f"{prefix}_{int(rng.integers(0, 2**32)):08x}"
 
 
-def make_object(category: str, rng: np.random.Generator) -> SynthObject:
+def make_object(category: str, rng: np.random.Generator, shapes=None) -> SynthObject:
     """A new procedural instance of ``category`` (one of :data:`CATEGORIES`), deterministic given ``rng``.
+
+    Args:
+        category: category name.
+        rng: the model's generator.
+        shapes: None (generator versions 1-2's shapes) or a :class:`~demopose.synth.settings.ShapeVariety`
+            (version 3: the mesh is scaled uniformly to a diagonal drawn from ``shapes.size(category)`` times
+            the REAL mean size's diagonal; ``params`` holds the drawn shape parameters and ``"scale"``,
+            the diagonal factor).
 
     Raises:
         ValueError: unknown category.
@@ -101,8 +130,22 @@ def make_object(category: str, rng: np.random.Generator) -> SynthObject:
         raise ValueError(f"category: expected one of {CATEGORIES}, got {category!r}")
     cat = NOCS_REAL[category]
     name = _name(category, rng)
-    mesh, colors = BUILDERS[category](rng, np.asarray(cat.mean_size))
-    return _finish(name, category, cat.id, mesh, colors)
+    mean = np.asarray(cat.mean_size)
+    if shapes is None:
+        mesh, colors = BUILDERS[category](rng, mean)
+        return _finish(name, category, cat.id, mesh, colors)
+    scale = float(rng.uniform(*shapes.size(category)))
+    info: dict = {}
+    mesh, colors = BUILDERS[category](rng, mean, shapes, info)
+    factor = scale * float(np.linalg.norm(mean)) / float(np.linalg.norm(mesh.extents))
+    mesh.apply_scale(factor)
+    obj = _finish(name, category, cat.id, mesh, colors)
+    n_handle = int(info.pop("handle_faces", 0))
+    if category == "mug":
+        obj.handle_faces = np.arange(len(mesh.faces)) >= len(mesh.faces) - n_handle
+    obj.params = {"scale": scale, "factor": factor,
+                  **{k: float(v) if isinstance(v, np.floating) else v for k, v in info.items()}}
+    return obj
 
 
 def make_distractor(rng: np.random.Generator) -> SynthObject:
