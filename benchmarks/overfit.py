@@ -96,9 +96,11 @@ def main() -> int:
             from demopose.engine import load_config
 
             extra["rgb_norm"] = str(load_config(config, overrides).model.args.get("rgb_norm", "layernorm"))
+        command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
         doc["families"][name] = {"config": config, **r.to_dict(), **extra, "points": args.points, "lr": args.lr,
+                                 "command": command, "threads": args.threads,
                                  "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": list(os.getloadavg())}
-        doc.update(command="python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        doc.update(command=command,  # the latest run's; each family's own is in its record
                    machine=machine_description(), threads=args.threads, data=str(args.data))
         write_json_atomic(args.out, doc)  # after every family: an interrupted run keeps what it measured
     return 0
