@@ -5,7 +5,10 @@ Two measurements on held-out instances (ground-truth masks):
 1. weight share: for each head layer that reads the fused per-point features, the Frobenius norm of its
    RGB columns relative to its geometric columns;
 2. output sensitivity: the change of the predicted pose when the sampled RGB features are replaced by
-   zeros (rotation in degrees, translation in cm), and the error of both against the ground truth;
+   zeros (rotation in degrees, translation in cm), and the error of both against the ground truth (with
+   ``rgb_norm: layernorm`` the zeros still pass the LayerNorm, whose output is then its bias for every point: a
+   constant, no RGB information; the weight shares of such a model compare normalised RGB columns, unit RMS per
+   channel, with the geometric ones);
 3. accuracy with and without the RGB features: the share of instances within 10°/5 cm and 5°/5 cm of the
    ground truth (the y-axis angle for y-symmetric instances, as the NOCS protocol).
 
