@@ -115,3 +115,20 @@ def test_pretrain_teacher_command(tmp_path, capsys):
     assert "held-out meshes" in capsys.readouterr().out
     assert main(["pretrain-teacher", "--out", str(out), "--meshes", str(tmp_path / "nope"), "--steps", "1"]) == 1
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_teacher_file_is_portable(tmp_path, caplog):
+    """``asset:NAME`` names the shipped teacher; another installation's absolute path to it falls back to this
+    installation's copy (with a warning); any other path is kept as given."""
+    from demopose.assets import asset_path
+    from demopose.models.distill import resolve_teacher_file
+
+    shipped = asset_path("teacher_synth_tiny.pt")
+    assert resolve_teacher_file("asset:teacher_synth_tiny.pt") == shipped
+    with caplog.at_level("WARNING"):
+        assert resolve_teacher_file("/elsewhere/site-packages/demopose/assets/teacher_synth_tiny.pt") == shipped
+    assert "does not exist" in caplog.text
+    other = tmp_path / "my_teacher.pt"
+    assert resolve_teacher_file(other) == other
+    with pytest.raises(FileNotFoundError, match="not shipped"):
+        resolve_teacher_file("asset:nope.pt")

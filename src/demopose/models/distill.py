@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DistillOptions", "FrozenTeacher", "ResidualDistillation", "build_teacher", "unit_sphere"]
+__all__ = ["DistillOptions", "FrozenTeacher", "ResidualDistillation", "build_teacher", "resolve_teacher_file",
+           "unit_sphere"]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,26 @@ class FrozenTeacher(nn.Module):
         return self.encoder(pts)
 
 
+def resolve_teacher_file(checkpoint: str | Path) -> Path:
+    """The teacher file ``checkpoint`` names: ``asset:NAME`` is the teacher shipped in the package
+    (:func:`demopose.assets.asset_path`, the portable form shipped checkpoints store); a path that does not exist
+    whose file name is a shipped asset falls back to that asset, with a warning (a checkpoint trained with the
+    packaged teacher of another installation stores that installation's absolute path; the teacher's weights
+    themselves come from the checkpoint, the file only gives its architecture). Any other path is returned as given
+    (a missing one then fails where it is read, naming it)."""
+    from demopose.assets import asset_path, list_assets
+
+    text = str(checkpoint)
+    if text.startswith("asset:"):
+        return asset_path(text[len("asset:"):])
+    p = Path(text)
+    if not p.is_file() and p.name in list_assets():
+        log.warning("teacher_checkpoint %s does not exist: using the teacher shipped in the package (%s)", p,
+                    asset_path(p.name))
+        return asset_path(p.name)
+    return p
+
+
 def build_teacher(name: str, checkpoint: str | Path | None = None, dim: int = 768) -> FrozenTeacher:
     """``pointbert`` (ULIP-2 sizes; ``checkpoint`` a local ULIP file) | ``pretrained`` (``checkpoint`` a
     file of ``demopose pretrain-teacher``, required) | ``tiny`` (width ``dim // 2``, depth 2, 32 groups x 16;
@@ -115,7 +136,7 @@ def build_teacher(name: str, checkpoint: str | Path | None = None, dim: int = 76
 
         if not checkpoint:
             raise ValueError("teacher 'pretrained' needs teacher_checkpoint=FILE (from `demopose pretrain-teacher`)")
-        enc = load_teacher(checkpoint)[0]
+        enc = load_teacher(resolve_teacher_file(checkpoint))[0]
     elif name == "pointbert":
         enc = PointBERT()
         if checkpoint:
