@@ -259,13 +259,12 @@ def test_default_mlp_layout_is_agpose_upstream():
 
 def test_batchnorm_layout_is_the_version_1_network():
     """mlp_layout=batchnorm rebuilds the network of version-1 checkpoints: same parameter names and shapes
-    as the shipped cleanpose_synth_small.pt, BatchNorm in every MLP."""
+    as the cleanpose_synth_small.pt shipped until 2026-12-06 (recorded in tests/fixtures), BatchNorm in every MLP."""
+    import json
     from pathlib import Path
 
-    from demopose.engine.checkpoint import load_checkpoint
-
-    ckpt = Path(__file__).resolve().parents[1] / "checkpoints" / "cleanpose_synth_small.pt"
-    shipped = {k: tuple(v.shape) for k, v in load_checkpoint(ckpt)["model"].items()}
+    record = Path(__file__).resolve().parent / "fixtures" / "cleanpose_v1_state_shapes.json"
+    shipped = {k: tuple(v) for k, v in json.loads(record.read_text())["state_shapes"].items()}
     bn = build_model("cleanpose_small", mlp_layout="batchnorm", causal={"enabled": False},
                      distill={"enabled": False})
     assert {k: tuple(v.shape) for k, v in bn.state_dict().items()} == shipped
