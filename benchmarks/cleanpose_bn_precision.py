@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from demopose.benchmark import overfit as of  # noqa: E402
 from demopose.engine import load_config  # noqa: E402
 from demopose.engine.build import build_model_from_config  # noqa: E402
+from demopose.engine.precise_bn import update_bn_stats  # noqa: E402
 from demopose.engine.trainer import seed_everything  # noqa: E402
 
 
@@ -61,13 +62,7 @@ def main() -> None:
     model.eval()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         report(model, batch, "eval bf16")
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average over the passes below
-    model.train()
-    with torch.no_grad():
-        for _ in range(4):
-            model(batch)
+    update_bn_stats(model, [batch] * 4)  # what training now does (train.precise_bn), on the fitted batch
     model.eval()
     report(model, batch, "eval after precise BN (4 passes)")
 

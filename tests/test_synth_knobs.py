@@ -302,3 +302,26 @@ def test_extending_a_version_1_split_is_refused(tmp_path):
     info.write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="other settings"):
         generate(replace(cfg, frames=2), progress=False)
+
+
+def test_shape_flag_help_states_the_v3_defaults():
+    """The `demopose synth` help of every shape knob quotes version 3's default; the quoted value, parsed by the
+    flag's own type, is the preset's (the help text is written out to keep `--help` free of heavy imports)."""
+    import re
+
+    from demopose.cli.synth import SHAPE_KNOBS, _category_range
+    from demopose.synth.settings import V3_SHAPES
+
+    for flag, (name, typ, text) in SHAPE_KNOBS.items():
+        quoted = re.search(r"v3: ([^)]*)\)", text).group(1)
+        want = getattr(V3_SHAPES, name)
+        if name == "sizes":
+            lo, hi = (float(v) for v in quoted.split()[0].split(","))
+            assert "every category" in quoted and all((a, b) == (lo, hi) for _c, a, b in want), flag
+        elif name == "aspects":
+            given = dict(_category_range(item) for item in quoted.split())
+            assert given == {c: (a, b) for c, a, b in want}, flag
+        elif quoted.startswith("all"):
+            assert set(typ(",".join(want))) == set(want) and len(want) == {"three": 3, "four": 4}[quoted.split()[1]]
+        else:
+            assert typ(quoted) == want, (flag, quoted, want)

@@ -60,16 +60,6 @@ def _share(text: str) -> float:
     return v
 
 
-def _kinds(text: str) -> tuple[str, ...]:
-    from demopose.synth.backgrounds import BACKGROUND_KINDS
-
-    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
-    bad = [k for k in kinds if k not in BACKGROUND_KINDS]
-    if not kinds or bad:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {BACKGROUND_KINDS}, got {text!r}")
-    return kinds
-
-
 def _names(allowed: tuple[str, ...]):
     def parse(text: str) -> tuple[str, ...]:
         names = tuple(k.strip() for k in text.split(",") if k.strip())
@@ -77,6 +67,24 @@ def _names(allowed: tuple[str, ...]):
             raise argparse.ArgumentTypeError(f"expected a comma-separated list of {allowed}, got {text!r}")
         return names
     return parse
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    from demopose.synth.backgrounds import BACKGROUND_KINDS
+
+    return _names(BACKGROUND_KINDS)(text)
+
+
+def _handle_kinds(text: str) -> tuple[str, ...]:
+    from demopose.synth.settings import HANDLE_KINDS
+
+    return _names(HANDLE_KINDS)(text)
+
+
+def _bottle_shoulders(text: str) -> tuple[str, ...]:
+    from demopose.synth.settings import BOTTLE_SHOULDERS
+
+    return _names(BOTTLE_SHOULDERS)(text)
 
 
 def _category_range(text: str) -> tuple[str, tuple[float, float]]:
@@ -130,7 +138,7 @@ SHAPE_KNOBS: dict[str, tuple[str, object, str]] = {
                        "height/body diameter, camera height/width, laptop base depth/width (v3: bottle=2,3.25 "
                        "bowl=0.32,0.58 camera=0.56,0.98 can=1.32,2.65 laptop=0.62,0.78 mug=0.58,1.64)"),
     "--lid-angle": ("lid_angle", _range(float), "laptop lid opening LOW,HIGH degrees (90 = upright; v3: 70,150)"),
-    "--handle-kinds": ("handle_kinds", _names(("round", "square", "ear")),
+    "--handle-kinds": ("handle_kinds", _handle_kinds,
                        "mug handle kinds drawn from, of round,square,ear (v3: all three)"),
     "--handle-reach": ("handle_reach", _range(float),
                        "mug handle reach LOW,HIGH as a multiple of the body diameter (v3: 0.22,0.53)"),
@@ -142,7 +150,7 @@ SHAPE_KNOBS: dict[str, tuple[str, object, str]] = {
                       "camera lens length LOW,HIGH as a multiple of the body width (v3: 0.25,0.85)"),
     "--lens-diameter": ("lens_diameter", _range(float),
                         "camera lens diameter LOW,HIGH as a multiple of the body height (v3: 0.45,0.75)"),
-    "--bottle-shoulders": ("bottle_shoulders", _names(("round", "conical", "flat", "straight")),
+    "--bottle-shoulders": ("bottle_shoulders", _bottle_shoulders,
                            "bottle shoulder profiles drawn from, of round,conical,flat,straight (v3: all four)"),
     "--bowl-flare": ("bowl_flare", _range(float),
                      "bowl wall curve exponent LOW,HIGH (<1 steep, >1 flared; v3: 0.5,2)"),

@@ -21,8 +21,8 @@ from dataclasses import dataclass, replace
 from demopose.synth.noise import ColorNoiseConfig, DepthNoiseConfig
 from demopose.synth.scene import SceneConfig
 
-__all__ = ["PRESETS", "PRESET_VERSIONS", "SHAPE_CATEGORIES", "V2_RANDOMIZATION", "V3_SHAPES", "Randomization",
-           "ShapeVariety", "preset"]
+__all__ = ["BOTTLE_SHOULDERS", "HANDLE_KINDS", "PRESETS", "PRESET_VERSIONS", "SHAPE_CATEGORIES", "V2_RANDOMIZATION",
+           "V3_SHAPES", "Randomization", "ShapeVariety", "preset"]
 
 PRESETS: tuple[str, ...] = ("v1", "v2", "v3")
 PRESET_VERSIONS: dict[str, int] = {"v1": 1, "v2": 2, "v3": 3}
@@ -75,6 +75,12 @@ def _per_category(value, field: str) -> tuple[tuple[str, float, float], ...]:
     return tuple((c, *d[c]) for c in SHAPE_CATEGORIES if c in d)
 
 
+HANDLE_KINDS: tuple[str, ...] = ("round", "square", "ear")
+"""Mug handle shapes of version 3 (:attr:`ShapeVariety.handle_kinds`)."""
+BOTTLE_SHOULDERS: tuple[str, ...] = ("round", "conical", "flat", "straight")
+"""Bottle shoulder profiles of version 3 (:attr:`ShapeVariety.bottle_shoulders`)."""
+
+
 @dataclass(frozen=True)
 class ShapeVariety:
     """Version-3 object shape and size variety (:mod:`demopose.synth.shapes`); the defaults are version 3's.
@@ -110,25 +116,22 @@ class ShapeVariety:
         ("bottle", 2.0, 3.25), ("bowl", 0.32, 0.58), ("camera", 0.56, 0.98), ("can", 1.32, 2.65),
         ("laptop", 0.62, 0.78), ("mug", 0.58, 1.64))
     lid_angle: tuple[float, float] = (70.0, 150.0)
-    handle_kinds: tuple[str, ...] = ("round", "square", "ear")
+    handle_kinds: tuple[str, ...] = HANDLE_KINDS
     handle_reach: tuple[float, float] = (0.22, 0.53)
     handle_thickness: tuple[float, float] = (0.04, 0.08)
     lens_share: float = 0.67
     lens_length: tuple[float, float] = (0.25, 0.85)
     lens_diameter: tuple[float, float] = (0.45, 0.75)
-    bottle_shoulders: tuple[str, ...] = ("round", "conical", "flat", "straight")
+    bottle_shoulders: tuple[str, ...] = BOTTLE_SHOULDERS
     bowl_flare: tuple[float, float] = (0.5, 2.0)
-
-    HANDLE_KINDS = ("round", "square", "ear")
-    SHOULDERS = ("round", "conical", "flat", "straight")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sizes", _per_category(self.sizes, "sizes"))
         object.__setattr__(self, "aspects", _per_category(self.aspects, "aspects"))
-        if not self.handle_kinds or set(self.handle_kinds) - set(self.HANDLE_KINDS):
-            raise ValueError(f"handle_kinds: expected some of {self.HANDLE_KINDS}, got {self.handle_kinds!r}")
-        if not self.bottle_shoulders or set(self.bottle_shoulders) - set(self.SHOULDERS):
-            raise ValueError(f"bottle_shoulders: expected some of {self.SHOULDERS}, got {self.bottle_shoulders!r}")
+        if not self.handle_kinds or set(self.handle_kinds) - set(HANDLE_KINDS):
+            raise ValueError(f"handle_kinds: expected some of {HANDLE_KINDS}, got {self.handle_kinds!r}")
+        if not self.bottle_shoulders or set(self.bottle_shoulders) - set(BOTTLE_SHOULDERS):
+            raise ValueError(f"bottle_shoulders: expected some of {BOTTLE_SHOULDERS}, got {self.bottle_shoulders!r}")
         if not 0.0 <= self.lens_share <= 1.0:
             raise ValueError(f"lens_share: expected a share in [0, 1], got {self.lens_share!r}")
         if not 20.0 <= self.lid_angle[0] <= self.lid_angle[1] <= 175.0:
