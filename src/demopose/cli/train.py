@@ -116,16 +116,17 @@ def run(args: argparse.Namespace) -> int:
         hooks = default_hooks(int(cfg.train.checkpoint_every), int(cfg.train.log_every),
                               evaluate if val_frames is not None else None,
                               int(cfg.train.eval_every), best_key=args.best_key, progress=not args.no_progress)
+        collate = build_collate(train_set)
         if wants_precise_bn(cfg.train.get("precise_bn", "auto"), str(cfg.train.precision), model):
             # first: the evaluation and the final checkpoint see statistics that fit fp32 inference
-            hooks.insert(0, PreciseBNHook(train_set, build_collate(train_set),
+            hooks.insert(0, PreciseBNHook(train_set, collate,
                                           batches=int(cfg.train.get("precise_bn_batches", 32)),
                                           every=int(cfg.train.eval_every) if val_frames is not None else 0))
         tcfg = TrainerConfig(max_steps=int(cfg.train.max_steps), batch_size=int(cfg.train.batch_size),
                              num_workers=int(cfg.train.num_workers), grad_clip=cfg.train.grad_clip,
                              seed=int(cfg.train.seed), sync_bn=bool(cfg.train.get("sync_bn", False)),
                              precision=str(cfg.train.precision))
-        trainer = Trainer(model, opt, sched, train_set, build_collate(train_set), tcfg, run_dir, hooks, device,
+        trainer = Trainer(model, opt, sched, train_set, collate, tcfg, run_dir, hooks, device,
                           config=OmegaConf.to_container(cfg, resolve=True))
         if dist.is_main():
             run_dir.mkdir(parents=True, exist_ok=True)
